@@ -1,0 +1,182 @@
+package org.dit4j.core.ops;
+
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Device;
+import org.dit4j.core.tensor.Shape;
+import org.dit4j.core.tensor.Tensor;
+
+/**
+ * The one seam between models and backends. Models call these methods and never mention a device.
+ *
+ * <p>Contract for every method unless it says otherwise:
+ * <ul>
+ *   <li>Inputs are tensors on {@link #device()}; outputs are new contiguous tensors on that device, registered with
+ *       the thread's current {@link org.dit4j.core.tensor.Scope}.</li>
+ *   <li>Floating inputs may be F32, BF16 or F16; arithmetic is done in F32; the output has the dtype of the first
+ *       tensor argument ("activation dtype"). Weights may have another floating dtype (incl. fp8), which is converted.</li>
+ *   <li>Layouts are PyTorch's: linear weights {@code [out, in]}; attention tensors {@code [B, L, H, d]};
+ *       images {@code [N, C, H, W]}; videos {@code [N, C, T, H, W]}.</li>
+ *   <li>Wrong shapes throw {@link IllegalArgumentException} naming the argument, the expected and the actual shape.</li>
+ * </ul>
+ */
+public interface Ops extends AutoCloseable {
+
+    /** Where this backend's tensors live. */
+    Device device();
+
+    /** Human-readable backend name for logs ("cpu (2 threads, Vector API 256-bit)"). */
+    String name();
+
+    // ------------------------------------------------------------------ memory
+
+    /** Uninitialised-or-zero tensor (backend's choice; CPU zero-fills). */
+    Tensor empty(DType dtype, Shape shape);
+
+    /** Zero-filled tensor. */
+    Tensor zeros(DType dtype, Shape shape);
+
+    /** Copies a host tensor to this backend's device, keeping its dtype. Returns a new owned tensor. */
+    Tensor upload(Tensor host);
+
+    /** Copies a tensor of this backend to a new host tensor (same dtype). */
+    Tensor toHost(Tensor x);
+
+    /** Waits until all queued work of this backend on the calling thread is done (no-op on CPU). */
+    default void synchronize() {}
+
+    @Override default void close() {}
+
+    // ------------------------------------------------------------------ layout
+
+    /** Contiguous copy. */
+    Tensor copy(Tensor x);
+
+    /** Element-wise conversion with PyTorch's rounding (RNE; fp8 NaN/inf rules of {@link DType}). */
+    Tensor cast(Tensor x, DType dtype);
+
+    /** Same data, new shape; zero-copy. */
+    default Tensor reshape(Tensor x, long... dims) { return x.view(dims); }
+
+    /** out = x.permute(perm).contiguous(). */
+    Tensor permute(Tensor x, int... perm);
+
+    /** out = x[..., start:end, ...] along {@code dim} (a copy). */
+    Tensor slice(Tensor x, int dim, long start, long end);
+
+    /** Concatenation along {@code dim}; all other dims must match; dtype of the first. */
+    Tensor concat(int dim, Tensor... xs);
+
+    /**
+     * Constant padding as {@code torch.nn.functional.pad(x, pads, value=value)}: {@code pads} lists
+     * (before, after) pairs starting from the LAST dimension. Negative pads crop.
+     */
+    Tensor pad(Tensor x, long[] pads, float value);
+
+    // ------------------------------------------------------------------ linear algebra
+
+    /** y = x·Wᵀ + b. x:[..., in], w:[out, in], bias:[out] or null → [..., out]. */
+    Tensor linear(Tensor x, Tensor w, Tensor bias);
+
+    /**
+     * Batched matrix product: a:[..., M, K] · b:[..., K, N] → [..., M, N]; batch dims broadcast as in torch.matmul
+     * (rank ≥ 2 both).
+     */
+    Tensor matmul(Tensor a, Tensor b);
+
+    /**
+     * Multi-head scaled-dot-product attention, per batch b and head h:
+     * out = softmax(q·kᵀ·scale + bias)·v. q:[B, Lq, H, d], k:[B, Lk, H, d], v:[B, Lk, H, dv] → [B, Lq, H, dv].
+     * bias: null, or F32 additive bias broadcastable to [B, H, Lq, Lk] (use -inf to mask). Rows that are fully
+     * masked give 0.
+     */
+    Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale);
+
+    // ------------------------------------------------------------------ normalisation
+
+    /** y = (x−μ)/√(σ²+eps)·w + b over the last dim; w, b nullable (no affine). */
+    Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, float eps);
+
+    /** y = x·rsqrt(mean(x²)+eps)·w over the last dim; w nullable. */
+    Tensor rmsNorm(Tensor x, Tensor weight, float eps);
+
+    /**
+     * Group normalisation of x:[N, C, ...] in {@code groups} groups of C/groups channels (statistics over the
+     * group's channels and all spatial positions), then per-channel affine w, b (nullable).
+     */
+    Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps);
+
+    // ------------------------------------------------------------------ position
+
+    /**
+     * Rotary embedding, adjacent-pair convention: for pair i of each head vector,
+     * out[2i] = x[2i]·cos − x[2i+1]·sin; out[2i+1] = x[2i]·sin + x[2i+1]·cos, with cos/sin = cos[l, i], sin[l, i].
+     * x:[B, L, H, d]; cos, sin: F32 [L, d/2] (same for every batch and head) or [B, L, d/2].
+     */
+    Tensor rope(Tensor x, Tensor cos, Tensor sin);
+
+    // ------------------------------------------------------------------ element-wise
+
+    /** a + b with broadcasting (numpy rules). */
+    Tensor add(Tensor a, Tensor b);
+
+    /** a − b with broadcasting. */
+    Tensor sub(Tensor a, Tensor b);
+
+    /** a · b with broadcasting. */
+    Tensor mul(Tensor a, Tensor b);
+
+    /** x · s. */
+    Tensor scale(Tensor x, float s);
+
+    /** x·σ(x). */
+    Tensor silu(Tensor x);
+
+    /** GELU: tanh approximation 0.5x(1+tanh(√(2/π)(x+0.044715x³))) when {@code tanh}, else 0.5x(1+erf(x/√2)). */
+    Tensor gelu(Tensor x, boolean tanh);
+
+    /** softmax over the last dim. */
+    Tensor softmax(Tensor x);
+
+    /** out = x·(1+scale)+shift, x:[B, L, D], shift, scale:[B, D] (broadcast over L). */
+    Tensor modulate(Tensor x, Tensor shift, Tensor scale);
+
+    /** out = residual + gate·y, residual, y:[B, L, D], gate:[B, D] (broadcast over L). */
+    Tensor gatedResidual(Tensor residual, Tensor gate, Tensor y);
+
+    // ------------------------------------------------------------------ convolution and resampling
+
+    /** 2-D convolution as torch: x:[N, C, H, W], w:[O, C/groups, kh, kw], bias:[O] or null. */
+    Tensor conv2d(Tensor x, Tensor w, Tensor bias, int[] stride, int[] padding, int groups);
+
+    /** 3-D convolution as torch: x:[N, C, T, H, W], w:[O, C, kt, kh, kw], bias:[O] or null (zero padding). */
+    Tensor conv3d(Tensor x, Tensor w, Tensor bias, int[] stride, int[] padding);
+
+    /** Nearest-neighbour upsampling of the last two dims by an integer factor. */
+    Tensor upsampleNearest2d(Tensor x, int factor);
+
+    // ------------------------------------------------------------------ fused forms (backends may override)
+
+    /** modulate(layerNorm(x, no affine, eps), shift, scale). The adaLN step of DiT blocks. */
+    default Tensor layerNormModulate(Tensor x, Tensor shift, Tensor scale, float eps) {
+        Tensor n = layerNorm(x, null, null, eps);
+        Tensor out = modulate(n, shift, scale);
+        n.close();
+        return out;
+    }
+
+    /** gelu(linear(x, w, b), tanh). */
+    default Tensor linearGelu(Tensor x, Tensor w, Tensor bias, boolean tanh) {
+        Tensor h = linear(x, w, bias);
+        Tensor out = gelu(h, tanh);
+        h.close();
+        return out;
+    }
+
+    /** rope(rmsNorm(x, w, eps), cos, sin) for q/k of shape [B, L, H, d] (the norm is per head vector). */
+    default Tensor rmsNormRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
+        Tensor n = rmsNorm(x, w, eps);
+        Tensor out = rope(n, cos, sin);
+        n.close();
+        return out;
+    }
+}
