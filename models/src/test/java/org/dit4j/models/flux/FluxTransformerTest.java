@@ -53,6 +53,23 @@ class FluxTransformerTest {
         }
     }
 
+    /** BF16 weights and activations (the GPU's working precision) stay close to the float32 reference. */
+    @Test void bf16ForwardIsClose() {
+        try (WeightSource w = WeightSource.open(resource("flux_dev_bfl.safetensors"));
+             WeightSource io = WeightSource.open(resource("flux_dev_io.safetensors"));
+             FluxWeights fw = FluxWeights.load(ops, w, FluxTestData.tinyDev(), DType.BF16);
+             Scope scope = Scope.open()) {
+            FluxTransformer model = new FluxTransformer(ops, fw);
+            Tensor out = model.forward(ops.cast(ops.upload(io.tensor("img")), DType.BF16),
+                    ops.cast(ops.upload(io.tensor("txt")), DType.BF16), ops.cast(ops.upload(io.tensor("y")), DType.BF16),
+                    io.tensor("timesteps"), io.tensor("guidance"), io.tensor("img_ids"), io.tensor("txt_ids"));
+            assertEquals(DType.BF16, out.dtype());
+            double err = relL2(ops.toHost(out).toFloatArray(), io.tensor("out").toFloatArray());
+            System.out.printf("flux dev BF16 weights+activations rel-L2 %.3e%n", err);
+            assertTrue(err <= 2e-2, "bf16 rel-L2 " + err);
+        }
+    }
+
     @Test void forwardKeepsOnlyItsOutput() {
         try (WeightSource w = WeightSource.open(resource("flux_dev_bfl.safetensors"));
              WeightSource io = WeightSource.open(resource("flux_dev_io.safetensors"));
