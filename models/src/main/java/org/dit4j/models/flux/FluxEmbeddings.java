@@ -2,6 +2,7 @@ package org.dit4j.models.flux;
 
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.models.nn.Linear;
 import org.dit4j.models.nn.MlpEmbedder;
@@ -43,28 +44,16 @@ public record FluxEmbeddings(Linear imgIn, Linear txtIn, MlpEmbedder timeIn, Mlp
                     + "batch element, e.g. 3.5");
         if (g != null && g.length != t.length)
             throw new IllegalArgumentException("guidance has " + g.length + " values, expected one per batch element (" + t.length + ")");
-        Tensor v = timeIn.forward(ops, sinEmb(ops, t, y.dtype()));
-        if (guidanceIn != null) {
-            Tensor gv = guidanceIn.forward(ops, sinEmb(ops, g, y.dtype()));
-            Tensor s = ops.add(v, gv);
-            v.close();
-            gv.close();
-            v = s;
+        try (Scope scope = Scope.open()) {
+            Tensor v = timeIn.forward(ops, sinEmb(ops, t, y.dtype()));                              // [B, D]
+            if (guidanceIn != null) v = ops.add(v, guidanceIn.forward(ops, sinEmb(ops, g, y.dtype())));
+            return scope.keep(ops.add(v, vectorIn.forward(ops, y)));
         }
-        Tensor yv = vectorIn.forward(ops, y);
-        Tensor out = ops.add(v, yv);
-        v.close();
-        yv.close();
-        return out;
     }
 
+    /** sin_emb(1000·t, 256) computed on the host, uploaded as {@code dtype}: [B, 256]. */
     private static Tensor sinEmb(Ops ops, float[] t, DType dtype) {
-        Tensor host = Timesteps.embedding(t, TIME_DIM, TIME_FACTOR);
-        Tensor dev = ops.upload(host);
-        host.close();
-        if (dev.dtype() == dtype) return dev;
-        Tensor c = ops.cast(dev, dtype);
-        dev.close();
-        return c;
+        Tensor dev = ops.upload(Timesteps.embedding(t, TIME_DIM, TIME_FACTOR));
+        return dev.dtype() == dtype ? dev : ops.cast(dev, dtype);
     }
 }
