@@ -255,6 +255,7 @@ public final class FluxWeights implements AutoCloseable {
         if (!weightDtype.isFloating() || !vectorDtype.isFloating())
             throw new IllegalArgumentException("Flux weights load as a floating dtype, got " + weightDtype + "/" + vectorDtype);
         Layout layout = Layout.of(src, prefix);
+        requireNoExtraParts(src, prefix, layout, cfg);
         Loader loader = new Loader(ops, src, prefix, layout, cfg);
         Map<String, Tensor> out = new LinkedHashMap<>();
         try {
@@ -267,6 +268,24 @@ public final class FluxWeights implements AutoCloseable {
             throw ex;
         }
         return new FluxWeights(cfg, out);
+    }
+
+    /**
+     * Shape checks cannot see parts of the checkpoint that the configuration leaves out: a guidance embedder or blocks
+     * beyond the configured depth would be silently ignored and the model would compute something else.
+     */
+    private static void requireNoExtraParts(WeightSource src, String prefix, Layout layout, FluxConfig cfg) {
+        ShapeReader r = new ShapeReader(src, prefix, layout);
+        String extra = null;
+        if (!cfg.guidanceEmbed() && r.has("guidance_in.in_layer.weight"))
+            extra = "a guidance embedder (" + r.sources("guidance_in.in_layer.weight").get(0) + ": a dev/Kontext model)";
+        else if (r.has("double_blocks." + cfg.depth() + ".img_mod.lin.weight"))
+            extra = r.countBlocks("double_blocks.") + " double blocks";
+        else if (r.has("single_blocks." + cfg.depthSingle() + ".modulation.lin.weight"))
+            extra = r.countBlocks("single_blocks.") + " single blocks";
+        if (extra != null)
+            throw new CheckpointException("Flux " + where(src, null) + " has " + extra + ", which " + cfg
+                    + " leaves out; load it with the configuration FluxConfig.detect reads from the file");
     }
 
     /** "" when the transformer's tensors are unprefixed, {@value #BFL_PREFIX} or another prefix ending in '.' otherwise. */

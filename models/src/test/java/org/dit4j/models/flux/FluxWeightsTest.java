@@ -144,6 +144,17 @@ class FluxWeightsTest {
         }
     }
 
+    @Test void partsTheConfigLeavesOutAreErrors() {
+        try (WeightSource w = WeightSource.open(resource("flux_dev_diffusers"))) {
+            CheckpointException e = assertThrows(CheckpointException.class,
+                    () -> FluxWeights.load(ops, w, FluxTestData.tinyDev().withGuidanceEmbed(false), DType.F32));
+            assertTrue(e.getMessage().contains("time_text_embed.guidance_embedder.linear_1.weight"), e.getMessage());
+            FluxConfig shallow = new FluxConfig(32, 2, 1, 2, 64, 64, 32, 24, 128, new int[] {4, 6, 6}, 10000, true);
+            e = assertThrows(CheckpointException.class, () -> FluxWeights.load(ops, w, shallow, DType.F32));
+            assertTrue(e.getMessage().contains("2 double blocks"), e.getMessage());
+        }
+    }
+
     @Test void notAFluxCheckpoint() {
         Path f = tmp.resolve("other.safetensors");
         SafeTensorsWriter.write(f, Map.of("encoder.weight", Tensor.of(new float[] {1, 2}, 2)), Map.of());
