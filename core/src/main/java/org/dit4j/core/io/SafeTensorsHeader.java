@@ -1,0 +1,273 @@
+package org.dit4j.core.io;
+
+import org.dit4j.core.tensor.DType;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The parsed and fully validated header of one safetensors file.
+ * <p>
+ * Layout: 8 bytes little-endian u64 N, N bytes of UTF-8 JSON, then the data section. The JSON is an object whose
+ * keys are tensor names mapping to {@code {"dtype": "...", "shape": [...], "data_offsets": [begin, end]}} (offsets
+ * relative to the data section), plus an optional {@code "__metadata__"} object of string to string.
+ * <p>
+ * Validation follows the reference (Rust) implementation and is strict:
+ * <ul>
+ *   <li>N at most {@value #MAX_HEADER_BYTES} bytes and within the file; the header valid UTF-8, starting with
+ *       '{', strict JSON (no duplicate keys), trailing whitespace (the writers' space padding) allowed;</li>
+ *   <li>each tensor entry has a string dtype known to the format, a shape of non-negative integers whose
+ *       element count and byte size fit in 63 bits, and data_offsets [begin, end] with begin ≤ end and
+ *       end − begin = numel × dtype size; unknown extra fields in an entry are ignored;</li>
+ *   <li>the tensors, sorted by offset, tile the data section exactly: no overlap, no hole, nothing after the
+ *       last tensor (the reference implementation rejects such files too, so files we accept load everywhere).</li>
+ * </ul>
+ * Dtypes the format knows but {@link DType} lacks (F64, I8, U8, I16, U16, U32, U64, F8_E8M0, C64, F4, F6_*)
+ * do not stop a file from opening: their byte ranges are validated like any other, and asking for such a
+ * tensor fails with a message naming it and its dtype.
+ */
+final class SafeTensorsHeader {
+    /** Largest accepted header, as in the reference implementation. */
+    static final long MAX_HEADER_BYTES = 100_000_000L;
+
+    static final String METADATA_KEY = "__metadata__";
+
+    private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** Bits per element of every dtype the safetensors format defines. */
+    private static final Map<String, Integer> FORMAT_DTYPE_BITS = formatDtypes();
+
+    private static final String DAMAGED = "; the file is damaged, truncated or was not written by a safetensors writer"
+            + " — re-download or re-export it";
+
+    /** One tensor entry. {@code dtype} is null when the format knows the type but dit4j does not. */
+    record Entry(String name, String dtypeName, DType dtype, long[] shape, long begin, long end) {}
+
+    final long headerBytes;
+    final long dataStart;
+    final long dataBytes;
+    final List<Entry> entries;
+    final Map<String, String> metadata;
+
+    private SafeTensorsHeader(long headerBytes, List<Entry> entries, Map<String, String> metadata, long fileSize) {
+        this.headerBytes = headerBytes;
+        this.dataStart = 8 + headerBytes;
+        this.dataBytes = fileSize - dataStart;
+        this.entries = entries;
+        this.metadata = metadata;
+    }
+
+    /** Parses and validates the header of {@code file} (the whole file's bytes); {@code where} names it in errors. */
+    static SafeTensorsHeader parse(MemorySegment file, String where) {
+        long size = file.byteSize();
+        if (size < 8)
+            throw fail(where, "is " + size + " bytes long, shorter than the 8-byte header-length prefix of a safetensors file" + DAMAGED);
+        long n = file.get(U64_LE, 0);
+        if (n < 0 || n > MAX_HEADER_BYTES)
+            throw fail(where, "declares a JSON header of " + Long.toUnsignedString(n) + " bytes, more than the limit of "
+                    + MAX_HEADER_BYTES + " bytes (100 MB); it is not a safetensors file or its first 8 bytes are damaged");
+        if (n > size - 8)
+            throw fail(where, "declares a JSON header of " + n + " bytes but only " + (size - 8) + " bytes follow the 8-byte prefix"
+                    + " (file size " + size + ")" + DAMAGED);
+        if (n == 0) throw fail(where, "has an empty JSON header (length 0); expected a JSON object" + DAMAGED);
+        byte[] bytes = file.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
+        String text = decodeUtf8(bytes, where);
+        if (text.charAt(0) != '{')
+            throw fail(where, "has a header that does not start with '{' (first byte 0x" + String.format("%02x", bytes[0] & 0xFF)
+                    + "); expected a JSON object" + DAMAGED);
+        Object root;
+        try {
+            root = Json.parse(text, 8);
+        } catch (Json.SyntaxException e) {
+            throw fail(where, "has a header that is not valid JSON: " + e.getMessage() + DAMAGED);
+        }
+        if (!(root instanceof Map<?, ?> top))
+            throw fail(where, "has a header that is not a JSON object" + DAMAGED); // unreachable after the '{' check
+
+        long dataBytes = size - 8 - n;
+        Map<String, String> metadata = Map.of();
+        List<Entry> entries = new ArrayList<>(top.size());
+        for (Map.Entry<?, ?> kv : top.entrySet()) {
+            String name = (String) kv.getKey();
+            if (name.equals(METADATA_KEY)) {
+                metadata = parseMetadata(kv.getValue(), where);
+            } else {
+                entries.add(parseEntry(name, kv.getValue(), dataBytes, where));
+            }
+        }
+        checkTiling(entries, dataBytes, where);
+        return new SafeTensorsHeader(n, Collections.unmodifiableList(entries), metadata, size);
+    }
+
+    /** Bits per element of a dtype the safetensors format defines, or -1. */
+    static int formatBits(String dtypeName) { return FORMAT_DTYPE_BITS.getOrDefault(dtypeName, -1); }
+
+    // ------------------------------------------------------------------ pieces
+
+    private static String decodeUtf8(byte[] bytes, String where) {
+        CharsetDecoder dec = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(bytes.length);
+        CoderResult r = dec.decode(in, out, true);
+        if (!r.isError()) r = dec.flush(out);
+        if (r.isError()) {
+            int at = in.position();
+            throw fail(where, "has a JSON header that is not valid UTF-8 (bad byte 0x"
+                    + String.format("%02x", bytes[Math.min(at, bytes.length - 1)] & 0xFF) + " at header byte " + at + ")" + DAMAGED);
+        }
+        out.flip();
+        return out.toString();
+    }
+
+    private static Map<String, String> parseMetadata(Object v, String where) {
+        if (v == null) return Map.of();
+        if (!(v instanceof Map<?, ?> m))
+            throw fail(where, "has a \"__metadata__\" entry that is " + describe(v) + "; expected an object of string values" + DAMAGED);
+        Map<String, String> out = new LinkedHashMap<>();
+        for (Map.Entry<?, ?> e : m.entrySet()) {
+            if (!(e.getValue() instanceof String s))
+                throw fail(where, "has \"__metadata__\" key " + Json.quote((String) e.getKey()) + " with value " + describe(e.getValue())
+                        + "; metadata values must be strings" + DAMAGED);
+            out.put((String) e.getKey(), s);
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    private static Entry parseEntry(String name, Object v, long dataBytes, String where) {
+        String t = "tensor " + Json.quote(name);
+        if (!(v instanceof Map<?, ?> m))
+            throw fail(where, t + " is " + describe(v) + "; expected an object with \"dtype\", \"shape\" and \"data_offsets\"" + DAMAGED);
+        Object dt = m.get("dtype");
+        if (!(dt instanceof String dtypeName))
+            throw fail(where, t + (m.containsKey("dtype") ? " has \"dtype\" " + describe(dt) + "; expected a string" : " has no \"dtype\"") + DAMAGED);
+        int bits = formatBits(dtypeName);
+        if (bits < 0)
+            throw fail(where, t + " has dtype " + Json.quote(dtypeName) + ", which the safetensors format does not define"
+                    + " (known: " + String.join(", ", FORMAT_DTYPE_BITS.keySet()) + ")" + DAMAGED);
+        long[] shape = nonNegativeLongs(m, "shape", -1, t, where);
+        long[] offsets = nonNegativeLongs(m, "data_offsets", 2, t, where);
+        long begin = offsets[0], end = offsets[1];
+        if (begin > end)
+            throw fail(where, t + " has data_offsets [" + begin + ", " + end + "] whose begin is after its end" + DAMAGED);
+        if (end > dataBytes)
+            throw fail(where, t + " has data_offsets [" + begin + ", " + end + "] reaching outside the data section, which has "
+                    + dataBytes + " bytes" + DAMAGED);
+        long numel = 1;
+        long bytes;
+        try {
+            for (long d : shape) numel = Math.multiplyExact(numel, d);
+            long totalBits = Math.multiplyExact(numel, (long) bits);
+            if (totalBits % 8 != 0)
+                throw fail(where, t + " (" + dtypeName + " " + Arrays.toString(shape) + ") does not fill whole bytes" + DAMAGED);
+            bytes = totalBits / 8;
+        } catch (ArithmeticException e) {
+            throw fail(where, t + " has shape " + Arrays.toString(shape) + " whose element count or byte size overflows 63 bits" + DAMAGED);
+        }
+        if (end - begin != bytes)
+            throw fail(where, t + " (" + dtypeName + " " + Arrays.toString(shape) + ") needs " + bytes + " bytes, but its data_offsets ["
+                    + begin + ", " + end + "] span " + (end - begin) + " bytes" + DAMAGED);
+        return new Entry(name, dtypeName, DType.fromSafetensorsName(dtypeName), shape, begin, end);
+    }
+
+    private static long[] nonNegativeLongs(Map<?, ?> m, String field, int exactLength, String t, String where) {
+        String expected = exactLength < 0 ? "a list of non-negative integers" : "a list of " + exactLength + " non-negative integers";
+        Object v = m.get(field);
+        if (!(v instanceof List<?> list))
+            throw fail(where, t + (m.containsKey(field) ? " has \"" + field + "\" " + describe(v) + "; expected " + expected
+                    : " has no \"" + field + "\"") + DAMAGED);
+        if (exactLength >= 0 && list.size() != exactLength)
+            throw fail(where, t + " has \"" + field + "\" with " + list.size() + " elements; expected " + expected + DAMAGED);
+        long[] out = new long[list.size()];
+        for (int i = 0; i < out.length; i++) {
+            Object x = list.get(i);
+            if (!(x instanceof Long l) || l < 0)
+                throw fail(where, t + " has \"" + field + "\" element " + i + " = " + describe(x) + "; expected " + expected
+                        + (x instanceof BigInteger ? " below 2^63" : "") + DAMAGED);
+            out[i] = l;
+        }
+        return out;
+    }
+
+    /** Sorted by (begin, end), tensors must follow each other without gap or overlap and end at the data end. */
+    private static void checkTiling(List<Entry> entries, long dataBytes, String where) {
+        Entry[] sorted = entries.toArray(new Entry[0]);
+        Arrays.sort(sorted, Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
+        long next = 0;
+        Entry prev = null;
+        for (Entry e : sorted) {
+            if (e.begin < next)
+                throw fail(where, "tensor " + Json.quote(e.name) + " at data_offsets [" + e.begin + ", " + e.end + "] overlaps tensor "
+                        + Json.quote(prev.name) + " at [" + prev.begin + ", " + prev.end + "]; tensors must not share bytes" + DAMAGED);
+            if (e.begin > next)
+                throw fail(where, "bytes [" + next + ", " + e.begin + ") of the data section belong to no tensor (a hole before tensor "
+                        + Json.quote(e.name) + "); tensors must cover the data section contiguously" + DAMAGED);
+            next = e.end;
+            prev = e;
+        }
+        if (next != dataBytes)
+            throw fail(where, "has a data section of " + dataBytes + " bytes but its tensors cover only the first " + next
+                    + " bytes; the file has trailing bytes or a tensor is missing from the header" + DAMAGED);
+    }
+
+    static String describe(Object v) {
+        if (v == null) return "null";
+        if (v instanceof String s) return "the string " + Json.quote(s.length() <= 40 ? s : s.substring(0, 37) + "...");
+        if (v instanceof Boolean b) return "the boolean " + b;
+        if (v instanceof Number x) {
+            String s = x.toString();
+            return "the number " + (s.length() <= 40 ? s : s.substring(0, 37) + "...");
+        }
+        if (v instanceof List<?> l) return "an array of " + l.size() + " elements";
+        return "an object";
+    }
+
+    private static CheckpointException fail(String where, String msg) {
+        String sep = msg.startsWith("tensor ") || msg.startsWith("bytes ") ? ": " : " ";
+        return new CheckpointException("safetensors file " + where + sep + msg);
+    }
+
+    private static Map<String, Integer> formatDtypes() {
+        Map<String, Integer> m = new LinkedHashMap<>();
+        m.put("BOOL", 8);
+        m.put("F4", 4);
+        m.put("F6_E2M3", 6);
+        m.put("F6_E3M2", 6);
+        m.put("U8", 8);
+        m.put("I8", 8);
+        m.put("F8_E5M2", 8);
+        m.put("F8_E4M3", 8);
+        m.put("F8_E8M0", 8);
+        m.put("I16", 16);
+        m.put("U16", 16);
+        m.put("F16", 16);
+        m.put("BF16", 16);
+        m.put("I32", 32);
+        m.put("U32", 32);
+        m.put("F32", 32);
+        m.put("C64", 64);
+        m.put("F64", 64);
+        m.put("I64", 64);
+        m.put("U64", 64);
+        for (DType d : DType.values())
+            if (m.get(d.safetensorsName()) == null || m.get(d.safetensorsName()) != d.byteSize() * 8)
+                throw new AssertionError("DType " + d + " disagrees with the safetensors dtype table");
+        return Collections.unmodifiableMap(m);
+    }
+}
