@@ -40,11 +40,13 @@ final class CheckpointFiles implements WeightSource {
 
     private CheckpointFiles(Path path, List<SafeTensorsFile> files, TreeMap<String, SafeTensorsFile> owner) {
         this.path = path;
-        this.files = List.copyOf(files);
+        List<SafeTensorsFile> sorted = new ArrayList<>(files);
+        sorted.sort(java.util.Comparator.comparing(SafeTensorsFile::path));
+        this.files = List.copyOf(sorted);
         this.owner = owner;
         this.names = Collections.unmodifiableSet(owner.navigableKeySet());
         Map<String, String> meta = new LinkedHashMap<>();
-        for (SafeTensorsFile f : files) for (Map.Entry<String, String> e : f.metadata().entrySet()) meta.putIfAbsent(e.getKey(), e.getValue());
+        for (SafeTensorsFile f : this.files) for (Map.Entry<String, String> e : f.metadata().entrySet()) meta.putIfAbsent(e.getKey(), e.getValue());
         this.metadata = Collections.unmodifiableMap(meta);
     }
 

@@ -43,7 +43,7 @@ public interface WeightSource extends AutoCloseable {
     /** The path of the file holding {@code name}. */
     Path fileOf(String name);
 
-    /** The "__metadata__" of all files merged; where files disagree on a key, the first file (in open order) wins. */
+    /** The "__metadata__" of all files merged; where files disagree on a key, the file whose path sorts first wins. */
     Map<String, String> metadata();
 
     /** Unmaps all files. Idempotent. */
