@@ -29,11 +29,13 @@ public final class Json {
 
     private final String s;
     private final int maxDepth;
+    private final int maxElements;
     private int pos;
 
-    private Json(String s, int maxDepth) {
+    private Json(String s, int maxDepth, int maxElements) {
         this.s = s;
         this.maxDepth = maxDepth;
+        this.maxElements = maxElements;
     }
 
     /** A malformed document; the message says what was expected and where. */
@@ -53,13 +55,88 @@ public final class Json {
     public static Object parse(String text) { return parse(text, DEFAULT_MAX_DEPTH); }
 
     /** Parses one JSON document; objects and arrays may nest at most {@code maxDepth} deep. */
-    public static Object parse(String text, int maxDepth) {
-        Json p = new Json(text, maxDepth);
+    public static Object parse(String text, int maxDepth) { return parse(text, maxDepth, Integer.MAX_VALUE); }
+
+    /**
+     * Parses one JSON document; objects and arrays may nest at most {@code maxDepth} deep and hold at most
+     * {@code maxElements} members or elements each (bounds the memory a small hostile document can demand).
+     */
+    public static Object parse(String text, int maxDepth, int maxElements) {
+        Json p = new Json(text, maxDepth, maxElements);
         p.skipWs();
         Object v = p.value(0);
         p.skipWs();
         if (p.pos != text.length()) throw p.error("unexpected " + p.describeHere() + " after the end of the JSON value");
         return v;
+    }
+
+    /**
+     * Reads a document whose top level is an object one member at a time, so that an object with millions of
+     * members (a large safetensors header) never exists as one map. Strict like {@link #parse}: duplicate names
+     * and anything after the closing brace are errors.
+     * <pre>
+     * Json.MemberReader r = Json.members(text, 8);
+     * while (r.hasNext()) { String name = r.nextName(); Object value = r.nextValue(); ... }
+     * </pre>
+     */
+    public static final class MemberReader {
+        private final Json p;
+        private final java.util.Set<String> seen = new java.util.HashSet<>();
+        private boolean first = true;
+        private boolean done;
+
+        private MemberReader(Json p) { this.p = p; }
+
+        /** True if another member follows; false after the closing brace (which also checks the end of the document). */
+        public boolean hasNext() {
+            if (done) return false;
+            p.skipWs();
+            char c = p.peek();
+            if (c == '}') {
+                p.pos++;
+                p.skipWs();
+                if (p.pos != p.s.length()) throw p.error("unexpected " + p.describeHere() + " after the end of the JSON value");
+                done = true;
+                return false;
+            }
+            if (!first) {
+                if (c != ',') throw p.error("expected ',' or '}' in object, found " + p.describeHere());
+                p.pos++;
+                p.skipWs();
+            }
+            first = false;
+            if (p.peek() != '"') throw p.error("expected a string key in object, found " + p.describeHere());
+            return true;
+        }
+
+        /** The next member's name; call after {@link #hasNext} returned true. */
+        public String nextName() {
+            int keyPos = p.pos;
+            String key = p.string();
+            if (!seen.add(key)) throw new SyntaxException("duplicate key " + quote(abbreviate(key)) + p.where(keyPos), keyPos);
+            p.skipWs();
+            if (p.peek() != ':') throw p.error("expected ':' after object key " + quote(abbreviate(key)) + ", found " + p.describeHere());
+            p.pos++;
+            p.skipWs();
+            return key;
+        }
+
+        /** The value of the member whose name was just read, parsed as by {@link Json#parse}. */
+        public Object nextValue() { return p.value(1); }
+    }
+
+    /**
+     * A {@link MemberReader} over {@code text}, which must start (after whitespace) with '{'. The top-level object
+     * may have any number of members; the values' own objects and arrays are limited to {@code maxDepth} nesting
+     * (the top level counts as 1) and {@code maxElements} members or elements each.
+     */
+    public static MemberReader members(String text, int maxDepth, int maxElements) {
+        Json p = new Json(text, maxDepth, maxElements);
+        p.skipWs();
+        if (p.peek() != '{') throw p.error("expected a JSON object, found " + p.describeHere());
+        p.checkDepth(1);
+        p.pos++;
+        return new MemberReader(p);
     }
 
     /** {@code s} as a JSON string literal (quotes included). Control characters and lone surrogates are escaped. */
@@ -121,9 +198,11 @@ public final class Json {
             int keyPos = pos;
             String key = string();
             skipWs();
-            expect(':', "after object key " + quote(abbreviate(key)));
+            if (peek() != ':') throw error("expected ':' after object key " + quote(abbreviate(key)) + ", found " + describeHere());
+            pos++;
             skipWs();
             Object v = value(depth);
+            if (m.size() == maxElements) throw error("object has more members than the limit of " + maxElements);
             if (m.containsKey(key)) throw new SyntaxException("duplicate key " + quote(abbreviate(key)) + where(keyPos), keyPos);
             m.put(key, v);
             skipWs();
@@ -142,6 +221,7 @@ public final class Json {
         if (peek() == ']') { pos++; return Collections.unmodifiableList(l); }
         while (true) {
             skipWs();
+            if (l.size() == maxElements) throw error("array has more elements than the limit of " + maxElements);
             l.add(value(depth));
             skipWs();
             char c = peek();
@@ -252,11 +332,6 @@ public final class Json {
     }
 
     private char peek() { return pos < s.length() ? s.charAt(pos) : '\0'; }
-
-    private void expect(char c, String context) {
-        if (peek() != c) throw error("expected '" + c + "' " + context + ", found " + describeHere());
-        pos++;
-    }
 
     private static boolean isDigit(char c) { return c >= '0' && c <= '9'; }
 

@@ -5,12 +5,7 @@ import org.dit4j.core.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.math.BigInteger;
-import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.CharBuffer;
-import java.nio.charset.CharsetDecoder;
-import java.nio.charset.CoderResult;
-import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -30,7 +25,9 @@ import java.util.Map;
  * Validation follows the reference (Rust) implementation and is strict:
  * <ul>
  *   <li>N at most {@value #MAX_HEADER_BYTES} bytes and within the file; the header valid UTF-8, starting with
- *       '{', strict JSON (no duplicate keys), trailing whitespace (the writers' space padding) allowed;</li>
+ *       '{', strict JSON (no duplicate keys), trailing whitespace (the writers' space padding) allowed. The header is
+ *       read tensor entry by tensor entry, never as one JSON tree, and objects/arrays inside it may nest at most 8
+ *       deep and hold at most {@value #MAX_JSON_ELEMENTS} elements, so memory stays a small multiple of N;</li>
  *   <li>each tensor entry has a string dtype known to the format, a shape of non-negative integers whose
  *       element count and byte size fit in 63 bits, and data_offsets [begin, end] with begin ≤ end and
  *       end − begin = numel × dtype size; unknown extra fields in an entry are ignored;</li>
@@ -47,16 +44,27 @@ final class SafeTensorsHeader {
 
     static final String METADATA_KEY = "__metadata__";
 
+    /** Most members or elements of any object or array inside the header (the top-level object is unlimited). */
+    static final int MAX_JSON_ELEMENTS = 100_000;
+
     private static final ValueLayout.OfLong U64_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** Bits per element of every dtype the safetensors format defines. */
-    private static final Map<String, Integer> FORMAT_DTYPE_BITS = formatDtypes();
+    private static final Map<String, FormatDtype> FORMAT_DTYPES = formatDtypes();
 
     private static final String DAMAGED = "; the file is damaged, truncated or was not written by a safetensors writer"
             + " — re-download or re-export it";
 
-    /** One tensor entry. {@code dtype} is null when the format knows the type but dit4j does not. */
-    record Entry(String name, String dtypeName, DType dtype, long[] shape, long begin, long end) {}
+    /** A dtype of the safetensors format; {@code dtype} is null when dit4j does not support it. */
+    record FormatDtype(String name, int bits, DType dtype) {}
+
+    /** One tensor entry; offsets are relative to the data section. */
+    record Entry(String name, FormatDtype type, long[] shape, long begin, long end) {
+        String dtypeName() { return type.name(); }
+
+        /** The dit4j dtype, or null when dit4j does not support this tensor's dtype. */
+        DType dtype() { return type.dtype(); }
+    }
 
     final long headerBytes;
     final long dataStart;
@@ -86,54 +94,67 @@ final class SafeTensorsHeader {
                     + " (file size " + size + ")" + DAMAGED);
         if (n == 0) throw fail(where, "has an empty JSON header (length 0); expected a JSON object" + DAMAGED);
         byte[] bytes = file.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
-        String text = decodeUtf8(bytes, where);
+        int bad = firstInvalidUtf8(bytes);
+        if (bad >= 0)
+            throw fail(where, "has a JSON header that is not valid UTF-8 (bad byte 0x" + String.format("%02x", bytes[bad] & 0xFF)
+                    + " at header byte " + bad + ")" + DAMAGED);
+        String text = new String(bytes, StandardCharsets.UTF_8);
+        bytes = null; // large headers: let the bytes go before the entries are built
         if (text.charAt(0) != '{')
-            throw fail(where, "has a header that does not start with '{' (first byte 0x" + String.format("%02x", bytes[0] & 0xFF)
+            throw fail(where, "has a header that does not start with '{' (first character " + String.format("U+%04X", (int) text.charAt(0))
                     + "); expected a JSON object" + DAMAGED);
-        Object root;
+        long dataBytes = size - 8 - n;
+        Map<String, String> metadata = Map.of();
+        List<Entry> entries = new ArrayList<>();
         try {
-            root = Json.parse(text, 8);
+            // members one by one: a header with millions of tensors is never held as one JSON tree
+            Json.MemberReader r = Json.members(text, 8, MAX_JSON_ELEMENTS);
+            while (r.hasNext()) {
+                String name = r.nextName();
+                Object value = r.nextValue();
+                if (name.equals(METADATA_KEY)) metadata = parseMetadata(value, where);
+                else entries.add(parseEntry(name, value, dataBytes, where));
+            }
         } catch (Json.SyntaxException e) {
             throw fail(where, "has a header that is not valid JSON: " + e.getMessage() + DAMAGED);
         }
-        if (!(root instanceof Map<?, ?> top))
-            throw fail(where, "has a header that is not a JSON object" + DAMAGED); // unreachable after the '{' check
-
-        long dataBytes = size - 8 - n;
-        Map<String, String> metadata = Map.of();
-        List<Entry> entries = new ArrayList<>(top.size());
-        for (Map.Entry<?, ?> kv : top.entrySet()) {
-            String name = (String) kv.getKey();
-            if (name.equals(METADATA_KEY)) {
-                metadata = parseMetadata(kv.getValue(), where);
-            } else {
-                entries.add(parseEntry(name, kv.getValue(), dataBytes, where));
-            }
-        }
         checkTiling(entries, dataBytes, where);
+        ((ArrayList<Entry>) entries).trimToSize();
         return new SafeTensorsHeader(n, Collections.unmodifiableList(entries), metadata, size);
     }
 
     /** Bits per element of a dtype the safetensors format defines, or -1. */
-    static int formatBits(String dtypeName) { return FORMAT_DTYPE_BITS.getOrDefault(dtypeName, -1); }
+    static int formatBits(String dtypeName) {
+        FormatDtype t = FORMAT_DTYPES.get(dtypeName);
+        return t == null ? -1 : t.bits();
+    }
 
     // ------------------------------------------------------------------ pieces
 
-    private static String decodeUtf8(byte[] bytes, String where) {
-        CharsetDecoder dec = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT);
-        ByteBuffer in = ByteBuffer.wrap(bytes);
-        CharBuffer out = CharBuffer.allocate(bytes.length);
-        CoderResult r = dec.decode(in, out, true);
-        if (!r.isError()) r = dec.flush(out);
-        if (r.isError()) {
-            int at = in.position();
-            throw fail(where, "has a JSON header that is not valid UTF-8 (bad byte 0x"
-                    + String.format("%02x", bytes[Math.min(at, bytes.length - 1)] & 0xFF) + " at header byte " + at + ")" + DAMAGED);
+    /**
+     * Index of the first byte that breaks strict UTF-8 (overlong forms, surrogates, code points above U+10FFFF,
+     * truncated sequences), or -1 when all of {@code b} is valid.
+     */
+    static int firstInvalidUtf8(byte[] b) {
+        int i = 0, n = b.length;
+        while (i < n) {
+            int c = b[i] & 0xFF;
+            if (c < 0x80) { i++; continue; }
+            int len, lo = 0x80, hi = 0xBF;              // allowed range of the first continuation byte
+            if (c >= 0xC2 && c <= 0xDF) len = 2;
+            else if (c >= 0xE0 && c <= 0xEF) { len = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+            else if (c >= 0xF0 && c <= 0xF4) { len = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+            else return i;
+            if (i + len > n) return i;
+            int c1 = b[i + 1] & 0xFF;
+            if (c1 < lo || c1 > hi) return i + 1;
+            for (int k = 2; k < len; k++) {
+                int ck = b[i + k] & 0xFF;
+                if (ck < 0x80 || ck > 0xBF) return i + k;
+            }
+            i += len;
         }
-        out.flip();
-        return out.toString();
+        return -1;
     }
 
     private static Map<String, String> parseMetadata(Object v, String where) {
@@ -151,23 +172,23 @@ final class SafeTensorsHeader {
     }
 
     private static Entry parseEntry(String name, Object v, long dataBytes, String where) {
-        String t = "tensor " + Json.quote(name);
         if (!(v instanceof Map<?, ?> m))
-            throw fail(where, t + " is " + describe(v) + "; expected an object with \"dtype\", \"shape\" and \"data_offsets\"" + DAMAGED);
+            throw fail(where, tensorRef(name) + " is " + describe(v) + "; expected an object with \"dtype\", \"shape\" and \"data_offsets\"" + DAMAGED);
         Object dt = m.get("dtype");
         if (!(dt instanceof String dtypeName))
-            throw fail(where, t + (m.containsKey("dtype") ? " has \"dtype\" " + describe(dt) + "; expected a string" : " has no \"dtype\"") + DAMAGED);
-        int bits = formatBits(dtypeName);
-        if (bits < 0)
-            throw fail(where, t + " has dtype " + Json.quote(dtypeName) + ", which the safetensors format does not define"
-                    + " (known: " + String.join(", ", FORMAT_DTYPE_BITS.keySet()) + ")" + DAMAGED);
-        long[] shape = nonNegativeLongs(m, "shape", -1, t, where);
-        long[] offsets = nonNegativeLongs(m, "data_offsets", 2, t, where);
+            throw fail(where, tensorRef(name) + (m.containsKey("dtype") ? " has \"dtype\" " + describe(dt) + "; expected a string" : " has no \"dtype\"") + DAMAGED);
+        FormatDtype type = FORMAT_DTYPES.get(dtypeName);
+        if (type == null)
+            throw fail(where, tensorRef(name) + " has dtype " + Json.quote(dtypeName) + ", which the safetensors format does not define"
+                    + " (known: " + String.join(", ", FORMAT_DTYPES.keySet()) + ")" + DAMAGED);
+        int bits = type.bits();
+        long[] shape = nonNegativeLongs(m, "shape", -1, name, where);
+        long[] offsets = nonNegativeLongs(m, "data_offsets", 2, name, where);
         long begin = offsets[0], end = offsets[1];
         if (begin > end)
-            throw fail(where, t + " has data_offsets [" + begin + ", " + end + "] whose begin is after its end" + DAMAGED);
+            throw fail(where, tensorRef(name) + " has data_offsets [" + begin + ", " + end + "] whose begin is after its end" + DAMAGED);
         if (end > dataBytes)
-            throw fail(where, t + " has data_offsets [" + begin + ", " + end + "] reaching outside the data section, which has "
+            throw fail(where, tensorRef(name) + " has data_offsets [" + begin + ", " + end + "] reaching outside the data section, which has "
                     + dataBytes + " bytes" + DAMAGED);
         long numel = 1;
         long bytes;
@@ -175,30 +196,30 @@ final class SafeTensorsHeader {
             for (long d : shape) numel = Math.multiplyExact(numel, d);
             long totalBits = Math.multiplyExact(numel, (long) bits);
             if (totalBits % 8 != 0)
-                throw fail(where, t + " (" + dtypeName + " " + Arrays.toString(shape) + ") does not fill whole bytes" + DAMAGED);
+                throw fail(where, tensorRef(name) + " (" + dtypeName + " " + Arrays.toString(shape) + ") does not fill whole bytes" + DAMAGED);
             bytes = totalBits / 8;
         } catch (ArithmeticException e) {
-            throw fail(where, t + " has shape " + Arrays.toString(shape) + " whose element count or byte size overflows 63 bits" + DAMAGED);
+            throw fail(where, tensorRef(name) + " has shape " + Arrays.toString(shape) + " whose element count or byte size overflows 63 bits" + DAMAGED);
         }
         if (end - begin != bytes)
-            throw fail(where, t + " (" + dtypeName + " " + Arrays.toString(shape) + ") needs " + bytes + " bytes, but its data_offsets ["
+            throw fail(where, tensorRef(name) + " (" + dtypeName + " " + Arrays.toString(shape) + ") needs " + bytes + " bytes, but its data_offsets ["
                     + begin + ", " + end + "] span " + (end - begin) + " bytes" + DAMAGED);
-        return new Entry(name, dtypeName, DType.fromSafetensorsName(dtypeName), shape, begin, end);
+        return new Entry(name, type, shape, begin, end);
     }
 
-    private static long[] nonNegativeLongs(Map<?, ?> m, String field, int exactLength, String t, String where) {
-        String expected = exactLength < 0 ? "a list of non-negative integers" : "a list of " + exactLength + " non-negative integers";
+    private static long[] nonNegativeLongs(Map<?, ?> m, String field, int exactLength, String name, String where) {
+        String expected = exactLength < 0 ? "a list of non-negative integers" : "a list of 2 non-negative integers";
         Object v = m.get(field);
         if (!(v instanceof List<?> list))
-            throw fail(where, t + (m.containsKey(field) ? " has \"" + field + "\" " + describe(v) + "; expected " + expected
+            throw fail(where, tensorRef(name) + (m.containsKey(field) ? " has \"" + field + "\" " + describe(v) + "; expected " + expected
                     : " has no \"" + field + "\"") + DAMAGED);
         if (exactLength >= 0 && list.size() != exactLength)
-            throw fail(where, t + " has \"" + field + "\" with " + list.size() + " elements; expected " + expected + DAMAGED);
+            throw fail(where, tensorRef(name) + " has \"" + field + "\" with " + list.size() + " elements; expected " + expected + DAMAGED);
         long[] out = new long[list.size()];
         for (int i = 0; i < out.length; i++) {
             Object x = list.get(i);
             if (!(x instanceof Long l) || l < 0)
-                throw fail(where, t + " has \"" + field + "\" element " + i + " = " + describe(x) + "; expected " + expected
+                throw fail(where, tensorRef(name) + " has \"" + field + "\" element " + i + " = " + describe(x) + "; expected " + expected
                         + (x instanceof BigInteger ? " below 2^63" : "") + DAMAGED);
             out[i] = l;
         }
@@ -226,6 +247,8 @@ final class SafeTensorsHeader {
                     + " bytes; the file has trailing bytes or a tensor is missing from the header" + DAMAGED);
     }
 
+    private static String tensorRef(String name) { return "tensor " + Json.quote(name); }
+
     static String describe(Object v) {
         if (v == null) return "null";
         if (v instanceof String s) return "the string " + Json.quote(s.length() <= 40 ? s : s.substring(0, 37) + "...");
@@ -243,31 +266,17 @@ final class SafeTensorsHeader {
         return new CheckpointException("safetensors file " + where + sep + msg);
     }
 
-    private static Map<String, Integer> formatDtypes() {
-        Map<String, Integer> m = new LinkedHashMap<>();
-        m.put("BOOL", 8);
-        m.put("F4", 4);
-        m.put("F6_E2M3", 6);
-        m.put("F6_E3M2", 6);
-        m.put("U8", 8);
-        m.put("I8", 8);
-        m.put("F8_E5M2", 8);
-        m.put("F8_E4M3", 8);
-        m.put("F8_E8M0", 8);
-        m.put("I16", 16);
-        m.put("U16", 16);
-        m.put("F16", 16);
-        m.put("BF16", 16);
-        m.put("I32", 32);
-        m.put("U32", 32);
-        m.put("F32", 32);
-        m.put("C64", 64);
-        m.put("F64", 64);
-        m.put("I64", 64);
-        m.put("U64", 64);
-        for (DType d : DType.values())
-            if (m.get(d.safetensorsName()) == null || m.get(d.safetensorsName()) != d.byteSize() * 8)
+    private static Map<String, FormatDtype> formatDtypes() {
+        Map<String, FormatDtype> m = new LinkedHashMap<>();
+        String[] names = {"BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "I16", "U16", "F16", "BF16",
+                "I32", "U32", "F32", "C64", "F64", "I64", "U64"};
+        int[] bits = {8, 4, 6, 6, 8, 8, 8, 8, 8, 16, 16, 16, 16, 32, 32, 32, 64, 64, 64, 64};
+        for (int i = 0; i < names.length; i++) m.put(names[i], new FormatDtype(names[i], bits[i], DType.fromSafetensorsName(names[i])));
+        for (DType d : DType.values()) {
+            FormatDtype f = m.get(d.safetensorsName());
+            if (f == null || f.bits() != d.byteSize() * 8 || f.dtype() != d)
                 throw new AssertionError("DType " + d + " disagrees with the safetensors dtype table");
+        }
         return Collections.unmodifiableMap(m);
     }
 }

@@ -3,6 +3,7 @@ package org.dit4j.core.io;
 import org.junit.jupiter.api.Test;
 
 import java.math.BigInteger;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -75,5 +76,46 @@ class JsonTest {
     private static int depth(Object o) {
         if (o instanceof List<?> l) return 1 + l.stream().mapToInt(JsonTest::depth).max().orElse(0);
         return 0;
+    }
+
+    @Test void memberReaderStreamsTheTopLevelObject() {
+        Json.MemberReader r = Json.members(" { \"a\" : [1, {\"x\": null}], \"b\":\"s\" , \"c\":{}} \n", 8, 10);
+        assertTrue(r.hasNext());
+        assertEquals("a", r.nextName());
+        assertEquals(Arrays.asList(1L, java.util.Collections.singletonMap("x", null)), r.nextValue());
+        assertTrue(r.hasNext());
+        assertEquals("b", r.nextName());
+        assertEquals("s", r.nextValue());
+        assertTrue(r.hasNext());
+        assertEquals("c", r.nextName());
+        assertEquals(Map.of(), r.nextValue());
+        assertFalse(r.hasNext());
+        assertFalse(r.hasNext());
+
+        Json.MemberReader empty = Json.members("{}", 8, 10);
+        assertFalse(empty.hasNext());
+    }
+
+    @Test void memberReaderIsAsStrictAsParse() {
+        for (String bad : List.of("[]", "{\"a\":1,}", "{\"a\":1 \"b\":2}", "{\"a\" 1}", "{\"a\":1}x", "{\"a\":1,\"a\":2}", "{a:1}",
+                "{\"a\":[[[1]]]}", "{\"a\":[1,2,3,4]}", "{\"a\":{\"x\":1,\"y\":2,\"z\":3,\"w\":4}}", "{\"a\":1")) {
+            assertThrows(Json.SyntaxException.class, () -> {
+                Json.MemberReader r = Json.members(bad, 3, 3);
+                while (r.hasNext()) { r.nextName(); r.nextValue(); }
+            }, "should reject: " + bad);
+        }
+        // the top level itself is not limited by maxElements
+        Json.MemberReader r = Json.members("{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5}", 3, 3);
+        int n = 0;
+        while (r.hasNext()) { r.nextName(); r.nextValue(); n++; }
+        assertEquals(5, n);
+    }
+
+    @Test void elementLimitOfParse() {
+        assertEquals(List.of(1L, 2L), Json.parse("[1,2]", 4, 2));
+        var e = assertThrows(Json.SyntaxException.class, () -> Json.parse("[1,2,3]", 4, 2));
+        assertTrue(e.getMessage().contains("more elements than the limit of 2"), e.getMessage());
+        var o = assertThrows(Json.SyntaxException.class, () -> Json.parse("{\"a\":1,\"b\":2,\"c\":3}", 4, 2));
+        assertTrue(o.getMessage().contains("more members than the limit of 2"), o.getMessage());
     }
 }

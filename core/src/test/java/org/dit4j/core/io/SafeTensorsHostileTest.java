@@ -78,11 +78,16 @@ class SafeTensorsHostileTest {
     @Test void headerNotAnObject() {
         rejected("[1,2]   ", 0, "does not start with '{'");
         rejected("\"str\"", 0, "does not start with '{'");
-        rejected(" {}", 0, "does not start with '{'", "0x20");
+        rejected(" {}", 0, "does not start with '{'", "U+0020");
     }
 
     @Test void headerNestedTooDeep() {
         rejected("{\"a\":{\"x\":" + "[".repeat(100) + "]".repeat(100) + "}}", 0, "nested deeper");
+    }
+
+    @Test void hugeArraysInsideTheHeader() {
+        rejected("{\"a\":{\"dtype\":\"F32\",\"shape\":[" + "1,".repeat(100_000) + "1],\"data_offsets\":[0,4]}}", 4,
+                "not valid JSON", "more elements than the limit of 100000");
     }
 
     @Test void duplicateKeys() {
