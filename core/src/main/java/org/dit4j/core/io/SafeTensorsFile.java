@@ -137,8 +137,8 @@ public final class SafeTensorsFile implements AutoCloseable {
         if (closed) return;
         synchronized (this) {
             if (closed) return;
+            if (arena != null) arena.close();   // throws, leaving the file open, while a native call uses the mapping
             closed = true;
-            if (arena != null) arena.close();
         }
     }
 

@@ -88,10 +88,10 @@ final class SafeTensorsHeader {
         long n = file.get(U64_LE, 0);
         if (n < 0 || n > MAX_HEADER_BYTES)
             throw fail(where, "declares a JSON header of " + Long.toUnsignedString(n) + " bytes, more than the limit of "
-                    + MAX_HEADER_BYTES + " bytes (100 MB); it is not a safetensors file or its first 8 bytes are damaged");
+                    + MAX_HEADER_BYTES + " bytes (100 MB); " + otherFormat(file).orElse("it is not a safetensors file or its first 8 bytes are damaged"));
         if (n > size - 8)
             throw fail(where, "declares a JSON header of " + n + " bytes but only " + (size - 8) + " bytes follow the 8-byte prefix"
-                    + " (file size " + size + ")" + DAMAGED);
+                    + " (file size " + size + ")" + otherFormat(file).map(h -> "; " + h).orElse(DAMAGED));
         if (n == 0) throw fail(where, "has an empty JSON header (length 0); expected a JSON object" + DAMAGED);
         byte[] bytes = file.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
         int bad = firstInvalidUtf8(bytes);
@@ -130,6 +130,20 @@ final class SafeTensorsHeader {
     }
 
     // ------------------------------------------------------------------ pieces
+
+    /** A hint when the file's first bytes show a well-known non-safetensors checkpoint format. */
+    private static java.util.Optional<String> otherFormat(MemorySegment file) {
+        byte[] head = file.asSlice(0, Math.min(8, file.byteSize())).toArray(ValueLayout.JAVA_BYTE);
+        String hint = null;
+        if (head.length >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4)
+            hint = "it is a zip archive, which is how PyTorch saves .pt/.pth/.bin checkpoints (pickles)";
+        else if ((head[0] & 0xFF) == 0x80 && head[1] >= 2 && head[1] <= 5)
+            hint = "it is a Python pickle (a legacy PyTorch checkpoint)";
+        else if (head.length >= 4 && head[0] == 'G' && head[1] == 'G' && head[2] == 'U' && head[3] == 'F')
+            hint = "it is a GGUF file";
+        return java.util.Optional.ofNullable(hint).map(h -> h + ", not safetensors; dit4j reads only .safetensors — use a safetensors"
+                + " release of the model (diffusers or ComfyUI repackagings) or convert it with PyTorch + safetensors");
+    }
 
     /**
      * Index of the first byte that breaks strict UTF-8 (overlong forms, surrogates, code points above U+10FFFF,

@@ -54,6 +54,15 @@ class SafeTensorsHostileTest {
         rejected(StBytes.raw(-1L, "{}".getBytes(), new byte[0]), "18446744073709551615 bytes", "limit");
     }
 
+    @Test void otherCheckpointFormatsAreNamed() {
+        byte[] zip = {'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0};
+        rejected(zip, "zip archive", "PyTorch", "not safetensors");
+        byte[] pickle = {(byte) 0x80, 2, (byte) 0x8a, 10, 0x6c, (byte) 0xfc, (byte) 0x9c, 0x46, (byte) 0xf9, 0x20, 0x6a, (byte) 0xa8, 0x50, 0x19};
+        rejected(pickle, "Python pickle");
+        byte[] gguf = {'G', 'G', 'U', 'F', 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        rejected(gguf, "GGUF");
+    }
+
     @Test void emptyHeader() {
         rejected(StBytes.raw(0, new byte[0], new byte[4]), "empty JSON header");
     }

@@ -157,6 +157,32 @@ class SafeTensorsRoundTripTest {
         }
     }
 
+    /** A sparse 4.5 GiB file: offsets past 2^31 and 2^32 must work (no int arithmetic, no ByteBuffer views). */
+    @Test void filesBeyond4GiBAreAddressedWithLongOffsets() throws Exception {
+        long big = (9L << 29) / 4;                          // 4.5 GiB of F32
+        long bigEnd = 8 + big * 4;
+        String json = "{\"head\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                + "\"big\":{\"dtype\":\"F32\",\"shape\":[" + big + "],\"data_offsets\":[8," + bigEnd + "]},"
+                + "\"tail\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[" + bigEnd + "," + (bigEnd + 4) + "]}}";
+        byte[] header = json.getBytes(StandardCharsets.US_ASCII);
+        long dataStart = 8 + header.length;
+        Path file = dir.resolve("sparse.safetensors");
+        try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(StBytes.raw(header.length, header, new byte[0])));
+            ch.write(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, 7.25f), dataStart + bigEnd - 4); // big[last]
+            ch.write(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, -3.5f), dataStart + bigEnd);     // tail
+        }
+        try (SafeTensorsFile f = SafeTensorsFile.open(file)) {
+            assertEquals(dataStart + bigEnd, f.info("tail").dataOffset());
+            assertTrue(f.info("tail").dataOffset() > (1L << 32));
+            assertEquals(-3.5f, f.tensor("tail").getFloat(0), 0f);
+            Tensor b = f.tensor("big");
+            assertEquals(big * 4, b.byteSize());
+            assertEquals(7.25f, b.getFloat(big - 1), 0f);
+            assertEquals(0f, b.getFloat(big / 2), 0f);
+        }
+    }
+
     @Test void closeUnmapsAndLaterReadsFailCleanly() {
         Path file = dir.resolve("close.safetensors");
         SafeTensorsWriter.write(file, Map.of("w", Tensor.of(new float[] {1, 2, 3, 4}, 4)), Map.of());
