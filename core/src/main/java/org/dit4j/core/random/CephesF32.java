@@ -5,7 +5,8 @@ package org.dit4j.core.random;
  * sse_mathfun / Garberoglio's avx_mathfun), evaluated operation by operation in float so the results are bit-identical.
  * PyTorch compiles them with GCC, {@code -O2 -mavx2 -mfma} and GCC's default {@code -ffp-contract=fast}: a multiply
  * whose only use is an add or subtract becomes one fused multiply-add. Each {@link Math#fma} below stands for such a
- * contraction and each plain {@code a * b + c} for a pair GCC leaves separate.
+ * contraction and each plain {@code a * b + c} for a pair GCC leaves separate. This pattern reproduces torch 2.11's
+ * output bit for bit (TorchGeneratorTest); evaluating without any contraction changes about 1% of the normals by 1–3 ulps.
  *
  * <p>Valid for the arguments the normal kernel passes: log on [2^-24, 1], sincos on [0, 2π).
  */
