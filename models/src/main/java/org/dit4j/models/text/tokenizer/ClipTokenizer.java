@@ -278,12 +278,44 @@ public final class ClipTokenizer {
     private void tokenizeChunk(String chunk, List<String> out) {
         String clean = cleaning == Cleaning.HF_SLOW ? cleanSlow(chunk) : cleanFast(chunk);
         for (String word : words(clean)) {
-            if (cleaning == Cleaning.HF_SLOW && (word.equals(BOS) || word.equals(EOS))) {
-                out.add(word); // the slow tokenizer's BPE cache maps these two words to themselves
-                continue;
+            if (cleaning == Cleaning.HF_SLOW) {
+                if (word.equals(BOS) || word.equals(EOS)) out.add(word); // the slow BPE cache maps these to themselves
+                else out.addAll(Arrays.asList(bpe(ByteLevel.encode(word))));
+            } else {
+                // tokenizers' ByteLevel pre-tokenizer (use_regex=true) splits each word again with GPT-2's pattern;
+                // of CLIP's words only a spelled-out special token ("<|startoftext|>" → "<|", "startoftext", "|>") changes.
+                for (String w : gpt2Split(word)) out.addAll(Arrays.asList(bpe(ByteLevel.encode(w))));
             }
-            out.addAll(Arrays.asList(bpe(ByteLevel.encode(word))));
         }
+    }
+
+    private static final String[] GPT2_CONTRACTIONS = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+
+    /** GPT-2's pattern ('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|…) on a word without whitespace. */
+    static List<String> gpt2Split(String s) {
+        List<String> out = new ArrayList<>(2);
+        int n = s.length();
+        int i = 0;
+        outer:
+        while (i < n) {
+            for (String c : GPT2_CONTRACTIONS)
+                if (s.startsWith(c, i)) {
+                    out.add(c);
+                    i += c.length();
+                    continue outer;
+                }
+            int start = i;
+            int cp = s.codePointAt(i);
+            int cls = Text.isLetter(cp) ? 0 : Text.isNumber(cp) ? 1 : 2;
+            while (i < n) {
+                int c = s.codePointAt(i);
+                int k = Text.isLetter(c) ? 0 : Text.isNumber(c) ? 1 : 2;
+                if (k != cls || (i > start && Text.isWhiteSpace(c))) break;
+                i += Character.charCount(c);
+            }
+            out.add(s.substring(start, i));
+        }
+        return out;
     }
 
     /** transformers' BasicTokenizer(strip_accents=False, do_split_on_punc=False) + lower-casing, words joined by ' '. */

@@ -172,7 +172,10 @@ public record SentencePieceModel(List<Piece> pieces, int modelType, boolean byte
             switch (wireType) {
                 case 0 -> varint();
                 case 1 -> { need(8); pos += 8; }
-                case 2 -> pos += length();
+                case 2 -> {
+                    int len = length(); // read first: `pos += length()` would use the old pos
+                    pos += len;
+                }
                 case 5 -> { need(4); pos += 4; }
                 default -> throw new ProtoException("unsupported wire type " + wireType + " at byte " + pos);
             }
