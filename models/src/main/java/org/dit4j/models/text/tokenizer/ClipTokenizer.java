@@ -462,6 +462,9 @@ public final class ClipTokenizer {
 
         private ByteLevel() {}
 
+        /** The printable character standing for byte {@code b}. */
+        static char symbol(int b) { return TABLE[b]; }
+
         static String encode(String word) {
             byte[] bytes = word.getBytes(StandardCharsets.UTF_8);
             char[] out = new char[bytes.length];

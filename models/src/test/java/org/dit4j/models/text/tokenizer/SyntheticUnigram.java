@@ -63,9 +63,9 @@ final class SyntheticUnigram {
         for (String s : order) {
             if (!seen.add(s)) continue;
             float score;
-            // Exact ties on purpose: ▁sun (-3) + set (-4) == ▁sunset (-7); the first path found must win.
+            // Round scores for ▁sun and ▁sunset ("set" is only a word piece, ▁set, so no tie arises here;
+            // ties are tested directly on Unigram).
             if (s.equals("\u2581sun")) score = -3f;
-            else if (s.equals("set")) score = -4f;
             else if (s.equals("\u2581sunset")) score = -7f;
             else if (s.equals("\u2581")) score = -2.0122928619384766f;
             else score = -(2.5f + 0.0625f * k + (s.length() == 1 ? 3.1f : 0f) + ((k * 7919) % 13) * 0.137f);
