@@ -92,7 +92,7 @@ public final class ClipTokenizer {
     // ------------------------------------------------------------------ loading
 
     /**
-     * Loads the tokenizer of a folder: {@code vocab.json} + {@code merges.txt} (cleaned as {@link Cleaning#HF_SLOW}),
+     * Loads the tokenizer of a folder: {@code vocab.json} + {@code merges.txt} (cleaned as {@link Cleaning#HF_FAST}, what transformers ≥ 5 does for CLIPTokenizer),
      * else {@code tokenizer.json} ({@link Cleaning#HF_FAST}). The pad token comes from {@code special_tokens_map.json}
      * or {@code tokenizer_config.json} when present, else {@code <|endoftext|>}.
      */
@@ -100,15 +100,15 @@ public final class ClipTokenizer {
         Path vocab = dir.resolve("vocab.json"), merges = dir.resolve("merges.txt"), tj = dir.resolve("tokenizer.json");
         String pad = padTokenOf(dir);
         if (Files.isRegularFile(vocab) && Files.isRegularFile(merges))
-            return fromVocabAndMerges(vocab, merges, Cleaning.HF_SLOW, pad);
+            return fromVocabAndMerges(vocab, merges, Cleaning.HF_FAST, pad);
         if (Files.isRegularFile(tj)) return fromTokenizerJson(tj, pad);
         throw new TokenizerException("no CLIP tokenizer in " + dir + ": expected vocab.json + merges.txt, or tokenizer.json."
                 + " Copy the tokenizer/ folder of the model (e.g. openai/clip-vit-large-patch14) there.");
     }
 
-    /** Loads {@code vocab.json} + {@code merges.txt}, pad token {@code <|endoftext|>}, {@link Cleaning#HF_SLOW}. */
+    /** Loads {@code vocab.json} + {@code merges.txt}, pad token {@code <|endoftext|>}, {@link Cleaning#HF_FAST} (transformers ≥ 5 behaviour). */
     public static ClipTokenizer fromVocabAndMerges(Path vocabJson, Path mergesTxt) {
-        return fromVocabAndMerges(vocabJson, mergesTxt, Cleaning.HF_SLOW, EOS);
+        return fromVocabAndMerges(vocabJson, mergesTxt, Cleaning.HF_FAST, EOS);
     }
 
     public static ClipTokenizer fromVocabAndMerges(Path vocabJson, Path mergesTxt, Cleaning cleaning, String padToken) {
