@@ -1,0 +1,119 @@
+package org.dit4j.cuda.cudnn;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+import org.dit4j.core.tensor.DType;
+import org.dit4j.cuda.cudnn.CudnnSdpa.Implementation;
+import org.dit4j.cuda.cudnn.CudnnSdpa.Shape;
+
+/**
+ * Times cuDNN fused attention on DiT shapes: for each shape and each implementation, the best few engine
+ * configurations cuDNN's heuristics offer. Correctness first (NaN-poisoned output fully written, rel-L2 of
+ * 64 random rows vs float64 ≤ 1e-2), then the median of N event-timed runs after warm-up.
+ *
+ * <p>Usage: {@code CudnnSdpaBench [results.tsv] [B,H,L,d ...]}; defaults are Flux 1024² and 2048².
+ */
+public final class CudnnSdpaBench {
+    public static void main(String[] args) throws IOException {
+        Path out = args.length > 0 ? Path.of(args[0]) : null;
+        List<int[]> shapes = new ArrayList<>();
+        for (int i = 1; i < args.length; i++) shapes.add(Arrays.stream(args[i].split(",")).mapToInt(Integer::parseInt).toArray());
+        if (shapes.isEmpty()) {
+            shapes.add(new int[] {1, 24, 4608, 128});
+            shapes.add(new int[] {1, 24, 16896, 128});
+            shapes.add(new int[] {1, 24, 4608, 64});
+        }
+        MiniCuda cuda = MiniCuda.get();
+        if (cuda == null) {
+            System.out.println("no GPU: " + MiniCuda.whyUnavailable());
+            System.exit(2);
+        }
+        Cudnn cudnn = Cudnn.get();
+        System.out.println("device " + cuda.deviceName + ", cuDNN " + cudnn.version() + " from " + cudnn.libraryLocation());
+        List<String> rows = new ArrayList<>();
+        rows.add("shape\timpl\tengine\tworkspace_B\tbuild_ms\trel_l2\tmedian_ms\tmin_ms\ttflops");
+        boolean failed = false;
+        MemorySegment stream = cuda.stream();
+        MemorySegment e0 = cuda.event(), e1 = cuda.event();
+        for (int[] sh : shapes) {
+            Shape shape = Shape.bshd(sh[0], sh[1], sh[2], sh[2], sh[3], DType.BF16);
+            String name = sh[0] + "x" + sh[1] + "x" + sh[2] + "x" + sh[3];
+            try (CudnnSdpa sdpa = new CudnnSdpa(cudnn); AttentionCase c = new AttentionCase(cuda, shape, 1234)) {
+                for (Implementation impl : new Implementation[] {Implementation.UNIFIED, Implementation.COMPOSITE}) {
+                    List<CudnnSdpa.Plan> plans;
+                    try {
+                        plans = sdpa.candidates(shape, impl, 3);
+                    } catch (CudnnException e) {
+                        System.out.println(name + " " + impl + ": no plan: " + e.getMessage());
+                        rows.add(name + "\t" + impl + "\t-\t-\t-\t-\t-\t-\tunsupported");
+                        continue;
+                    }
+                    for (CudnnSdpa.Plan plan : plans) {
+                        long ws = plan.workspaceSize() > 0 ? cuda.alloc(plan.workspaceSize()) : 0;
+                        c.poisonOutput();
+                        plan.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
+                        cuda.sync(stream);
+                        MemorySegment o = c.output();
+                        long bad = c.nonFinite(o);
+                        double err = c.relL2(o, c.randomRows(64, 99));
+                        boolean ok = bad == 0 && err <= 1e-2;
+                        failed |= !ok;
+                        for (int i = 0; i < 5; i++) plan.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
+                        int n = 30;
+                        float[] ms = new float[n];
+                        for (int i = 0; i < n; i++) {
+                            cuda.record(e0, stream);
+                            plan.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
+                            cuda.record(e1, stream);
+                            ms[i] = cuda.elapsed(e0, e1);
+                        }
+                        Arrays.sort(ms);
+                        double med = (ms[n / 2 - 1] + ms[n / 2]) / 2.0;
+                        double tflops = shape.flops() / (med * 1e-3) / 1e12;
+                        String row = String.format("%s\t%s\t%d\t%d\t%.1f\t%.2e\t%.4f\t%.4f\t%.1f%s", name, impl,
+                                plan.engineIndex(), plan.workspaceSize(), plan.buildMillis(), err, med, ms[0], tflops,
+                                ok ? "" : "\tWRONG(nonfinite=" + bad + ")");
+                        System.out.println(row);
+                        rows.add(row);
+                        if (out != null) {
+                            String json = plan.describe();
+                            Files.writeString(out.resolveSibling("plans.txt"), name + " " + impl + " engine "
+                                    + plan.engineIndex() + ": " + (json == null ? "(no json)" : json) + "\n",
+                                    StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+                        }
+                        cuda.free(ws);
+                    }
+                }
+            }
+        }
+        // The cached AUTO plan path, with a per-call overhead figure (host time per execute, launches queued).
+        Shape flux = Shape.bshd(1, 24, 4608, 4608, 128, DType.BF16);
+        try (CudnnSdpa sdpa = new CudnnSdpa(cudnn); AttentionCase c = new AttentionCase(cuda, flux, 5)) {
+            long t0 = System.nanoTime();
+            CudnnSdpa.Plan p = sdpa.plan(flux);
+            double buildMs = (System.nanoTime() - t0) / 1e6;
+            long ws = p.workspaceSize() > 0 ? cuda.alloc(p.workspaceSize()) : 0;
+            for (int i = 0; i < 10; i++) sdpa.execute(flux, c.dq, c.dk, c.dv, c.dout, ws, stream);
+            cuda.sync(stream);
+            int n = 200;
+            long h0 = System.nanoTime();
+            for (int i = 0; i < n; i++) sdpa.execute(flux, c.dq, c.dk, c.dv, c.dout, ws, stream);
+            long h1 = System.nanoTime();
+            cuda.sync(stream);
+            String line = String.format("AUTO plan: %s, first build %.1f ms, host enqueue %.1f us/call", p, buildMs, (h1 - h0) / 1e3 / n);
+            System.out.println(line);
+            rows.add("# " + line);
+            cuda.free(ws);
+        }
+        if (out != null) Files.write(out, rows);
+        System.out.println(failed ? "SOME CHECKS FAILED" : "ALL CHECKS PASSED");
+        System.exit(failed ? 1 : 0);
+    }
+}
