@@ -545,12 +545,15 @@ public final class Cudnn {
         }
 
         /** A string attribute (e.g. a plan's JSON representation); null if cuDNN refuses. */
-        public String getString(Attr attr, int maxBytes) {
+        public String getString(Attr attr) {
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment count = a.allocate(JAVA_LONG);
-                MemorySegment v = a.allocate(maxBytes + 1L);
-                int st = cudnn.rawGet(address(), attr, AttrType.CHAR, maxBytes, count, v);
-                return st == STATUS_SUCCESS ? v.getString(0) : null;
+                if (cudnn.rawGet(address(), attr, AttrType.CHAR, 0, count, MemorySegment.NULL) != STATUS_SUCCESS) return null;
+                long n = count.get(JAVA_LONG, 0);
+                if (n <= 0) return "";
+                MemorySegment v = a.allocate(n + 1);
+                if (cudnn.rawGet(address(), attr, AttrType.CHAR, n, count, v) != STATUS_SUCCESS) return null;
+                return v.getString(0);
             }
         }
 

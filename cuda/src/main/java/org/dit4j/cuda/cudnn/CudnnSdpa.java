@@ -426,7 +426,7 @@ public final class CudnnSdpa implements AutoCloseable {
         public double buildMillis() { return buildMillis; }
 
         /** The plan's JSON description as cuDNN reports it (engine name, knobs), or null. */
-        public String describe() { return plan.getString(Attr.EXECUTION_PLAN_JSON_REPRESENTATION, 1 << 16); }
+        public String describe() { return plan.getString(Attr.EXECUTION_PLAN_JSON_REPRESENTATION); }
 
         /**
          * Enqueues the attention on {@code stream}. Pointers are device addresses (16-byte aligned) of tensors

@@ -16,7 +16,7 @@ import org.dit4j.cuda.cudnn.CudnnSdpa.Shape;
 /**
  * Times cuDNN fused attention on DiT shapes: for each shape and each implementation, the best few engine
  * configurations cuDNN's heuristics offer. Correctness first (NaN-poisoned output fully written, rel-L2 of
- * 64 random rows vs float64 ≤ 1e-2), then the median of N event-timed runs after warm-up.
+ * 64 random rows vs float64 ≤ 1e-2), then the median of 50 event-timed runs after 5 warm-ups.
  *
  * <p>Usage: {@code CudnnSdpaBench [results.tsv] [B,H,L,d ...]}; defaults are Flux 1024² and 2048².
  */
@@ -66,7 +66,7 @@ public final class CudnnSdpaBench {
                         boolean ok = bad == 0 && err <= 1e-2;
                         failed |= !ok;
                         for (int i = 0; i < 5; i++) plan.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
-                        int n = 30;
+                        int n = 50;
                         float[] ms = new float[n];
                         for (int i = 0; i < n; i++) {
                             cuda.record(e0, stream);

@@ -100,6 +100,43 @@ class CudnnSdpaTest {
         }
     }
 
+    /** The engine must be capturable into a CUDA graph (how dit4j "compiles" a forward) and replay exactly. */
+    @Test
+    void capturesIntoCudaGraphAndReplaysExactly() {
+        MiniCuda cuda = gpu();
+        Shape shape = Shape.bshd(1, 3, 320, 320, 128, DType.BF16);
+        try (CudnnSdpa sdpa = new CudnnSdpa();
+             AttentionCase a = new AttentionCase(cuda, shape, 11);
+             AttentionCase b = new AttentionCase(cuda, shape, 12)) {
+            CudnnSdpa.Plan plan = sdpa.plan(shape);
+            long ws = plan.workspaceSize() > 0 ? cuda.alloc(plan.workspaceSize()) : 0;
+            MemorySegment stream = cuda.stream();
+            plan.execute(a.dq, a.dk, a.dv, a.dout, ws, stream);
+            cuda.sync(stream);
+            MemorySegment eager = a.output();
+            a.poisonOutput();
+            cuda.sync(stream);
+            MemorySegment graph = cuda.capture(stream, () -> plan.execute(a.dq, a.dk, a.dv, a.dout, ws, stream));
+            cuda.launch(graph, stream);
+            cuda.sync(stream);
+            MemorySegment replayed = a.output();
+            assertEquals(-1L, eager.mismatch(replayed), "graph replay output bit-identical to eager output");
+            // Replays read the buffers' current contents: new inputs in the same buffers give their attention.
+            cuda.upload(a.dq, b.q);
+            cuda.upload(a.dk, b.k);
+            cuda.upload(a.dv, b.v);
+            a.poisonOutput();
+            cuda.launch(graph, stream);
+            cuda.sync(stream);
+            MemorySegment o = a.output();
+            assertEquals(0, b.nonFinite(o));
+            double err = b.relL2(o, b.allRows());
+            assertTrue(err <= TOLERANCE, "rel-L2 " + err + " after replay with new inputs");
+            cuda.destroyGraphExec(graph);
+            cuda.free(ws);
+        }
+    }
+
     @Test
     void shapeValidationNamesTheProblem() {
         var e1 = assertThrows(IllegalArgumentException.class, () -> Shape.bshd(1, 24, 4608, 4608, 100, DType.BF16));

@@ -23,7 +23,8 @@ final class MiniCuda {
 
     private final MethodHandle cuInit, cuDeviceGet, cuDeviceGetCount, cuDeviceGetName, cuPrimaryCtxRetain, cuCtxSetCurrent,
             cuMemAlloc, cuMemFree, cuMemcpyHtoD, cuMemcpyDtoH, cuMemsetD16, cuStreamCreate, cuStreamSynchronize,
-            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuGetErrorString, cuCtxSynchronize;
+            cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuGetErrorString, cuCtxSynchronize,
+            cuBeginCapture, cuEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
     final String deviceName;
 
     /** The driver with device 0's primary context current on the calling thread, or null (see {@link #whyUnavailable()}). */
@@ -72,6 +73,12 @@ final class MiniCuda {
         MemorySegment elapsed = l.find("cuEventElapsedTime_v2").orElseGet(() -> l.find("cuEventElapsedTime").orElseThrow());
         cuEventElapsedTime = lk.downcallHandle(elapsed, FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
         cuGetErrorString = h(l, lk, "cuGetErrorString", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+        cuBeginCapture = h(l, lk, "cuStreamBeginCapture_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+        cuEndCapture = h(l, lk, "cuStreamEndCapture", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuGraphInstantiate = h(l, lk, "cuGraphInstantiateWithFlags", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG));
+        cuGraphLaunch = h(l, lk, "cuGraphLaunch", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+        cuGraphExecDestroy = h(l, lk, "cuGraphExecDestroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
+        cuGraphDestroy = h(l, lk, "cuGraphDestroy", FunctionDescriptor.of(JAVA_INT, ADDRESS));
         try (Arena a = Arena.ofConfined()) {
             check((int) cuInit.invokeExact(0), "cuInit");
             MemorySegment n = a.allocate(JAVA_INT);
@@ -170,6 +177,41 @@ final class MiniCuda {
     }
 
     void record(MemorySegment event, MemorySegment stream) { call("cuEventRecord", () -> (int) cuEventRecord.invokeExact(event, stream)); }
+
+    /**
+     * Captures what {@code work} enqueues on {@code stream} (strictest mode: CU_STREAM_CAPTURE_MODE_GLOBAL) and
+     * returns the instantiated graph exec; the graph itself is destroyed.
+     */
+    MemorySegment capture(MemorySegment stream, Runnable work) {
+        call("cuStreamBeginCapture", () -> (int) cuBeginCapture.invokeExact(stream, 0));
+        RuntimeException failure = null;
+        try {
+            work.run();
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment g = a.allocate(ADDRESS);
+            call("cuStreamEndCapture", () -> (int) cuEndCapture.invokeExact(stream, g));
+            MemorySegment graph = g.get(ADDRESS, 0);
+            if (failure != null) {
+                if (!graph.equals(MemorySegment.NULL)) call("cuGraphDestroy", () -> (int) cuGraphDestroy.invokeExact(graph));
+                throw failure;
+            }
+            MemorySegment e = a.allocate(ADDRESS);
+            call("cuGraphInstantiate", () -> (int) cuGraphInstantiate.invokeExact(e, graph, 0L));
+            call("cuGraphDestroy", () -> (int) cuGraphDestroy.invokeExact(graph));
+            return e.get(ADDRESS, 0);
+        }
+    }
+
+    void launch(MemorySegment graphExec, MemorySegment stream) {
+        call("cuGraphLaunch", () -> (int) cuGraphLaunch.invokeExact(graphExec, stream));
+    }
+
+    void destroyGraphExec(MemorySegment graphExec) {
+        call("cuGraphExecDestroy", () -> (int) cuGraphExecDestroy.invokeExact(graphExec));
+    }
 
     /** Milliseconds between two recorded events (waits for the second). */
     float elapsed(MemorySegment start, MemorySegment end) {
