@@ -1,6 +1,5 @@
 package org.dit4j.cuda.cudnn;
 
-import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -8,13 +7,13 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Set;
+
+import org.dit4j.cuda.CudaException;
+import org.dit4j.cuda.CudaLibraries;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -28,10 +27,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * Java constant name (e.g. {@link Attr#TENSOR_DATA_TYPE} is {@code CUDNN_ATTR_TENSOR_DATA_TYPE}); the
  * values are checked against the installed header by {@code CudnnConstantsDump} (test sources).
  *
- * <p>Library discovery: {@code DIT4J_CUDA_LIBS} (directories, ':'-separated), then the dynamic loader
- * ({@code libcudnn.so.9} on LD_LIBRARY_PATH / ldconfig), then {@code CUDA_HOME}, {@code /usr/local/cuda*},
- * and the {@code nvidia/cudnn/lib} folders of Python wheels (PyTorch installs). A missing library gives one
- * {@link UnsatisfiedLinkError} listing every place searched.
+ * <p>Library discovery goes through {@link CudaLibraries} ({@code DIT4J_CUDA_LIBS}, the loader path,
+ * {@code CUDA_HOME}, {@code /usr/local/cuda*}, Python {@code nvidia/*}/lib wheel folders). A missing library
+ * gives one {@link UnsatisfiedLinkError} listing every place searched.
  */
 public final class Cudnn {
 
@@ -163,91 +161,49 @@ public final class Cudnn {
         }
     }
 
-    /** Where the library was found (a path, or the bare soname when the dynamic loader found it). */
+    /** Where the library was found, as far as dit4j knows (the override folder, or the project-wide lookup). */
     public String libraryLocation() { return location; }
 
     private record Found(SymbolLookup lookup, String location) {}
 
+    /**
+     * Loads libcudnn through {@link CudaLibraries} (the project-wide search order and error message). For a
+     * folder named in {@code DIT4J_CUDA_LIBS}, the cuDNN sub-libraries there (which libcudnn dlopens by soname)
+     * are loaded first, so a pip-wheel folder off the loader path works too; other folders are left alone so
+     * that sub-libraries of another cuDNN version are never mixed in.
+     */
     private static Found findLibrary() {
-        List<String> searched = new ArrayList<>();
-        Set<Path> dirs = new LinkedHashSet<>();
+        String where = "the project-wide search (CudaLibraries: DIT4J_CUDA_LIBS, loader path, CUDA_HOME, /usr/local/cuda*, Python wheels)";
         String override = System.getenv("DIT4J_CUDA_LIBS");
-        if (override != null) for (String d : override.split(":")) if (!d.isBlank()) dirs.add(Path.of(d));
-        for (Path d : dirs) {
-            Found f = tryDir(d, searched);
-            if (f != null) return f;
-        }
-        // The dynamic loader: LD_LIBRARY_PATH, RUNPATH, ldconfig cache.
-        try {
-            return new Found(SymbolLookup.libraryLookup(LIBRARY, Arena.global()), LIBRARY);
-        } catch (IllegalArgumentException e) {
-            searched.add(LIBRARY + " via the dynamic loader (LD_LIBRARY_PATH, ldconfig)");
-        }
-        dirs.clear();
-        String cudaHome = System.getenv("CUDA_HOME");
-        if (cudaHome != null) { dirs.add(Path.of(cudaHome, "lib64")); dirs.add(Path.of(cudaHome, "lib")); }
-        dirs.add(Path.of("/usr/local/cuda/lib64"));
-        dirs.addAll(glob(Path.of("/usr/local"), "cuda-*", "lib64"));
-        dirs.add(Path.of("/usr/lib/x86_64-linux-gnu"));
-        for (Path site : pythonSitePackages()) dirs.add(site.resolve("nvidia/cudnn/lib"));
-        for (Path d : dirs) {
-            Found f = tryDir(d, searched);
-            if (f != null) return f;
-        }
-        throw new UnsatisfiedLinkError("cuDNN 9 (" + LIBRARY + ") not found. Searched: " + String.join("; ", searched)
-                + ". Install cuDNN 9 (e.g. pip install nvidia-cudnn-cu12/cu13) or point DIT4J_CUDA_LIBS at the folder holding "
-                + LIBRARY + ".");
-    }
-
-    private static Found tryDir(Path dir, List<String> searched) {
-        Path lib = dir.resolve(LIBRARY);
-        searched.add(lib.toString());
-        if (!Files.isRegularFile(lib)) return null;
-        // Load the sub-libraries that libcudnn dlopens by soname, so a folder off the loader path works too.
-        for (String sub : new String[] {"libcudnn_graph.so.9", "libcudnn_engines_precompiled.so.9",
-                "libcudnn_engines_runtime_compiled.so.9", "libcudnn_heuristic.so.9", "libcudnn_ops.so.9"}) {
-            Path p = dir.resolve(sub);
-            if (Files.isRegularFile(p)) {
-                try {
-                    SymbolLookup.libraryLookup(p, Arena.global());
-                } catch (IllegalArgumentException ignored) {
-                    // libcudnn reports its own loading error if the sub-library is really needed
+        if (override != null) {
+            for (String d : override.split(":")) {
+                if (d.isBlank()) continue;
+                Path dir = Path.of(d);
+                if (Files.isRegularFile(dir.resolve(LIBRARY))) {
+                    preloadSubLibraries(dir);
+                    where = dir.resolve(LIBRARY).toString();
+                    break;
                 }
             }
         }
         try {
-            return new Found(SymbolLookup.libraryLookup(lib, Arena.global()), lib.toString());
-        } catch (IllegalArgumentException e) {
-            searched.set(searched.size() - 1, lib + " (exists but failed to load: " + e.getMessage() + ")");
-            return null;
+            return new Found(CudaLibraries.load(CudaLibraries.Lib.CUDNN), where);
+        } catch (CudaException e) {
+            throw new UnsatisfiedLinkError("cuDNN 9 is needed for fused attention (" + LIBRARY + "): " + e.getMessage());
         }
     }
 
-    private static List<Path> pythonSitePackages() {
-        List<Path> out = new ArrayList<>();
-        String venv = System.getenv("VIRTUAL_ENV");
-        if (venv != null) out.addAll(glob(Path.of(venv, "lib"), "python3*", "site-packages"));
-        for (Path root : new Path[] {Path.of("/usr/lib"), Path.of("/usr/local/lib"),
-                Path.of(System.getProperty("user.home"), ".local/lib")}) {
-            out.addAll(glob(root, "python3*", "site-packages"));
-            out.addAll(glob(root, "python3*", "dist-packages"));
-        }
-        for (Path venvDir : glob(Path.of("/opt"), "*", ".venv/lib")) out.addAll(glob(venvDir, "python3*", "site-packages"));
-        return out;
-    }
-
-    private static List<Path> glob(Path dir, String pattern, String suffix) {
-        List<Path> out = new ArrayList<>();
-        if (!Files.isDirectory(dir)) return out;
-        try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, pattern)) {
-            for (Path p : ds) {
-                Path r = p.resolve(suffix);
-                if (Files.isDirectory(r)) out.add(r);
+    private static void preloadSubLibraries(Path dir) {
+        for (String sub : new String[] {"libcudnn_graph.so.9", "libcudnn_engines_precompiled.so.9",
+                "libcudnn_engines_runtime_compiled.so.9", "libcudnn_heuristic.so.9", "libcudnn_ops.so.9"}) {
+            Path p = dir.resolve(sub);
+            if (!Files.isRegularFile(p)) continue;
+            try {
+                SymbolLookup.libraryLookup(p, Arena.global());
+            } catch (IllegalArgumentException ignored) {
+                // libcudnn reports its own loading error if the sub-library is really needed
             }
-        } catch (IOException ignored) {
-            // unreadable folder: nothing found there
         }
-        return out;
     }
 
     // ------------------------------------------------------------------ handles

@@ -7,6 +7,8 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import org.dit4j.core.tensor.DType;
 import org.dit4j.cuda.cudnn.Cudnn.Attr;
@@ -102,6 +104,7 @@ public final class CudnnSdpa implements AutoCloseable {
     }
 
     // Unique ids of the tensors the caller binds.
+    private static final Pattern KERNEL_NAME = Pattern.compile("\"kernelName\"\\s*:\\s*\"([^\"]+)\"");
     private static final long UID_Q = 1, UID_K = 2, UID_V = 3, UID_O = 4, UID_SCALE = 5;
 
     private final Cudnn cudnn;
@@ -137,6 +140,11 @@ public final class CudnnSdpa implements AutoCloseable {
     /** Shorthand: {@code plan(shape).execute(...)}. */
     public void execute(Shape shape, long q, long k, long v, long o, long workspace, MemorySegment stream) {
         plan(shape).execute(q, k, v, o, workspace, stream);
+    }
+
+    /** Same, with the stream as a raw {@code CUstream} handle (as {@code CudaDriver} returns it; 0 = legacy default stream). */
+    public void execute(Shape shape, long q, long k, long v, long o, long workspace, long stream) {
+        plan(shape).execute(q, k, v, o, workspace, MemorySegment.ofAddress(stream));
     }
 
     /**
@@ -425,8 +433,21 @@ public final class CudnnSdpa implements AutoCloseable {
         /** Wall time of graph + heuristics + plan finalization, in ms (shared by plans built together). */
         public double buildMillis() { return buildMillis; }
 
-        /** The plan's JSON description as cuDNN reports it (engine name, knobs), or null. */
+        /** The plan's JSON description as cuDNN reports it (engine, knobs, kernel names), or null. */
         public String describe() { return plan.getString(Attr.EXECUTION_PLAN_JSON_REPRESENTATION); }
+
+        /** The first kernel name in {@link #describe()} (e.g. {@code cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x128_…}), or "?". */
+        public String kernelName() {
+            String json = describe();
+            if (json == null) return "?";
+            Matcher m = KERNEL_NAME.matcher(json);
+            return m.find() ? m.group(1) : "?";
+        }
+
+        /** {@link #execute(long, long, long, long, long, MemorySegment)} with a raw {@code CUstream} handle. */
+        public void execute(long q, long k, long v, long o, long workspace, long stream) {
+            execute(q, k, v, o, workspace, MemorySegment.ofAddress(stream));
+        }
 
         /**
          * Enqueues the attention on {@code stream}. Pointers are device addresses (16-byte aligned) of tensors

@@ -7,6 +7,7 @@ import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 
 import org.dit4j.core.tensor.DType;
+import org.dit4j.cuda.CudaDriver;
 
 /**
  * Random bf16/f16 q, k, v for one attention shape, on the host and the device, with a float64 CPU reference
@@ -16,22 +17,22 @@ final class AttentionCase implements AutoCloseable {
     final CudnnSdpa.Shape shape;
     final MemorySegment q, k, v;          // host, in shape.layout()
     final long dq, dk, dv, dout;          // device
-    private final MiniCuda cuda;
+    private final CudaDriver cuda;
     private final Arena arena = Arena.ofShared();
 
-    AttentionCase(MiniCuda cuda, CudnnSdpa.Shape shape, long seed) {
+    AttentionCase(CudaDriver cuda, CudnnSdpa.Shape shape, long seed) {
         this.cuda = cuda;
         this.shape = shape;
         q = random(shape.qBytes(), seed);
         k = random(shape.kvBytes(), seed + 1);
         v = random(shape.kvBytes(), seed + 2);
-        dq = cuda.alloc(shape.qBytes());
-        dk = cuda.alloc(shape.kvBytes());
-        dv = cuda.alloc(shape.kvBytes());
-        dout = cuda.alloc(shape.qBytes());
-        cuda.upload(dq, q);
-        cuda.upload(dk, k);
-        cuda.upload(dv, v);
+        dq = cuda.memAlloc(shape.qBytes());
+        dk = cuda.memAlloc(shape.kvBytes());
+        dv = cuda.memAlloc(shape.kvBytes());
+        dout = cuda.memAlloc(shape.qBytes());
+        upload(dq, q);
+        upload(dk, k);
+        upload(dv, v);
     }
 
     private MemorySegment random(long bytes, long seed) {
@@ -49,6 +50,12 @@ final class AttentionCase implements AutoCloseable {
             }
         });
         return m;
+    }
+
+    /** Synchronous host-to-device copy of a whole segment. */
+    void upload(long dst, MemorySegment src) {
+        cuda.memcpyHtoDAsync(dst, src, src.byteSize(), 0);
+        cuda.contextSynchronize();
     }
 
     float at(MemorySegment m, long i) {
@@ -95,7 +102,9 @@ final class AttentionCase implements AutoCloseable {
     /** Copies the device output back. */
     MemorySegment output() {
         MemorySegment o = arena.allocate(shape.qBytes(), 16);
-        cuda.download(o, dout);
+        cuda.contextSynchronize();
+        cuda.memcpyDtoHAsync(o, dout, o.byteSize(), 0);
+        cuda.contextSynchronize();
         return o;
     }
 
@@ -146,15 +155,17 @@ final class AttentionCase implements AutoCloseable {
 
     /** Poison the output with NaN so unwritten elements are caught. */
     void poisonOutput() {
-        cuda.fill16(dout, (short) (shape.dtype() == DType.BF16 ? 0x7FC0 : 0x7E00), shape.qBytes() / 2);
+        int nan2 = shape.dtype() == DType.BF16 ? 0x7FC07FC0 : 0x7E007E00;   // two 16-bit NaNs
+        cuda.memsetD32Async(dout, nan2, shape.qBytes() / 4, 0);
+        cuda.contextSynchronize();
     }
 
     @Override
     public void close() {
-        cuda.free(dq);
-        cuda.free(dk);
-        cuda.free(dv);
-        cuda.free(dout);
+        cuda.memFree(dq);
+        cuda.memFree(dk);
+        cuda.memFree(dv);
+        cuda.memFree(dout);
         arena.close();
     }
 }

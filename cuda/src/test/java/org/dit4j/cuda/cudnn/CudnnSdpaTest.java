@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.stream.Stream;
 
 import org.dit4j.core.tensor.DType;
+import org.dit4j.cuda.CudaDriver;
 import org.dit4j.cuda.cudnn.CudnnSdpa.Implementation;
 import org.dit4j.cuda.cudnn.CudnnSdpa.Layout;
 import org.dit4j.cuda.cudnn.CudnnSdpa.Shape;
@@ -23,12 +24,15 @@ class CudnnSdpaTest {
     /** bf16 inputs, fp32 accumulation, bf16 output: expected rel-L2 ~3e-3; 1e-2 is the project's bf16 bound. */
     static final double TOLERANCE = 1e-2;
 
-    static MiniCuda gpu() {
-        MiniCuda cuda = MiniCuda.get();
-        Assumptions.assumeTrue(cuda != null, () -> "skipped: no GPU (" + MiniCuda.whyUnavailable() + ")");
-        Assumptions.assumeTrue(Cudnn.isAvailable(), "skipped: cuDNN 9 not found (libcudnn.so.9)");
-        return cuda;
+    static CudaDriver gpu() {
+        String why = Gpu.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "skipped: " + why);
+        return Gpu.driver();
     }
+
+    static long alloc(CudaDriver cuda, long bytes) { return bytes > 0 ? cuda.memAlloc(bytes) : 0; }
+
+    static void free(CudaDriver cuda, long ptr) { if (ptr != 0) cuda.memFree(ptr); }
 
     static Stream<Arguments> cases() {
         Shape[] shapes = {
@@ -47,7 +51,7 @@ class CudnnSdpaTest {
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("cases")
     void matchesFloat64Reference(Implementation impl, Shape shape) {
-        MiniCuda cuda = gpu();
+        CudaDriver cuda = gpu();
         try (CudnnSdpa sdpa = new CudnnSdpa(); AttentionCase c = new AttentionCase(cuda, shape, 42)) {
             CudnnSdpa.Plan plan;
             if (impl == Implementation.AUTO) {
@@ -63,77 +67,84 @@ class CudnnSdpaTest {
                     return;
                 }
             }
-            long ws = plan.workspaceSize() > 0 ? cuda.alloc(plan.workspaceSize()) : 0;
-            MemorySegment stream = cuda.stream();
+            long ws = alloc(cuda, plan.workspaceSize());
+            long stream = cuda.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
             c.poisonOutput();
             plan.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
-            cuda.sync(stream);
+            cuda.streamSynchronize(stream);
             MemorySegment o = c.output();
             assertEquals(0, c.nonFinite(o), "every output element written and finite (" + plan + ")");
             double err = c.relL2(o, c.allRows());
             assertTrue(err <= TOLERANCE, "rel-L2 " + err + " > " + TOLERANCE + " for " + shape + " with " + plan);
-            cuda.free(ws);
+            free(cuda, ws);
+            cuda.streamDestroy(stream);
         }
     }
 
     @Test
     void planIsCachedAndRebindsPointers() {
-        MiniCuda cuda = gpu();
+        CudaDriver cuda = gpu();
         Shape shape = Shape.bshd(1, 2, 128, 128, 128, DType.BF16);
         try (CudnnSdpa sdpa = new CudnnSdpa();
              AttentionCase a = new AttentionCase(cuda, shape, 7);
              AttentionCase b = new AttentionCase(cuda, shape, 8)) {
             CudnnSdpa.Plan plan = sdpa.plan(shape);
             assertSame(plan, sdpa.plan(shape), "second plan() call returns the cached plan");
-            long ws = plan.workspaceSize() > 0 ? cuda.alloc(plan.workspaceSize()) : 0;
-            MemorySegment stream = cuda.stream();
+            long ws = alloc(cuda, plan.workspaceSize());
+            long stream = cuda.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
             for (AttentionCase c : new AttentionCase[] {a, b, a}) {
                 c.poisonOutput();
                 sdpa.execute(shape, c.dq, c.dk, c.dv, c.dout, ws, stream);
-                cuda.sync(stream);
+                cuda.streamSynchronize(stream);
                 MemorySegment o = c.output();
                 assertEquals(0, c.nonFinite(o));
                 double err = c.relL2(o, c.allRows());
                 assertTrue(err <= TOLERANCE, "rel-L2 " + err + " after rebinding pointers");
             }
-            cuda.free(ws);
+            free(cuda, ws);
+            cuda.streamDestroy(stream);
         }
     }
 
     /** The engine must be capturable into a CUDA graph (how dit4j "compiles" a forward) and replay exactly. */
     @Test
     void capturesIntoCudaGraphAndReplaysExactly() {
-        MiniCuda cuda = gpu();
+        CudaDriver cuda = gpu();
         Shape shape = Shape.bshd(1, 3, 320, 320, 128, DType.BF16);
         try (CudnnSdpa sdpa = new CudnnSdpa();
              AttentionCase a = new AttentionCase(cuda, shape, 11);
              AttentionCase b = new AttentionCase(cuda, shape, 12)) {
             CudnnSdpa.Plan plan = sdpa.plan(shape);
-            long ws = plan.workspaceSize() > 0 ? cuda.alloc(plan.workspaceSize()) : 0;
-            MemorySegment stream = cuda.stream();
+            long ws = alloc(cuda, plan.workspaceSize());
+            long stream = cuda.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
             plan.execute(a.dq, a.dk, a.dv, a.dout, ws, stream);
-            cuda.sync(stream);
+            cuda.streamSynchronize(stream);
             MemorySegment eager = a.output();
             a.poisonOutput();
-            cuda.sync(stream);
-            MemorySegment graph = cuda.capture(stream, () -> plan.execute(a.dq, a.dk, a.dv, a.dout, ws, stream));
-            cuda.launch(graph, stream);
-            cuda.sync(stream);
+            cuda.streamSynchronize(stream);
+            cuda.streamBeginCapture(stream, CudaDriver.CAPTURE_MODE_GLOBAL);   // strictest mode
+            plan.execute(a.dq, a.dk, a.dv, a.dout, ws, stream);
+            long captured = cuda.streamEndCapture(stream);
+            long graph = cuda.graphInstantiate(captured);
+            cuda.graphDestroy(captured);
+            cuda.graphLaunch(graph, stream);
+            cuda.streamSynchronize(stream);
             MemorySegment replayed = a.output();
             assertEquals(-1L, eager.mismatch(replayed), "graph replay output bit-identical to eager output");
             // Replays read the buffers' current contents: new inputs in the same buffers give their attention.
-            cuda.upload(a.dq, b.q);
-            cuda.upload(a.dk, b.k);
-            cuda.upload(a.dv, b.v);
+            a.upload(a.dq, b.q);
+            a.upload(a.dk, b.k);
+            a.upload(a.dv, b.v);
             a.poisonOutput();
-            cuda.launch(graph, stream);
-            cuda.sync(stream);
+            cuda.graphLaunch(graph, stream);
+            cuda.streamSynchronize(stream);
             MemorySegment o = a.output();
             assertEquals(0, b.nonFinite(o));
             double err = b.relL2(o, b.allRows());
             assertTrue(err <= TOLERANCE, "rel-L2 " + err + " after replay with new inputs");
-            cuda.destroyGraphExec(graph);
-            cuda.free(ws);
+            cuda.graphExecDestroy(graph);
+            free(cuda, ws);
+            cuda.streamDestroy(stream);
         }
     }
 
