@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cuDNN SDPA checks + benchmark on the GPU machine, one call. Expects, relative to the repo root:
 #   .device/jre.tgz (the lead's JRE) and .device-cudnn/ holding core.jar, cuda.jar, cuda-tests/ (test classes),
-#   junit-console.jar and copies of bench/cudnn_*.py. Writes logs under $OUT (7 files).
+#   junit-console.jar and copies of bench/cudnn_*.py. Writes logs under $OUT (6 files).
 # The Java bench runs against the system cuDNN (loader path) and against PyTorch's wheel cuDNN, so the
 # comparison with torch's cuDNN backend is also made on the very same library.
 set -u
@@ -30,7 +30,7 @@ timeout 240 $JAVA -jar $D/junit-console.jar execute --class-path $CP --select-cl
 grep -E "tests (successful|failed|aborted|skipped)|✘|■" "$OUT/junit.txt" | cut -c1-300 | head -40
 bench() {  # $1 = log name, $2 = DIT4J_CUDA_LIBS or empty
   mkdir -p /tmp/$1
-  DIT4J_CUDA_LIBS=$2 timeout 200 $JAVA -cp $CP org.dit4j.cuda.cudnn.CudnnSdpaBench /tmp/$1/bench.tsv "${@:3}" > "$OUT/$1.log" 2>&1
+  DIT4J_CUDA_LIBS=$2 timeout 230 $JAVA -cp $CP org.dit4j.cuda.cudnn.CudnnSdpaBench /tmp/$1/bench.tsv "${@:3}" > "$OUT/$1.log" 2>&1
   echo "== java bench $1 rc=$?"; grep -v WARNING "$OUT/$1.log" | cut -c1-300
 }
 bench java-914 "" "$@"
@@ -38,5 +38,4 @@ cp /tmp/java-914/plans.txt "$OUT/plans.txt" 2>/dev/null
 bench java-919 "$WHEEL" "$@"
 echo "== torch bench"
 timeout 200 python3 $D/cudnn_sdpa_torch.py /tmp/torch-bench.tsv "$@" 2>&1 | grep -v -i "warn" | tee "$OUT/torch.log" | cut -c1-600
-bench java-919-again "$WHEEL" "$@"
 nvidia-smi --query-gpu=clocks.sm,temperature.gpu,power.draw --format=csv,noheader

@@ -11,12 +11,14 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import org.dit4j.core.tensor.DType;
+import org.dit4j.cuda.CudaDriver;
 import org.dit4j.cuda.cudnn.Cudnn.Attr;
 import org.dit4j.cuda.cudnn.Cudnn.AttrType;
 import org.dit4j.cuda.cudnn.Cudnn.DataType;
 import org.dit4j.cuda.cudnn.Cudnn.Descriptor;
 import org.dit4j.cuda.cudnn.Cudnn.DescriptorType;
 import org.dit4j.cuda.cudnn.Cudnn.HeurMode;
+import org.dit4j.cuda.cudnn.Cudnn.KnobType;
 import org.dit4j.cuda.cudnn.Cudnn.PointwiseMode;
 import org.dit4j.cuda.cudnn.Cudnn.ReduceOp;
 
@@ -360,7 +362,9 @@ public final class CudnnSdpa implements AutoCloseable {
                     plan.close();
                     continue;
                 }
-                plans.add(new Plan(s, impl, plan, engineIndex));
+                Plan made = new Plan(s, impl, plan, engineIndex);
+                made.kernelCfg = kernelCfgOf(cfg, owned);
+                plans.add(made);
             }
             if (plans.size() >= max || !plans.isEmpty()) break;
         }
@@ -379,6 +383,216 @@ public final class CudnnSdpa implements AutoCloseable {
         } catch (CudnnException e) {
             return -1;
         }
+    }
+
+    /** The KERNEL_CFG knob value an engine config carries, or -1. */
+    private long kernelCfgOf(Descriptor cfg, List<Descriptor> owned) {
+        for (long[] c : knobChoices(cfg, owned)) if (c[0] == KnobType.KERNEL_CFG.value) return c[1];
+        return -1;
+    }
+
+    /** (knob type, value) pairs of an engine config; empty if cuDNN does not say. */
+    private List<long[]> knobChoices(Descriptor cfg, List<Descriptor> owned) {
+        List<long[]> out = new ArrayList<>();
+        try {
+            List<Descriptor> choices = cfg.getDescriptors(Attr.ENGINECFG_KNOB_CHOICES, DescriptorType.KNOB_CHOICE_DESCRIPTOR, 64);
+            owned.addAll(choices);
+            for (Descriptor c : choices) {
+                int[] type = c.getEnums(Attr.KNOB_CHOICE_KNOB_TYPE, AttrType.KNOB_TYPE, 1);
+                if (type.length == 1) out.add(new long[] {type[0], c.getInt64(Attr.KNOB_CHOICE_KNOB_VALUE)});
+            }
+        } catch (CudnnException e) {
+            // no knob information: callers treat the config as opaque
+        }
+        return out;
+    }
+
+    /**
+     * Plans for every KERNEL_CFG knob value (at most {@code maxPerEngine} that finalize) of each engine the
+     * heuristics rank for {@code impl}; other knobs keep the heuristic config's values.
+     */
+    private List<Plan> knobVariants(Shape s, Implementation impl, int maxPerEngine) {
+        List<Descriptor> owned = new ArrayList<>();
+        List<Plan> out = new ArrayList<>();
+        try {
+            Descriptor graph = impl == Implementation.UNIFIED ? unifiedGraph(s, owned) : compositeGraph(s, owned);
+            Descriptor heur = cudnn.createDescriptor(DescriptorType.ENGINEHEUR_DESCRIPTOR);
+            owned.add(heur);
+            heur.setDescriptors(Attr.ENGINEHEUR_OPERATION_GRAPH, graph)
+                    .setEnum(Attr.ENGINEHEUR_MODE, AttrType.HEUR_MODE, HeurMode.A.value)
+                    .finish();
+            long n = heur.countDescriptors(Attr.ENGINEHEUR_RESULTS);
+            List<Descriptor> cfgs = n <= 0 ? List.of()
+                    : heur.getDescriptors(Attr.ENGINEHEUR_RESULTS, DescriptorType.ENGINECFG_DESCRIPTOR, (int) n);
+            owned.addAll(cfgs);
+            List<Long> seen = new ArrayList<>();
+            for (Descriptor cfg : cfgs) {
+                long idx = engineIndex(cfg, owned);
+                if (idx < 0 || seen.contains(idx)) continue;
+                seen.add(idx);
+                List<long[]> base = knobChoices(cfg, owned);
+                Descriptor engine = cudnn.createDescriptor(DescriptorType.ENGINE_DESCRIPTOR);
+                owned.add(engine);
+                engine.setDescriptors(Attr.ENGINE_OPERATION_GRAPH, graph).setInt64(Attr.ENGINE_GLOBAL_INDEX, idx).finish();
+                List<Descriptor> infos = engine.getDescriptors(Attr.ENGINE_KNOB_INFO, DescriptorType.KNOB_INFO_DESCRIPTOR, 64);
+                owned.addAll(infos);
+                long[] range = null;
+                for (Descriptor info : infos) {
+                    int[] t = info.getEnums(Attr.KNOB_INFO_TYPE, AttrType.KNOB_TYPE, 1);
+                    if (t.length == 1 && t[0] == KnobType.KERNEL_CFG.value)
+                        range = new long[] {info.getInt64(Attr.KNOB_INFO_MINIMUM_VALUE),
+                                info.getInt64(Attr.KNOB_INFO_MAXIMUM_VALUE), Math.max(1, info.getInt64(Attr.KNOB_INFO_STRIDE))};
+                }
+                if (range == null) continue;
+                int made = 0, tried = 0;
+                for (long val = range[0]; val <= range[1] && made < maxPerEngine && tried < 256; val += range[2], tried++) {
+                    List<Descriptor> choiceDescs = new ArrayList<>();
+                    boolean hasKernelCfg = false;
+                    for (long[] c : base) {
+                        long value = c[0] == KnobType.KERNEL_CFG.value ? val : c[1];
+                        hasKernelCfg |= c[0] == KnobType.KERNEL_CFG.value;
+                        choiceDescs.add(knobChoice(owned, (int) c[0], value));
+                    }
+                    if (!hasKernelCfg) choiceDescs.add(knobChoice(owned, KnobType.KERNEL_CFG.value, val));
+                    Descriptor cfg2 = cudnn.createDescriptor(DescriptorType.ENGINECFG_DESCRIPTOR);
+                    owned.add(cfg2);
+                    cfg2.setDescriptors(Attr.ENGINECFG_ENGINE, engine)
+                            .setDescriptors(Attr.ENGINECFG_KNOB_CHOICES, choiceDescs.toArray(Descriptor[]::new));
+                    if (cfg2.tryFinish() != Cudnn.STATUS_SUCCESS) continue;
+                    Descriptor plan = cudnn.createDescriptor(DescriptorType.EXECUTION_PLAN_DESCRIPTOR);
+                    plan.setHandle(Attr.EXECUTION_PLAN_HANDLE, handle).setDescriptors(Attr.EXECUTION_PLAN_ENGINE_CONFIG, cfg2);
+                    if (plan.tryFinish() != Cudnn.STATUS_SUCCESS) {
+                        plan.close();
+                        continue;
+                    }
+                    Plan p = new Plan(s, impl, plan, idx);
+                    p.kernelCfg = val;
+                    out.add(p);
+                    made++;
+                }
+            }
+            retained.addAll(owned);
+            return out;
+        } catch (RuntimeException e) {
+            for (Plan p : out) p.close();
+            for (Descriptor d : owned) d.close();
+            throw e;
+        }
+    }
+
+    private Descriptor knobChoice(List<Descriptor> owned, int type, long value) {
+        Descriptor c = cudnn.createDescriptor(DescriptorType.KNOB_CHOICE_DESCRIPTOR);
+        owned.add(c);
+        return c.setEnum(Attr.KNOB_CHOICE_KNOB_TYPE, AttrType.KNOB_TYPE, type)
+                .setInt64(Attr.KNOB_CHOICE_KNOB_VALUE, value)
+                .finish();
+    }
+
+    /** One timed candidate of {@link #tune}. {@code relDiff}: rel-L2 vs the heuristic plan's output (sampled). */
+    public record Candidate(Implementation implementation, long engine, long kernelCfg, String kernel, double medianMs,
+                            double relDiff, boolean accepted) {}
+
+    /** What {@link #tune} found: the chosen plan (now the cached plan of the shape) and every candidate tried. */
+    public record Tuning(Plan best, Plan heuristic, List<Candidate> candidates) {}
+
+    /**
+     * Autotunes {@code shape}: times the heuristic plan and every KERNEL_CFG variant of the engines cuDNN ranks
+     * (both implementations), on the caller's device buffers ({@code o} is overwritten), and caches the fastest
+     * whose output matches the heuristic plan's (sampled rel-L2 ≤ 1e-2) and that is at least 2% faster.
+     * Allocates a scratch workspace and events through the driver; call it once per shape before capture, not
+     * inside a forward. The chosen plan's {@link Plan#workspaceSize()} may differ from the heuristic one's.
+     */
+    public synchronized Tuning tune(Shape shape, long q, long k, long v, long o, long stream, int maxPerEngine) {
+        Plan heuristic = plan(shape);
+        List<Plan> cands = new ArrayList<>();
+        for (Implementation impl : new Implementation[] {Implementation.UNIFIED, Implementation.COMPOSITE}) {
+            if (impl == Implementation.UNIFIED && !unifiedAvailable()) continue;
+            try {
+                cands.addAll(knobVariants(shape, impl, maxPerEngine));
+            } catch (CudnnException e) {
+                // this description of the attention is not supported here; the other one is tried
+            }
+        }
+        CudaDriver drv = CudaDriver.get();
+        long maxWs = heuristic.workspaceSize();
+        for (Plan p : cands) maxWs = Math.max(maxWs, p.workspaceSize());
+        long ws = maxWs > 0 ? drv.memAlloc(maxWs) : 0;
+        long e0 = drv.eventCreate(CudaDriver.EVENT_DEFAULT), e1 = drv.eventCreate(CudaDriver.EVENT_DEFAULT);
+        List<Candidate> report = new ArrayList<>();
+        Plan best = heuristic;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment ref = a.allocate(shape.qBytes(), 16), got = a.allocate(shape.qBytes(), 16);
+            heuristic.execute(q, k, v, o, ws, stream);
+            drv.memcpyDtoHAsync(ref, o, shape.qBytes(), stream);
+            drv.streamSynchronize(stream);
+            double bestMs = timeMedian(drv, heuristic, q, k, v, o, ws, stream, e0, e1);
+            report.add(new Candidate(heuristic.implementation(), heuristic.engineIndex(), heuristic.kernelCfg(),
+                    heuristic.kernelName(), bestMs, 0, true));
+            for (Plan p : cands) {
+                double diff, ms = Double.NaN;
+                boolean ok;
+                try {
+                    p.execute(q, k, v, o, ws, stream);
+                    drv.memcpyDtoHAsync(got, o, shape.qBytes(), stream);
+                    drv.streamSynchronize(stream);
+                    diff = sampledRelDiff(ref, got, shape.dtype());
+                    ok = diff <= 1e-2;
+                    if (ok) ms = timeMedian(drv, p, q, k, v, o, ws, stream, e0, e1);
+                } catch (CudnnException e) {
+                    diff = Double.NaN;
+                    ok = false;
+                }
+                report.add(new Candidate(p.implementation(), p.engineIndex(), p.kernelCfg(), p.kernelName(), ms, diff, ok));
+                if (ok && ms < bestMs * 0.98) {
+                    best = p;
+                    bestMs = ms;
+                }
+            }
+        } finally {
+            drv.eventDestroy(e0);
+            drv.eventDestroy(e1);
+            if (ws != 0) drv.memFree(ws);
+        }
+        for (Plan p : cands) if (p != best) p.close();
+        if (best != heuristic) {
+            extraPlans.add(heuristic);   // callers may still hold it
+            extraPlans.add(best);
+            cache.put(shape, best);
+        }
+        return new Tuning(best, heuristic, report);
+    }
+
+    private static double timeMedian(CudaDriver drv, Plan p, long q, long k, long v, long o, long ws, long stream,
+                                     long e0, long e1) {
+        for (int i = 0; i < 3; i++) p.execute(q, k, v, o, ws, stream);
+        int n = 15;
+        float[] ms = new float[n];
+        for (int i = 0; i < n; i++) {
+            drv.eventRecord(e0, stream);
+            p.execute(q, k, v, o, ws, stream);
+            drv.eventRecord(e1, stream);
+            drv.eventSynchronize(e1);
+            ms[i] = drv.eventElapsedMs(e0, e1);
+        }
+        java.util.Arrays.sort(ms);
+        return ms[n / 2];
+    }
+
+    /** rel-L2 between two outputs over every 7th element; +inf if {@code got} has a non-finite sample. */
+    private static double sampledRelDiff(MemorySegment ref, MemorySegment got, DType dt) {
+        long n = ref.byteSize() / 2;
+        double e = 0, r = 0;
+        for (long i = 0; i < n; i += 7) {
+            double x = half(ref.getAtIndex(ValueLayout.JAVA_SHORT, i), dt), y = half(got.getAtIndex(ValueLayout.JAVA_SHORT, i), dt);
+            if (!Double.isFinite(y)) return Double.POSITIVE_INFINITY;
+            e += (x - y) * (x - y);
+            r += x * x;
+        }
+        return r == 0 ? (e == 0 ? 0 : Double.POSITIVE_INFINITY) : Math.sqrt(e / r);
+    }
+
+    private static double half(short bits, DType dt) {
+        return dt == DType.BF16 ? DType.bf16ToFloat(bits) : DType.f16ToFloat(bits);
     }
 
     @Override
@@ -408,6 +622,7 @@ public final class CudnnSdpa implements AutoCloseable {
         private Descriptor variantPack;
         private long lastQ, lastK, lastV, lastO, lastWs;
         double buildMillis;
+        long kernelCfg = -1;
 
         private Plan(Shape shape, Implementation implementation, Descriptor plan, long engineIndex) {
             this.shape = shape;
@@ -426,6 +641,9 @@ public final class CudnnSdpa implements AutoCloseable {
 
         /** cuDNN's global index of the chosen engine (-1 if cuDNN did not say). */
         public long engineIndex() { return engineIndex; }
+
+        /** The engine's KERNEL_CFG knob value (which tile configuration), -1 if unknown. */
+        public long kernelCfg() { return kernelCfg; }
 
         /** Device bytes {@link #execute} needs at {@code workspace} (often 0). */
         public long workspaceSize() { return workspaceSize; }
@@ -520,7 +738,7 @@ public final class CudnnSdpa implements AutoCloseable {
 
         @Override
         public String toString() {
-            return implementation + " engine " + engineIndex + " ws " + workspaceSize + " B";
+            return implementation + " engine " + engineIndex + " kernel_cfg " + kernelCfg + " ws " + workspaceSize + " B";
         }
     }
 }

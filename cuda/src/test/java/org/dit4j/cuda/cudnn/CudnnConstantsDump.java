@@ -13,6 +13,7 @@ public final class CudnnConstantsDump {
         for (var e : Cudnn.PointwiseMode.values()) System.out.println(e.cName() + " " + e.value);
         for (var e : Cudnn.ReduceOp.values()) System.out.println(e.cName() + " " + e.value);
         for (var e : Cudnn.HeurMode.values()) System.out.println(e.cName() + " " + e.value);
+        for (var e : Cudnn.KnobType.values()) System.out.println(e.cName() + " " + e.value);
         for (var e : Cudnn.BehaviorNote.values()) System.out.println(e.cName() + " " + e.value);
     }
 }

@@ -98,6 +98,42 @@ public final class CudnnSdpaBench {
                         if (ws != 0) cuda.memFree(ws);
                     }
                 }
+                CudnnSdpa.Tuning t = sdpa.tune(shape, c.dq, c.dk, c.dv, c.dout, stream, 24);
+                for (CudnnSdpa.Candidate cd : t.candidates()) {
+                    String line = String.format("#  tune %s %s engine %d cfg %d %s %.4f ms diff %.1e%s", name,
+                            cd.implementation(), cd.engine(), cd.kernelCfg(), cd.kernel(), cd.medianMs(), cd.relDiff(),
+                            cd.accepted() ? "" : " REJECTED");
+                    System.out.println(line);
+                    rows.add(line);
+                }
+                CudnnSdpa.Plan best = t.best();
+                long ws = best.workspaceSize() > 0 ? cuda.memAlloc(best.workspaceSize()) : 0;
+                c.poisonOutput();
+                best.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
+                cuda.streamSynchronize(stream);
+                MemorySegment o = c.output();
+                long bad = c.nonFinite(o);
+                double err = c.relL2(o, c.randomRows(64, 98));
+                boolean ok = bad == 0 && err <= 1e-2;
+                failed |= !ok;
+                int n = 50;
+                float[] ms = new float[n];
+                for (int i = 0; i < 5; i++) best.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
+                for (int i = 0; i < n; i++) {
+                    cuda.eventRecord(e0, stream);
+                    best.execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
+                    cuda.eventRecord(e1, stream);
+                    cuda.eventSynchronize(e1);
+                    ms[i] = cuda.eventElapsedMs(e0, e1);
+                }
+                Arrays.sort(ms);
+                double med = (ms[n / 2 - 1] + ms[n / 2]) / 2.0;
+                String row = String.format("%s\tTUNED(%s)\t%d\t%d\t-\t%.2e\t%.4f\t%.4f\t%.1f\t%s%s", name,
+                        best.implementation(), best.engineIndex(), best.workspaceSize(), err, med, ms[0],
+                        shape.flops() / (med * 1e-3) / 1e12, best.kernelName(), ok ? "" : "\tWRONG(nonfinite=" + bad + ")");
+                System.out.println(row);
+                rows.add(row);
+                if (ws != 0) cuda.memFree(ws);
             }
         }
         // The cuda module's own flash-attention kernel (CudaBackend, FLASH_MMA) on the same inputs, for the choice

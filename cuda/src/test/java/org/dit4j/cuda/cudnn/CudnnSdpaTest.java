@@ -148,6 +148,29 @@ class CudnnSdpaTest {
         }
     }
 
+    /** Autotuning picks among real kernel configurations and the chosen plan still computes attention. */
+    @Test
+    void tunedPlanMatchesReference() {
+        CudaDriver cuda = gpu();
+        Shape shape = Shape.bshd(1, 4, 512, 512, 64, DType.BF16);
+        try (CudnnSdpa sdpa = new CudnnSdpa(); AttentionCase c = new AttentionCase(cuda, shape, 21)) {
+            long stream = cuda.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
+            CudnnSdpa.Tuning t = sdpa.tune(shape, c.dq, c.dk, c.dv, c.dout, stream, 8);
+            assertTrue(t.candidates().size() >= 1 && t.candidates().getFirst().accepted(), "the heuristic plan is a candidate");
+            assertSame(t.best(), sdpa.plan(shape), "the tuned plan is now the cached plan");
+            long ws = alloc(cuda, t.best().workspaceSize());
+            c.poisonOutput();
+            t.best().execute(c.dq, c.dk, c.dv, c.dout, ws, stream);
+            cuda.streamSynchronize(stream);
+            MemorySegment o = c.output();
+            assertEquals(0, c.nonFinite(o));
+            double err = c.relL2(o, c.allRows());
+            assertTrue(err <= TOLERANCE, "rel-L2 " + err + " of tuned plan " + t.best());
+            free(cuda, ws);
+            cuda.streamDestroy(stream);
+        }
+    }
+
     @Test
     void shapeValidationNamesTheProblem() {
         var e1 = assertThrows(IllegalArgumentException.class, () -> Shape.bshd(1, 24, 4608, 4608, 100, DType.BF16));
