@@ -497,8 +497,10 @@ public final class CudnnSdpa implements AutoCloseable {
 
     /**
      * Autotunes {@code shape}: times the heuristic plan and every KERNEL_CFG variant of the engines cuDNN ranks
-     * (both implementations), on the caller's device buffers ({@code o} is overwritten), and caches the fastest
-     * whose output matches the heuristic plan's (sampled rel-L2 ≤ 1e-2) and that is at least 2% faster.
+     * (both implementations; each distinct kernel once), on the caller's device buffers ({@code o} is
+     * overwritten), and caches the fastest whose output matches the heuristic plan's (sampled rel-L2 ≤ 1e-2) and
+     * that is at least 2% faster. The output check matters: on cuDNN 9.14/9.19 the sm80 engine finalizes
+     * KERNEL_CFG 25–31 for this graph but computes wrong results (rel-L2 0.5–0.7), and those are rejected.
      * Allocates a scratch workspace and events through the driver; call it once per shape before capture, not
      * inside a forward. The chosen plan's {@link Plan#workspaceSize()} may differ from the heuristic one's.
      */
@@ -528,7 +530,13 @@ public final class CudnnSdpa implements AutoCloseable {
             double bestMs = timeMedian(drv, heuristic, q, k, v, o, ws, stream, e0, e1);
             report.add(new Candidate(heuristic.implementation(), heuristic.engineIndex(), heuristic.kernelCfg(),
                     heuristic.kernelName(), bestMs, 0, true));
+            // The same kernel reached through another description or engine id cannot be faster: timing it would
+            // only let noise pick. Each distinct kernel is timed once.
+            java.util.Set<String> seenKernels = new java.util.HashSet<>();
+            seenKernels.add(heuristic.kernelName());
             for (Plan p : cands) {
+                String kernel = p.kernelName();
+                if (!"?".equals(kernel) && !seenKernels.add(kernel)) continue;
                 double diff, ms = Double.NaN;
                 boolean ok;
                 try {
@@ -542,7 +550,7 @@ public final class CudnnSdpa implements AutoCloseable {
                     diff = Double.NaN;
                     ok = false;
                 }
-                report.add(new Candidate(p.implementation(), p.engineIndex(), p.kernelCfg(), p.kernelName(), ms, diff, ok));
+                report.add(new Candidate(p.implementation(), p.engineIndex(), p.kernelCfg(), kernel, ms, diff, ok));
                 if (ok && ms < bestMs * 0.98) {
                     best = p;
                     bestMs = ms;
