@@ -38,7 +38,8 @@ public final class CudaBackend implements Ops {
     private final DeviceBuffer gemmWorkspace;
     private final Arena arena = Arena.ofShared();
     private final KernelArgs args;
-    private final ThreadLocal<Boolean> current = new ThreadLocal<>();
+    /** The context this thread last made current through a backend (avoids a driver call per op). */
+    private static final ThreadLocal<Long> CURRENT = new ThreadLocal<>();
     private MemorySegment[] staging;
     private long[] stagingEvents;
     private boolean[] stagingPending;
@@ -57,7 +58,8 @@ public final class CudaBackend implements Ops {
         device = Device.cuda(deviceIndex);
         cuDevice = drv.device(deviceIndex);
         context = drv.primaryContextRetain(cuDevice);
-        makeCurrent();
+        drv.contextSetCurrent(context);
+        CURRENT.set(context);
         stream = drv.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
         deviceName = drv.deviceName(cuDevice);
         ccMajor = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_COMPUTE_CAPABILITY_MAJOR);
@@ -105,9 +107,10 @@ public final class CudaBackend implements Ops {
     public int gemmPlanCount() { return gemm.planCount(); }
 
     void makeCurrent() {
-        if (current.get() == null) {
+        Long c = CURRENT.get();
+        if (c == null || c != context) {
             drv.contextSetCurrent(context);
-            current.set(Boolean.TRUE);
+            CURRENT.set(context);
         }
     }
 

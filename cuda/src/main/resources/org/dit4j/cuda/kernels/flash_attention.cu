@@ -63,7 +63,7 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
                                            float scale, const float* bias, BiasStrides bs) {
     constexpr int LDS = D + 8;
     constexpr int CH = D / 8;           // 16-byte chunks per row
-    extern __shared__ __align__(16) u16 smem[];
+    extern __shared__ __attribute__((aligned(16))) u16 smem[];
     u16* Qs = smem;
     u16* Ks = Qs + FA_BR * LDS;
     u16* Vs = Ks + FA_BC * LDS;
