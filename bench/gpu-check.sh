@@ -13,7 +13,10 @@ if [ -z "$JAVA_BIN" ]; then
   JAVA_BIN=/tmp/jre/bin/java
 fi
 JAVA=("$JAVA_BIN" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m)
-CP=$(ls "$DIR"/*.jar | grep -v console-standalone | tr '\n' ':')
+# the test classes are scanned from a folder: a jlinked JRE may lack the jar file system (jdk.zipfs)
+TESTS=/tmp/dit4j-cuda-tests
+rm -rf "$TESTS" && python3 -m zipfile -e "$(ls "$DIR"/dit4j-cuda-*-tests.jar | head -1)" "$TESTS"
+CP="$TESTS:$(ls "$DIR"/*.jar | grep -v console-standalone | grep -v dit4j-cuda-.*-tests.jar | tr '\n' ':')"
 LAUNCHER=$(ls "$DIR"/junit-platform-console-standalone-*.jar | head -1)
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
 "${JAVA[@]}" -jar "$LAUNCHER" execute --class-path "$CP" --select-package org.dit4j.cuda \
