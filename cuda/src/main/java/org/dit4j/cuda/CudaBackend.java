@@ -44,6 +44,8 @@ public final class CudaBackend implements Ops {
     private long[] stagingEvents;
     private boolean[] stagingPending;
     private AttentionKernel attentionOverride;
+    /** Warps per block of the flash kernel (4: 64 query rows per block, 8: 128); {@code -Ddit4j.flash.warps}. */
+    private int flashWarps = Integer.getInteger("dit4j.flash.warps", 4);
     private final Set<Long> sharedRaised = new HashSet<>();
     private boolean closed;
 
@@ -70,7 +72,7 @@ public final class CudaBackend implements Ops {
         kernels = new KernelCache(drv, ccMajor, ccMinor, drv.driverVersion());
         args = new KernelArgs(arena);
         gemmWorkspace = allocator.allocate(Gemm.WORKSPACE_BYTES);
-        gemm = new Gemm(gemmWorkspace.address());
+        gemm = new Gemm(drv, gemmWorkspace.address());
     }
 
     // ------------------------------------------------------------------ backend facts
@@ -92,6 +94,12 @@ public final class CudaBackend implements Ops {
 
     /** Pins attention to one kernel (null = automatic choice). */
     public void setAttentionKernel(AttentionKernel k) { attentionOverride = k; }
+
+    /** Selects the flash kernel variant: 4 or 8 warps per block (for benchmarks). */
+    void setFlashWarps(int warps) {
+        if (warps != 4 && warps != 8) throw new IllegalArgumentException("flash attention runs with 4 or 8 warps, not " + warps);
+        flashWarps = warps;
+    }
 
     /** The kernel {@link #attention} would use for these arguments. */
     public AttentionKernel attentionKernelFor(Tensor q, Tensor k, Tensor v, Tensor bias) {
@@ -640,8 +648,10 @@ public final class CudaBackend implements Ops {
         switch (kernel) {
             case FLASH_MMA -> {
                 boolean bf = q.dtype() == DType.BF16;
-                int smem = 3 * 64 * ((int) d + 8) * 2;
-                String name = "flash_attn_" + (bf ? "bf16" : "f16") + "_d" + d;
+                int warps = flashWarps;
+                int rowsPerBlock = 16 * warps;
+                int smem = (rowsPerBlock + 4 * 64) * ((int) d + 8) * 2;
+                String name = "flash_attn_" + (bf ? "bf16" : "f16") + "_d" + d + "_w" + warps;
                 long fn = kernels.function("flash_attention", name);
                 if (smem > 48 * 1024) {
                     if (smem > maxSharedOptin) throw new IllegalStateException("flash attention needs " + smem + " bytes of shared memory, the device allows " + maxSharedOptin);
@@ -649,7 +659,7 @@ public final class CudaBackend implements Ops {
                 }
                 args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32((int) h).i32((int) lq)
                         .i32((int) lk).f32(scale).ptr(addr(biasF)).struct(bst);
-                launch("flash_attention", name, (int) ((lq + 63) / 64), (int) h, (int) bsz, 128, smem);
+                launch("flash_attention", name, (int) ((lq + rowsPerBlock - 1) / rowsPerBlock), (int) h, (int) bsz, 32 * warps, smem);
             }
             case REFERENCE -> {
                 args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32(code(q.dtype()))

@@ -24,10 +24,12 @@ public final class CudaBench {
             System.out.println("no GPU: " + why);
             return;
         }
+        java.util.List<String> parts = args.length == 0 ? java.util.List.of("gemm", "attention", "elementwise") : java.util.List.of(args);
         try (CudaBackend ops = new CudaBackend(); Scope s = Scope.open()) {
-            System.out.println("device: " + ops.name());
-            gemms(ops);
-            attention(ops);
+            System.out.println("device: " + ops.name() + ", gemm autotune candidates: " + Integer.getInteger("dit4j.gemm.autotune", 8));
+            if (parts.contains("gemm")) gemms(ops);
+            if (parts.contains("attention")) attention(ops);
+            if (parts.contains("elementwise")) elementwise(ops);
         }
     }
 
@@ -79,27 +81,67 @@ public final class CudaBench {
     }
 
     static void attention(CudaBackend ops) {
-        int b = 1, l = 4608, h = 24, d = 128;
-        try (Scope s = Scope.open()) {
-            Tensor q = ops.upload(Tensor.of(DType.BF16, randn(4, b * l * h * d), b, l, h, d));
-            Tensor k = ops.upload(Tensor.of(DType.BF16, randn(5, b * l * h * d), b, l, h, d));
-            Tensor v = ops.upload(Tensor.of(DType.BF16, randn(6, b * l * h * d), b, l, h, d));
-            float scale = (float) (1 / Math.sqrt(d));
-            double flop = 4.0 * b * h * (double) l * l * d;
-            System.out.println("| attention B×L×H×d | kernel | ms | TFLOP/s |");
-            System.out.println("|---|---|---|---|");
-            float[] ref = null;
-            for (AttentionKernel kernel : AttentionKernel.values()) {
-                if (kernel.check(q, k, v, null) != null) continue;
-                ops.setAttentionKernel(kernel);
-                double ms = kernel == AttentionKernel.REFERENCE ? timeOnce(ops, () -> ops.attention(q, k, v, null, scale))
-                        : time(ops, () -> { try (Scope in = Scope.open()) { ops.attention(q, k, v, null, scale); } });
-                System.out.printf("| %d×%d×%d×%d | %s | %.3f | %.0f |%n", b, l, h, d, kernel, ms, flop / ms / 1e9);
-                float[] out = ops.toHost(ops.attention(q, k, v, null, scale)).toFloatArray();
-                if (ref == null) ref = out;
-                else System.out.printf("rel-L2(%s vs %s) = %.2e%n", kernel, AttentionKernel.values()[0], HostRef.relL2(out, ref));
+        System.out.println("| attention B×L×H×d | kernel | ms | TFLOP/s |");
+        System.out.println("|---|---|---|---|");
+        for (int l : new int[] {4608, 16896}) {
+            int b = 1, h = 24, d = 128;
+            try (Scope s = Scope.open()) {
+                Tensor q = ops.upload(Tensor.of(DType.BF16, randn(4, b * l * h * d), b, l, h, d));
+                Tensor k = ops.upload(Tensor.of(DType.BF16, randn(5, b * l * h * d), b, l, h, d));
+                Tensor v = ops.upload(Tensor.of(DType.BF16, randn(6, b * l * h * d), b, l, h, d));
+                float scale = (float) (1 / Math.sqrt(d));
+                double flop = 4.0 * b * h * (double) l * l * d;
+                float[] ref = null;
+                if (l <= 8192) {
+                    ops.setAttentionKernel(AttentionKernel.REFERENCE);
+                    double ms = timeOnce(ops, () -> ops.attention(q, k, v, null, scale));
+                    System.out.printf("| %d×%d×%d×%d | REFERENCE | %.3f | %.0f |%n", b, l, h, d, ms, flop / ms / 1e9);
+                    ref = ops.toHost(ops.attention(q, k, v, null, scale)).toFloatArray();
+                }
+                ops.setAttentionKernel(AttentionKernel.FLASH_MMA);
+                for (int warps : new int[] {4, 8}) {
+                    ops.setFlashWarps(warps);
+                    double ms = time(ops, () -> { try (Scope in = Scope.open()) { ops.attention(q, k, v, null, scale); } });
+                    String err = "";
+                    if (ref != null) err = String.format(" rel-L2 vs REFERENCE %.2e", HostRef.relL2(ops.toHost(ops.attention(q, k, v, null, scale)).toFloatArray(), ref));
+                    System.out.printf("| %d×%d×%d×%d | FLASH_MMA w%d | %.3f | %.0f |%s%n", b, l, h, d, warps, ms, flop / ms / 1e9, err);
+                }
+                ops.setFlashWarps(4);
+                ops.setAttentionKernel(null);
             }
-            ops.setAttentionKernel(null);
+        }
+    }
+
+    /** Memory-bound ops on a Flux 1024² activation [1, 4608, 3072] bf16: achieved GB/s (bytes read + written once). */
+    static void elementwise(CudaBackend ops) {
+        int l = 4608, dd = 3072;
+        try (Scope s = Scope.open()) {
+            Tensor x = ops.upload(Tensor.of(DType.BF16, randn(7, l * dd), 1, l, dd));
+            Tensor y = ops.upload(Tensor.of(DType.BF16, randn(8, l * dd), 1, l, dd));
+            Tensor sh = ops.upload(Tensor.of(DType.BF16, randn(9, dd), 1, dd));
+            Tensor sc = ops.upload(Tensor.of(DType.BF16, randn(10, dd), 1, dd));
+            double act = 2.0 * l * dd;
+            System.out.println("| op on [1, 4608, 3072] bf16 | ms | GB/s |");
+            System.out.println("|---|---|---|");
+            Object[][] cases = {
+                    {"copy", (Runnable) () -> ops.copy(x), 2 * act},
+                    {"add", (Runnable) () -> ops.add(x, y), 3 * act},
+                    {"gatedResidual", (Runnable) () -> ops.gatedResidual(x, sc, y), 3 * act},
+                    {"layerNormModulate", (Runnable) () -> ops.layerNormModulate(x, sh, sc, 1e-6f), 2 * act},
+                    {"gelu tanh", (Runnable) () -> ops.gelu(x, true), 2 * act},
+                    {"rmsNormRope [1,4608,24,128]", null, 2 * act},
+                    {"cast bf16->f32", (Runnable) () -> ops.cast(x, DType.F32), 3 * act},
+                    {"permute [1,4608,24,128]->(0,2,1,3)", (Runnable) () -> ops.permute(ops.reshape(x, 1, l, 24, 128), 0, 2, 1, 3), 2 * act},
+            };
+            Tensor cos = ops.upload(Tensor.of(DType.F32, randn(11, l * 64), l, 64));
+            Tensor sin = ops.upload(Tensor.of(DType.F32, randn(12, l * 64), l, 64));
+            Tensor w = ops.upload(Tensor.of(DType.BF16, randn(13, 128), 128));
+            cases[5][1] = (Runnable) () -> ops.rmsNormRope(ops.reshape(x, 1, l, 24, 128), w, 1e-6f, cos, sin);
+            for (Object[] c : cases) {
+                Runnable r = (Runnable) c[1];
+                double ms = time(ops, () -> { try (Scope in = Scope.open()) { r.run(); } });
+                System.out.printf("| %s | %.4f | %.0f |%n", c[0], ms, (double) c[2] / ms / 1e6);
+            }
         }
     }
 

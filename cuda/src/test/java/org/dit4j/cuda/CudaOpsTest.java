@@ -259,7 +259,12 @@ class CudaOpsTest {
             for (AttentionKernel kernel : AttentionKernel.values()) {
                 if (kernel.check(dq, dk, dv, null) != null) continue;
                 ops.setAttentionKernel(kernel);
-                assertClose(host(ops, ops.attention(dq, dk, dv, null, (float) scale)), ref, tol(t), kernel + " d=" + d + " " + t);
+                for (int warps : kernel == AttentionKernel.FLASH_MMA ? new int[] {4, 8} : new int[] {4}) {
+                    ops.setFlashWarps(warps);
+                    assertClose(host(ops, ops.attention(dq, dk, dv, null, (float) scale)), ref, tol(t),
+                            kernel + " (" + warps + " warps) d=" + d + " " + t);
+                }
+                ops.setFlashWarps(4);
             }
             ops.setAttentionKernel(null);
             AttentionKernel auto = ops.attentionKernelFor(dq, dk, dv, null);
@@ -283,10 +288,14 @@ class CudaOpsTest {
         for (AttentionKernel kernel : AttentionKernel.values()) {
             if (kernel.check(dq, dk, dv, dbias) != null) continue;
             ops.setAttentionKernel(kernel);
-            float[] got = host(ops, ops.attention(dq, dk, dv, dbias, 0.125f));
-            assertClose(got, ref, tol(t), kernel + " with bias");
-            for (int hi = 0; hi < h; hi++)
-                for (int j = 0; j < d; j++) assertEquals(0f, got[(3 * h + hi) * d + j], kernel + ": fully masked row must be 0");
+            for (int warps : kernel == AttentionKernel.FLASH_MMA ? new int[] {4, 8} : new int[] {4}) {
+                ops.setFlashWarps(warps);
+                float[] got = host(ops, ops.attention(dq, dk, dv, dbias, 0.125f));
+                assertClose(got, ref, tol(t), kernel + " (" + warps + " warps) with bias");
+                for (int hi = 0; hi < h; hi++)
+                    for (int j = 0; j < d; j++) assertEquals(0f, got[(3 * h + hi) * d + j], kernel + ": fully masked row must be 0");
+            }
+            ops.setFlashWarps(4);
         }
         ops.setAttentionKernel(null);
     }
