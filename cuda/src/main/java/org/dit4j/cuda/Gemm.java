@@ -83,35 +83,53 @@ final class Gemm implements AutoCloseable {
      * fastest. Happens once per plan, outside graph capture; it waits for the device.
      */
     private void tune(Plan p, long a, long b, long d, long stream) {
+        final int rounds = 7;
+        int nc = p.candidates.length;
+        float[][] t = new float[nc][rounds];
+        boolean[] broken = new boolean[nc];
         long e0 = drv.eventCreate(CudaDriver.EVENT_DEFAULT), e1 = drv.eventCreate(CudaDriver.EVENT_DEFAULT);
         try {
-            float best = Float.MAX_VALUE;
-            MemorySegment bestAlgo = p.algo;
-            for (MemorySegment algo : p.candidates) {
-                float[] t = new float[3];
-                try {
-                    lt.matmul(handle, p.desc, alpha, a, p.la, b, p.lb, beta, d, p.ld, d, p.ld, algo, workspace, WORKSPACE_BYTES, stream);
-                    for (int i = 0; i < t.length; i++) {
+            // warm the clocks with the heuristic's pick, then time the candidates in interleaved rounds
+            for (int i = 0; i < 5; i++) matmul(p, p.candidates[0], a, b, d, stream);
+            for (int r = 0; r < rounds; r++) {
+                for (int c = 0; c < nc; c++) {
+                    if (broken[c]) continue;
+                    try {
                         drv.eventRecord(e0, stream);
-                        lt.matmul(handle, p.desc, alpha, a, p.la, b, p.lb, beta, d, p.ld, d, p.ld, algo, workspace, WORKSPACE_BYTES, stream);
+                        matmul(p, p.candidates[c], a, b, d, stream);
                         drv.eventRecord(e1, stream);
                         drv.eventSynchronize(e1);
-                        t[i] = drv.eventElapsedMs(e0, e1);
+                        t[c][r] = drv.eventElapsedMs(e0, e1);
+                    } catch (CudaException e) {
+                        broken[c] = true;   // a candidate the library cannot run after all: skip it
                     }
-                } catch (CudaException e) {
-                    continue;   // a candidate the library cannot run after all: skip it
-                }
-                java.util.Arrays.sort(t);
-                if (t[1] < best) {
-                    best = t[1];
-                    bestAlgo = algo;
                 }
             }
-            p.algo = bestAlgo;
         } finally {
             drv.eventDestroy(e0);
             drv.eventDestroy(e1);
         }
+        int best = 0;
+        float bestMs = median(t[0]);
+        for (int c = 1; c < nc; c++) {
+            if (broken[c]) continue;
+            float m = median(t[c]);
+            if (m < bestMs * 0.97f) {   // leave the heuristic's pick only for a clear gain
+                best = c;
+                bestMs = m;
+            }
+        }
+        p.algo = p.candidates[best];
+    }
+
+    private void matmul(Plan p, MemorySegment algo, long a, long b, long d, long stream) {
+        lt.matmul(handle, p.desc, alpha, a, p.la, b, p.lb, beta, d, p.ld, d, p.ld, algo, workspace, WORKSPACE_BYTES, stream);
+    }
+
+    private static float median(float[] x) {
+        float[] c = x.clone();
+        java.util.Arrays.sort(c);
+        return c[c.length / 2];
     }
 
     private Plan plan(Key key) {

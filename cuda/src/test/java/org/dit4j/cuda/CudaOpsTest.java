@@ -191,6 +191,36 @@ class CudaOpsTest {
                 HostRef.groupNorm(x, n, c, s, 32, w, bb, 1e-6), tol(t), "groupNorm");
     }
 
+    /** Sizes that are not whole 16-byte vectors, and mixed dtypes, take the generic kernels: same results. */
+    @ParameterizedTest @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void genericKernelPaths(DType t) {
+        int b = 2, l = 3, d = 100;
+        float[] x = rounded(t, randn(80, b * l * d)), w = rounded(t, randn(81, d)), sh = rounded(t, randn(82, b * d)),
+                sc = rounded(t, randn(83, b * d)), y = rounded(t, randn(84, b * l * d));
+        Tensor dx = dev(ops, t, x, b, l, d), dy = dev(ops, t, y, b, l, d);
+        // shift in f32 forces the mixed-dtype kernels
+        Tensor dsh = dev(ops, DType.F32, sh, b, d), dsc = dev(ops, t, sc, b, d);
+        assertClose(host(ops, ops.layerNorm(dx, dev(ops, t, w, d), null, 1e-5f)), HostRef.layerNorm(x, b * l, d, w, null, 1e-5),
+                tol(t), "layerNorm d=100");
+        assertClose(host(ops, ops.rmsNorm(dx, dev(ops, t, w, d), 1e-5f)), HostRef.rmsNorm(x, b * l, d, w, 1e-5), tol(t), "rmsNorm d=100");
+        assertClose(host(ops, ops.modulate(dx, dsh, dsc)), HostRef.modulate(x, sh, sc, b, l, d), tol(t), "modulate mixed");
+        assertClose(host(ops, ops.layerNormModulate(dx, dsh, dsc, 1e-5f)),
+                HostRef.modulate(HostRef.layerNorm(x, b * l, d, null, null, 1e-5), sh, sc, b, l, d), 2 * tol(t), "layerNormModulate mixed");
+        float[] gr = new float[x.length], si = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            gr[i] = x[i] + sh[(i / (l * d)) * d + i % d] * y[i];
+            si[i] = (float) (x[i] / (1 + Math.exp(-x[i])));
+        }
+        assertClose(host(ops, ops.gatedResidual(dx, dsh, dy)), gr, tol(t), "gatedResidual mixed");
+        Tensor odd = ops.slice(ops.reshape(dx, b * l * d), 0, 1, b * l * d);   // 599 elements, offset by one
+        float[] oddRef = java.util.Arrays.copyOfRange(si, 1, si.length);
+        assertClose(host(ops, ops.silu(odd)), oddRef, tol(t), "silu on 599 elements");
+        // rmsNorm on head vectors with an f32 weight (mixed) goes generic too
+        float[] q = rounded(t, randn(85, 2 * 64)), wq = randn(86, 64);
+        assertClose(host(ops, ops.rmsNorm(dev(ops, t, q, 2, 64), dev(ops, DType.F32, wq, 64), 1e-6f)),
+                HostRef.rmsNorm(q, 2, 64, wq, 1e-6), tol(t), "rmsNorm f32 weight");
+    }
+
     // ------------------------------------------------------------------ linear algebra
 
     @ParameterizedTest @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"})
