@@ -180,13 +180,14 @@ public final class CublasLt {
     }
 
     /**
-     * Asks the heuristic for the best algorithm; fills {@code result} (at least {@link #HEURISTIC_RESULT_BYTES})
-     * and returns how many results came back (0 = no algorithm supports this problem).
+     * Asks the heuristic for up to {@code requested} algorithms, best first; fills {@code results} (at least
+     * requested × {@link #HEURISTIC_RESULT_BYTES}) and returns how many came back (0 = none supports the problem).
+     * Each result: algo at byte 0 (64 bytes), workspaceSize at 64, state at 72 (0 = usable), wavesCount at 76.
      */
-    public int heuristic(long handle, long desc, long a, long b, long c, long d, long pref, MemorySegment result) {
+    public int heuristic(long handle, long desc, long a, long b, long c, long d, long pref, int requested, MemorySegment results) {
         try (Arena ar = Arena.ofConfined()) {
             MemorySegment n = ar.allocate(JAVA_INT);
-            check((int) getHeuristic.invokeExact(handle, desc, a, b, c, d, pref, 1, result, n), "cublasLtMatmulAlgoGetHeuristic");
+            check((int) getHeuristic.invokeExact(handle, desc, a, b, c, d, pref, requested, results, n), "cublasLtMatmulAlgoGetHeuristic");
             return n.get(JAVA_INT, 0);
         } catch (Throwable t) { throw CudaDriver.wrap("cublasLtMatmulAlgoGetHeuristic", t); }
     }

@@ -38,11 +38,14 @@ public final class CudaBackend implements Ops {
     private final DeviceBuffer gemmWorkspace;
     private final Arena arena = Arena.ofShared();
     private final KernelArgs args;
-    private final ThreadLocal<Boolean> current = new ThreadLocal<>();
+    /** The context this thread last made current through a backend (avoids a driver call per op). */
+    private static final ThreadLocal<Long> CURRENT = new ThreadLocal<>();
     private MemorySegment[] staging;
     private long[] stagingEvents;
     private boolean[] stagingPending;
     private AttentionKernel attentionOverride;
+    /** Warps per block of the flash kernel (4: 64 query rows per block, 8: 128); {@code -Ddit4j.flash.warps}. */
+    private int flashWarps = Integer.getInteger("dit4j.flash.warps", 4);
     private final Set<Long> sharedRaised = new HashSet<>();
     private boolean closed;
 
@@ -57,7 +60,8 @@ public final class CudaBackend implements Ops {
         device = Device.cuda(deviceIndex);
         cuDevice = drv.device(deviceIndex);
         context = drv.primaryContextRetain(cuDevice);
-        makeCurrent();
+        drv.contextSetCurrent(context);
+        CURRENT.set(context);
         stream = drv.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
         deviceName = drv.deviceName(cuDevice);
         ccMajor = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_COMPUTE_CAPABILITY_MAJOR);
@@ -68,7 +72,7 @@ public final class CudaBackend implements Ops {
         kernels = new KernelCache(drv, ccMajor, ccMinor, drv.driverVersion());
         args = new KernelArgs(arena);
         gemmWorkspace = allocator.allocate(Gemm.WORKSPACE_BYTES);
-        gemm = new Gemm(gemmWorkspace.address());
+        gemm = new Gemm(drv, gemmWorkspace.address());
     }
 
     // ------------------------------------------------------------------ backend facts
@@ -91,6 +95,12 @@ public final class CudaBackend implements Ops {
     /** Pins attention to one kernel (null = automatic choice). */
     public void setAttentionKernel(AttentionKernel k) { attentionOverride = k; }
 
+    /** Selects the flash kernel variant: 4 or 8 warps per block (for benchmarks). */
+    void setFlashWarps(int warps) {
+        if (warps != 4 && warps != 8) throw new IllegalArgumentException("flash attention runs with 4 or 8 warps, not " + warps);
+        flashWarps = warps;
+    }
+
     /** The kernel {@link #attention} would use for these arguments. */
     public AttentionKernel attentionKernelFor(Tensor q, Tensor k, Tensor v, Tensor bias) {
         if (attentionOverride != null) {
@@ -105,9 +115,10 @@ public final class CudaBackend implements Ops {
     public int gemmPlanCount() { return gemm.planCount(); }
 
     void makeCurrent() {
-        if (current.get() == null) {
+        Long c = CURRENT.get();
+        if (c == null || c != context) {
             drv.contextSetCurrent(context);
-            current.set(Boolean.TRUE);
+            CURRENT.set(context);
         }
     }
 
@@ -247,6 +258,25 @@ public final class CudaBackend implements Ops {
     }
 
     private static int code(DType t) { return t.ordinal(); }
+
+    /** True when every non-null tensor has activation dtype t and a 16-byte aligned address (vector kernels). */
+    private static boolean vec(DType t, Tensor... ts) {
+        if (t != DType.F32 && t != DType.BF16 && t != DType.F16) return false;
+        for (Tensor x : ts) if (x != null && (x.dtype() != t || (x.address() & 15) != 0)) return false;
+        return true;
+    }
+
+    /** Elements per 16-byte vector. */
+    private static int vecN(DType t) { return t == DType.F32 ? 4 : 8; }
+
+    private static String sfx(DType t) {
+        return switch (t) {
+            case F32 -> "f32";
+            case BF16 -> "bf16";
+            case F16 -> "f16";
+            default -> throw new IllegalArgumentException("no vector kernels for " + t);
+        };
+    }
 
     private static long addr(Tensor t) { return t == null ? 0 : t.address(); }
 
@@ -637,8 +667,10 @@ public final class CudaBackend implements Ops {
         switch (kernel) {
             case FLASH_MMA -> {
                 boolean bf = q.dtype() == DType.BF16;
-                int smem = 3 * 64 * ((int) d + 8) * 2;
-                String name = "flash_attn_" + (bf ? "bf16" : "f16") + "_d" + d;
+                int warps = flashWarps;
+                int rowsPerBlock = 16 * warps;
+                int smem = (rowsPerBlock + 4 * 64) * ((int) d + 8) * 2;
+                String name = "flash_attn_" + (bf ? "bf16" : "f16") + "_d" + d + "_w" + warps;
                 long fn = kernels.function("flash_attention", name);
                 if (smem > 48 * 1024) {
                     if (smem > maxSharedOptin) throw new IllegalStateException("flash attention needs " + smem + " bytes of shared memory, the device allows " + maxSharedOptin);
@@ -646,7 +678,7 @@ public final class CudaBackend implements Ops {
                 }
                 args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32((int) h).i32((int) lq)
                         .i32((int) lk).f32(scale).ptr(addr(biasF)).struct(bst);
-                launch("flash_attention", name, (int) ((lq + 63) / 64), (int) h, (int) bsz, 128, smem);
+                launch("flash_attention", name, (int) ((lq + rowsPerBlock - 1) / rowsPerBlock), (int) h, (int) bsz, 32 * warps, smem);
             }
             case REFERENCE -> {
                 args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32(code(q.dtype()))
@@ -687,6 +719,16 @@ public final class CudaBackend implements Ops {
         }
         Tensor out = alloc(x.dtype(), x.shape());
         if (out.numel() == 0) return out;
+        DType t = x.dtype();
+        if (vec(t, x, w, b, shift, scale, out) && d % vecN(t) == 0 && d / vecN(t) <= 4 * 256) {
+            long dv = d / vecN(t);
+            int threads = (int) Math.max(32, Math.min(256, (dv + 31) / 32 * 32));
+            args().ptr(out.address()).ptr(x.address()).i64(dv).f32(eps).ptr(addr(w)).ptr(addr(b)).ptr(addr(shift))
+                    .ptr(addr(scale)).i64(l);
+            if (rows > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
+            launch("norm_vec", "layer_norm_vec_" + sfx(t), (int) rows, 1, 1, threads, 0);
+            return out;
+        }
         args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).f32(eps)
                 .ptr(addr(w)).i32(codeOrZero(w)).ptr(addr(b)).i32(codeOrZero(b))
                 .ptr(addr(shift)).i32(codeOrZero(shift)).ptr(addr(scale)).i32(codeOrZero(scale)).i64(l);
@@ -736,7 +778,15 @@ public final class CudaBackend implements Ops {
             sf = as(sin, DType.F32);
         }
         Tensor out = alloc(x.dtype(), x.shape());
-        if (out.numel() > 0) {
+        DType t = x.dtype();
+        if (out.numel() > 0 && (d == 64 || d == 128 || d == 256) && (w == null || w.dtype() == t)
+                && (t == DType.F32 || t == DType.BF16 || t == DType.F16)) {
+            long blocks = (rows + 7) / 8;
+            if (blocks > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
+            args().ptr(out.address()).ptr(x.address()).i64(rows).f32(eps).ptr(addr(w)).ptr(addr(cf)).ptr(addr(sf))
+                    .i64(l).i64(h).i64(cb);
+            launch("norm_vec", "rms_rope_warp" + (d / 32) + "_" + sfx(t), (int) blocks, 1, 1, 256, 0);
+        } else if (out.numel() > 0) {
             args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).f32(eps).ptr(addr(w)).i32(codeOrZero(w))
                     .ptr(addr(cf)).ptr(addr(sf)).i64(l).i64(h).i64(cb);
             launchRows("norm", "rms_norm", rows, cos != null ? d / 2 * 4 : d);
@@ -823,6 +873,14 @@ public final class CudaBackend implements Ops {
         if (n == 0) return;
         long[] od = out.shape().dims();
         if (isTiledSuffix(a.shape().dims(), od) && isTiledSuffix(b.shape().dims(), od)) {
+            DType t = out.dtype();
+            int vn = vec(t, out, a, b) ? vecN(t) : 0;
+            if (vn > 0 && n % vn == 0 && a.numel() % vn == 0 && b.numel() % vn == 0) {
+                args().ptr(out.address()).ptr(a.address()).i64(a.numel() / vn).ptr(b.address()).i64(b.numel() / vn)
+                        .i64(n / vn).i32(op);
+                launch1d("elementwise_vec", "binary_vec_" + sfx(t), n / vn);
+                return;
+            }
             args().ptr(out.address()).i32(code(out.dtype())).ptr(a.address()).i32(code(a.dtype())).i64(a.numel())
                     .ptr(b.address()).i32(code(b.dtype())).i64(b.numel()).i64(n).i32(op);
             launch1d("elementwise", "binary_tiled", n);
@@ -869,6 +927,12 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(x.dtype(), x.shape());
         long n = x.numel();
         if (n == 0) return out;
+        DType t = x.dtype();
+        if (vec(t, x, out) && n % vecN(t) == 0) {
+            args().ptr(out.address()).ptr(x.address()).i64(n / vecN(t)).i32(op).f32(alpha);
+            launch1d("elementwise_vec", "unary_vec_" + sfx(t), n / vecN(t));
+            return out;
+        }
         args().ptr(out.address()).i32(code(x.dtype())).ptr(x.address()).i32(code(x.dtype())).i64(n).i32(op).f32(alpha);
         launch1d("elementwise", "unary", n);
         return out;
@@ -900,6 +964,13 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(x.dtype(), x.shape());
         long n = x.numel();
         if (n == 0) return out;
+        DType t = x.dtype();
+        if (vec(t, x, shift, scale, out) && d % vecN(t) == 0) {
+            int vn = vecN(t);
+            args().ptr(out.address()).ptr(x.address()).ptr(shift.address()).ptr(scale.address()).i64(l).i64(d / vn).i64(n / vn);
+            launch1d("elementwise_vec", "modulate_vec_" + sfx(t), n / vn);
+            return out;
+        }
         args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).ptr(shift.address()).i32(code(shift.dtype()))
                 .ptr(scale.address()).i32(code(scale.dtype())).i64(l).i64(d).i64(n);
         launch1d("elementwise", "modulate", n);
@@ -916,6 +987,13 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(residual.dtype(), residual.shape());
         long n = residual.numel();
         if (n == 0) return out;
+        DType t = residual.dtype();
+        if (vec(t, residual, gate, y, out) && d % vecN(t) == 0) {
+            int vn = vecN(t);
+            args().ptr(out.address()).ptr(residual.address()).ptr(gate.address()).ptr(y.address()).i64(l).i64(d / vn).i64(n / vn);
+            launch1d("elementwise_vec", "gated_residual_vec_" + sfx(t), n / vn);
+            return out;
+        }
         args().ptr(out.address()).ptr(residual.address()).i32(code(residual.dtype())).ptr(gate.address())
                 .i32(code(gate.dtype())).ptr(y.address()).i32(code(y.dtype())).i64(l).i64(d).i64(n);
         launch1d("elementwise", "gated_residual", n);

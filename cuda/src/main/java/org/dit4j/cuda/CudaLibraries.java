@@ -62,6 +62,11 @@ public final class CudaLibraries {
     }
 
     private static SymbolLookup find(Lib lib) {
+        return find(lib.name(), lib.sonames);
+    }
+
+    /** Searches for a library known by {@code sonames} (newest first); package-private for tests. */
+    static SymbolLookup find(String label, String... sonames) {
         List<String> tried = new ArrayList<>();
         List<String> errors = new ArrayList<>();
         // 1. explicit override
@@ -72,20 +77,20 @@ public final class CudaLibraries {
                 Path p = Path.of(part);
                 if (Files.isRegularFile(p)) {
                     String fn = p.getFileName().toString();
-                    for (String so : lib.sonames) {
+                    for (String so : sonames) {
                         if (fn.startsWith(so.replaceAll("\\.so.*$", ".so"))) {
                             SymbolLookup s = tryPath(p, tried, errors);
                             if (s != null) return s;
                         }
                     }
                 } else {
-                    SymbolLookup s = tryDir(p, lib, tried, errors);
+                    SymbolLookup s = tryDir(p, sonames, tried, errors);
                     if (s != null) return s;
                 }
             }
         }
         // 2. the loader path
-        for (String so : lib.sonames) {
+        for (String so : sonames) {
             tried.add(so + " (system loader path)");
             try {
                 return SymbolLookup.libraryLookup(so, Arena.global());
@@ -95,20 +100,20 @@ public final class CudaLibraries {
         }
         // 3.-5. well-known folders
         for (Path dir : candidateDirs()) {
-            SymbolLookup s = tryDir(dir, lib, tried, errors);
+            SymbolLookup s = tryDir(dir, sonames, tried, errors);
             if (s != null) return s;
         }
-        StringBuilder msg = new StringBuilder("cannot load the CUDA library ").append(lib.sonames[0])
-                .append(" (").append(lib.name()).append("). Searched:\n");
+        StringBuilder msg = new StringBuilder("cannot load the CUDA library ").append(sonames[0])
+                .append(" (").append(label).append("). Searched:\n");
         for (String t : tried) msg.append("  ").append(t).append('\n');
         for (String e : errors) msg.append("  error: ").append(e).append('\n');
         msg.append("Install the NVIDIA driver / CUDA toolkit (or the pip wheels nvidia-*), set CUDA_HOME, or point "
-                + "DIT4J_CUDA_LIBS at the folder holding ").append(lib.sonames[0]).append('.');
+                + "DIT4J_CUDA_LIBS at the folder holding ").append(sonames[0]).append('.');
         throw new CudaException(msg.toString());
     }
 
-    private static SymbolLookup tryDir(Path dir, Lib lib, List<String> tried, List<String> errors) {
-        for (String so : lib.sonames) {
+    private static SymbolLookup tryDir(Path dir, String[] sonames, List<String> tried, List<String> errors) {
+        for (String so : sonames) {
             Path p = dir.resolve(so);
             SymbolLookup s = tryPath(p, tried, errors);
             if (s != null) return s;

@@ -24,7 +24,11 @@ final class Gemm implements AutoCloseable {
     private static final class Plan {
         long desc, la, lb, ld;
         MemorySegment algo;
+        MemorySegment[] candidates;   // usable heuristic results, best-ranked first (until tuned)
     }
+
+    /** How many heuristic candidates are timed when a plan is first used ({@code -Ddit4j.gemm.autotune=0} disables). */
+    private static final int TUNE_CANDIDATES = Integer.getInteger("dit4j.gemm.autotune", 8);
 
     private final CublasLt lt;
     private final long handle;
@@ -33,7 +37,10 @@ final class Gemm implements AutoCloseable {
     private final MemorySegment alpha, beta, scratch;
     private final Map<Key, Plan> plans = new HashMap<>();
 
-    Gemm(long workspace) {
+    private final CudaDriver drv;
+
+    Gemm(CudaDriver drv, long workspace) {
+        this.drv = drv;
         this.lt = CublasLt.get();
         this.handle = lt.create();
         this.workspace = workspace;
@@ -66,7 +73,63 @@ final class Gemm implements AutoCloseable {
             plans.put(key, p);
         }
         if (bias != 0) lt.matmulDescSetLong(p.desc, CublasLt.DESC_BIAS_POINTER, bias, scratch);
+        if (p.candidates != null && p.candidates.length > 1 && !drv.streamIsCapturing(stream)) tune(p, a, b, d, stream);
+        p.candidates = null;
         lt.matmul(handle, p.desc, alpha, a, p.la, b, p.lb, beta, d, p.ld, d, p.ld, p.algo, workspace, WORKSPACE_BYTES, stream);
+    }
+
+    /**
+     * Times each candidate algorithm on the call's own operands (one warm-up, median of three) and keeps the
+     * fastest. Happens once per plan, outside graph capture; it waits for the device.
+     */
+    private void tune(Plan p, long a, long b, long d, long stream) {
+        final int rounds = 7;
+        int nc = p.candidates.length;
+        float[][] t = new float[nc][rounds];
+        boolean[] broken = new boolean[nc];
+        long e0 = drv.eventCreate(CudaDriver.EVENT_DEFAULT), e1 = drv.eventCreate(CudaDriver.EVENT_DEFAULT);
+        try {
+            // warm the clocks with the heuristic's pick, then time the candidates in interleaved rounds
+            for (int i = 0; i < 5; i++) matmul(p, p.candidates[0], a, b, d, stream);
+            for (int r = 0; r < rounds; r++) {
+                for (int c = 0; c < nc; c++) {
+                    if (broken[c]) continue;
+                    try {
+                        drv.eventRecord(e0, stream);
+                        matmul(p, p.candidates[c], a, b, d, stream);
+                        drv.eventRecord(e1, stream);
+                        drv.eventSynchronize(e1);
+                        t[c][r] = drv.eventElapsedMs(e0, e1);
+                    } catch (CudaException e) {
+                        broken[c] = true;   // a candidate the library cannot run after all: skip it
+                    }
+                }
+            }
+        } finally {
+            drv.eventDestroy(e0);
+            drv.eventDestroy(e1);
+        }
+        int best = 0;
+        float bestMs = median(t[0]);
+        for (int c = 1; c < nc; c++) {
+            if (broken[c]) continue;
+            float m = median(t[c]);
+            if (m < bestMs * 0.97f) {   // leave the heuristic's pick only for a clear gain
+                best = c;
+                bestMs = m;
+            }
+        }
+        p.algo = p.candidates[best];
+    }
+
+    private void matmul(Plan p, MemorySegment algo, long a, long b, long d, long stream) {
+        lt.matmul(handle, p.desc, alpha, a, p.la, b, p.lb, beta, d, p.ld, d, p.ld, algo, workspace, WORKSPACE_BYTES, stream);
+    }
+
+    private static float median(float[] x) {
+        float[] c = x.clone();
+        java.util.Arrays.sort(c);
+        return c[c.length / 2];
     }
 
     private Plan plan(Key key) {
@@ -87,11 +150,18 @@ final class Gemm implements AutoCloseable {
         }
         long pref = lt.preferenceCreate(WORKSPACE_BYTES, key.align(), key.align(), key.align(), key.align());
         try {
-            MemorySegment result = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 16);
-            int n = lt.heuristic(handle, p.desc, p.la, p.lb, p.ld, p.ld, pref, result);
-            if (n == 0) throw new CudaException("cuBLASLt has no algorithm for " + key
+            int requested = Math.max(1, TUNE_CANDIDATES);
+            MemorySegment results = arena.allocate((long) CublasLt.HEURISTIC_RESULT_BYTES * requested, 16);
+            int n = lt.heuristic(handle, p.desc, p.la, p.lb, p.ld, p.ld, pref, requested, results);
+            java.util.List<MemorySegment> usable = new java.util.ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                MemorySegment r = results.asSlice((long) i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.HEURISTIC_RESULT_BYTES);
+                if (r.get(java.lang.foreign.ValueLayout.JAVA_INT, 72) == 0) usable.add(r.asSlice(0, 64));
+            }
+            if (usable.isEmpty()) throw new CudaException("cuBLASLt has no algorithm for " + key
                     + "; the operand types, transposes, epilogue or alignment are not supported together");
-            p.algo = result.asSlice(0, 64);
+            p.algo = usable.get(0);
+            p.candidates = TUNE_CANDIDATES > 1 ? usable.toArray(new MemorySegment[0]) : null;
         } finally {
             lt.preferenceDestroy(pref);
         }

@@ -154,3 +154,40 @@ __device__ __forceinline__ float ldf_round(float v, int dt) {
         default: return v;
     }
 }
+
+// ---- 16-byte vectors of one activation type (DT_F32: 4 floats, DT_BF16/DT_F16: 8 halves), unpacked to f32.
+struct __attribute__((aligned(16))) U4 { u32 x, y, z, w; };
+
+template <int DT> struct Vec { static constexpr int N = DT == DT_F32 ? 4 : 8; };
+
+template <int DT> __device__ __forceinline__ float h2f(u32 h) { return DT == DT_BF16 ? bf16_to_f((u16)h) : f16_to_f((u16)h); }
+template <int DT> __device__ __forceinline__ u32 f2h(float f) { return DT == DT_BF16 ? f_to_bf16(f) : f_to_f16(f); }
+
+template <int DT> __device__ __forceinline__ void unpack(U4 u, float* f) {
+    if (DT == DT_F32) {
+        f[0] = __uint_as_float(u.x); f[1] = __uint_as_float(u.y); f[2] = __uint_as_float(u.z); f[3] = __uint_as_float(u.w);
+    } else {
+        u32 w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) { f[2 * i] = h2f<DT>(w[i] & 0xffff); f[2 * i + 1] = h2f<DT>(w[i] >> 16); }
+    }
+}
+
+template <int DT> __device__ __forceinline__ U4 pack(const float* f) {
+    U4 u;
+    if (DT == DT_F32) {
+        u.x = __float_as_uint(f[0]); u.y = __float_as_uint(f[1]); u.z = __float_as_uint(f[2]); u.w = __float_as_uint(f[3]);
+    } else {
+        u.x = f2h<DT>(f[0]) | (f2h<DT>(f[1]) << 16);
+        u.y = f2h<DT>(f[2]) | (f2h<DT>(f[3]) << 16);
+        u.z = f2h<DT>(f[4]) | (f2h<DT>(f[5]) << 16);
+        u.w = f2h<DT>(f[6]) | (f2h<DT>(f[7]) << 16);
+    }
+    return u;
+}
+
+template <int DT> __device__ __forceinline__ void vld(const void* p, i64 vi, float* f) { unpack<DT>(((const U4*)p)[vi], f); }
+template <int DT> __device__ __forceinline__ void vst(void* p, i64 vi, const float* f) { ((U4*)p)[vi] = pack<DT>(f); }
+
+// extern "C" entry points for the three activation types of a templated kernel body
+#define FOR_ACT_TYPES(M) M(f32, DT_F32) M(bf16, DT_BF16) M(f16, DT_F16)

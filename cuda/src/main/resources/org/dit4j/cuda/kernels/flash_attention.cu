@@ -1,9 +1,10 @@
 // Flash attention (FA2-style) on tensor cores with mma.sync m16n8k16, bf16 or f16 in, f32 accumulate.
 // Layout BSHD: q:[B,Lq,H,D] k,v:[B,Lk,H,D] out:[B,Lq,H,D], contiguous, D in {64, 128}; base pointers 16-byte
-// aligned. Grid (ceil(Lq/64), H, B), 128 threads: each of the 4 warps owns 16 query rows; keys stream through
-// shared memory 64 at a time with an online softmax (log2 domain). Optional additive f32 bias with element
+// aligned. Grid (ceil(Lq/(16*W)), H, B), 32*W threads (W = 4 or 8 warps): each warp owns 16 query rows; keys
+// stream through shared memory 64 at a time, double-buffered with cp.async (tile j+1 loads while tile j is
+// multiplied), with an online softmax in the log2 domain. Optional additive f32 bias with element
 // (b,h,i,j) at b*sb + h*sh + i*sq + j*sk. Fully masked rows give 0.
-// Dynamic shared memory: 3 * 64 * (D + 8) * 2 bytes.
+// Dynamic shared memory: (16*W + 4*64) * (D + 8) * 2 bytes.
 
 struct BiasStrides { i64 sb, sh, sq, sk; };
 
@@ -58,18 +59,21 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
     return r;
 }
 
-template <int D, bool BF16>
+template <int D, int NW, bool BF16>
 __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k, const u16* v, int H, int Lq, int Lk,
                                            float scale, const float* bias, BiasStrides bs) {
-    constexpr int LDS = D + 8;
+    constexpr int BR = 16 * NW;         // query rows per block: 16 per warp
+    constexpr int NT = 32 * NW;         // threads
+    constexpr int LDS = D + 8;          // padded row (16 bytes) against ldmatrix bank conflicts
     constexpr int CH = D / 8;           // 16-byte chunks per row
-    extern __shared__ __align__(16) u16 smem[];
+    constexpr int TILE = FA_BC * LDS;   // elements of one K or V tile
+    extern __shared__ __attribute__((aligned(16))) u16 smem[];
     u16* Qs = smem;
-    u16* Ks = Qs + FA_BR * LDS;
-    u16* Vs = Ks + FA_BC * LDS;
+    u16* Ks = Qs + BR * LDS;            // two K tiles
+    u16* Vs = Ks + 2 * TILE;            // two V tiles
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int q0 = blockIdx.x * FA_BR;
+    const int q0 = blockIdx.x * BR;
     const i64 h = blockIdx.y, b = blockIdx.z;
     const i64 tok = (i64)H * D;         // elements between consecutive tokens
     const u16* qb = q + (b * Lq * H + h) * D;
@@ -77,12 +81,26 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
     const u16* vb = v + (b * Lk * H + h) * D;
     const float LOG2E = 1.4426950408889634f;
     const float sl2 = scale * LOG2E;
+    const int ntiles = (Lk + FA_BC - 1) / FA_BC;
 
-    for (int c = tid; c < FA_BR * CH; c += 128) {
+    // K/V tile kt -> buffer buf (rows past Lk are zero-filled, so P·V never meets garbage)
+    auto load_kv = [&](int kt, int buf) {
+        const int k0 = kt * FA_BC;
+        for (int c = tid; c < FA_BC * CH; c += NT) {
+            int r = c / CH, cc = c % CH;
+            bool ok = k0 + r < Lk;
+            i64 off = (i64)(k0 + r) * tok + cc * 8;
+            cp_async16(Ks + buf * TILE + r * LDS + cc * 8, ok ? (const void*)(kb + off) : (const void*)k, ok ? 16 : 0);
+            cp_async16(Vs + buf * TILE + r * LDS + cc * 8, ok ? (const void*)(vb + off) : (const void*)v, ok ? 16 : 0);
+        }
+    };
+
+    for (int c = tid; c < BR * CH; c += NT) {
         int r = c / CH, cc = c % CH;
         bool ok = q0 + r < Lq;
         cp_async16(Qs + r * LDS + cc * 8, ok ? (const void*)(qb + (i64)(q0 + r) * tok + cc * 8) : (const void*)q, ok ? 16 : 0);
     }
+    if (ntiles > 0) load_kv(0, 0);
     cp_async_wait_all();
     __syncthreads();
 
@@ -97,18 +115,15 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
     float m0 = -F_INF, m1 = -F_INF, l0 = 0.f, l1 = 0.f;
     const int r0 = q0 + warp * 16 + (lane >> 2), r1 = r0 + 8;
 
-    for (int kt = 0; kt * FA_BC < Lk; kt++) {
+    for (int kt = 0; kt < ntiles; kt++) {
         const int k0 = kt * FA_BC;
-        __syncthreads();
-        for (int c = tid; c < FA_BC * CH; c += 128) {
-            int r = c / CH, cc = c % CH;
-            bool ok = k0 + r < Lk;
-            i64 off = (i64)(k0 + r) * tok + cc * 8;
-            cp_async16(Ks + r * LDS + cc * 8, ok ? (const void*)(kb + off) : (const void*)k, ok ? 16 : 0);
-            cp_async16(Vs + r * LDS + cc * 8, ok ? (const void*)(vb + off) : (const void*)v, ok ? 16 : 0);
+        const int cur = kt & 1;
+        if (kt + 1 < ntiles) {
+            load_kv(kt + 1, cur ^ 1);           // prefetch: overlaps this tile's MMAs
+            asm volatile("cp.async.commit_group;" ::: "memory");
         }
-        cp_async_wait_all();
-        __syncthreads();
+        const u16* Kc = Ks + cur * TILE;
+        const u16* Vc = Vs + cur * TILE;
 
         float s[FA_BC / 8][4];
 #pragma unroll
@@ -118,13 +133,14 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
 #pragma unroll
             for (int np = 0; np < FA_BC / 16; np++) {
                 u32 kf[4];
-                ldsm_x4(kf, Ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                ldsm_x4(kf, Kc + (np * 16 + (lane & 7) + (lane >> 4) * 8) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
                 mma16816<BF16>(s[2 * np], qf[kk], kf[0], kf[1]);
                 mma16816<BF16>(s[2 * np + 1], qf[kk], kf[2], kf[3]);
             }
         }
 
         float mx0 = -F_INF, mx1 = -F_INF;
+        const bool edge = k0 + FA_BC > Lk;
 #pragma unroll
         for (int nt = 0; nt < FA_BC / 8; nt++) {
 #pragma unroll
@@ -134,7 +150,7 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
                 float x = s[nt][e] * sl2;
                 if (bias != 0 && row < Lq && col < Lk)
                     x += bias[b * bs.sb + h * bs.sh + (i64)row * bs.sq + (i64)col * bs.sk] * LOG2E;
-                if (col >= Lk) x = -F_INF;
+                if (edge && col >= Lk) x = -F_INF;
                 s[nt][e] = x;
             }
             mx0 = fmaxf(mx0, fmaxf(s[nt][0], s[nt][1]));
@@ -176,11 +192,14 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
 #pragma unroll
             for (int np = 0; np < D / 16; np++) {
                 u32 vf[4];
-                ldsm_x4_t(vf, Vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDS + np * 16 + (lane >> 4) * 8);
+                ldsm_x4_t(vf, Vc + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LDS + np * 16 + (lane >> 4) * 8);
                 mma16816<BF16>(o[2 * np], pa, vf[0], vf[1]);
                 mma16816<BF16>(o[2 * np + 1], pa, vf[2], vf[3]);
             }
         }
+        // the next tile has landed, and nobody reads this tile's buffers any more (it is refilled next iteration)
+        asm volatile("cp.async.wait_group 0;" ::: "memory");
+        __syncthreads();
     }
 
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -197,14 +216,19 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
     }
 }
 
-#define FA_ENTRY(name, D, BF)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(128) name(u16* out, const u16* q, const u16* k, const u16* v, \
-                                                           int H, int Lq, int Lk, float scale,                 \
-                                                           const float* bias, BiasStrides bs) {                \
-        flash_impl<D, BF>(out, q, k, v, H, Lq, Lk, scale, bias, bs);                                          \
+#define FA_ENTRY(name, D, NW, BF)                                                                              \
+    extern "C" __global__ void __launch_bounds__(32 * NW) name(u16* out, const u16* q, const u16* k, const u16* v, \
+                                                               int H, int Lq, int Lk, float scale,                 \
+                                                               const float* bias, BiasStrides bs) {                \
+        flash_impl<D, NW, BF>(out, q, k, v, H, Lq, Lk, scale, bias, bs);                                          \
     }
 
-FA_ENTRY(flash_attn_bf16_d64, 64, true)
-FA_ENTRY(flash_attn_bf16_d128, 128, true)
-FA_ENTRY(flash_attn_f16_d64, 64, false)
-FA_ENTRY(flash_attn_f16_d128, 128, false)
+// name: flash_attn_<type>_d<D>_w<warps>; block = 32*warps threads covering 16*warps query rows.
+FA_ENTRY(flash_attn_bf16_d64_w4, 64, 4, true)
+FA_ENTRY(flash_attn_bf16_d128_w4, 128, 4, true)
+FA_ENTRY(flash_attn_bf16_d64_w8, 64, 8, true)
+FA_ENTRY(flash_attn_bf16_d128_w8, 128, 8, true)
+FA_ENTRY(flash_attn_f16_d64_w4, 64, 4, false)
+FA_ENTRY(flash_attn_f16_d128_w4, 128, 4, false)
+FA_ENTRY(flash_attn_f16_d64_w8, 64, 8, false)
+FA_ENTRY(flash_attn_f16_d128_w8, 128, 8, false)
