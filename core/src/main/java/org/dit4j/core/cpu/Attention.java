@@ -13,7 +13,7 @@ final class Attention {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int LANES = SPECIES.length();
     private static final int QB = 64;
-    private static final ThreadLocal<float[]> SCORES = ThreadLocal.withInitial(() -> new float[0]);
+    private static final Scratch SCORES = new Scratch();
 
     private Attention() {}
 
@@ -28,19 +28,19 @@ final class Attention {
         par.forEach(tasks, t -> {
             int qb = t % qBlocks, bh = t / qBlocks, h = bh % heads, b = bh / heads;
             int i0 = qb * QB, rows = Math.min(QB, lq - i0);
-            float[] s = SCORES.get();
-            if (s.length < rows * lk) { s = new float[QB * Math.max(lk, 1)]; SCORES.set(s); }
+            float[] s = SCORES.borrow(QB * Math.max(lk, 1));
             int ldq = heads * d, ldv = heads * dv;
             // S[rows, lk] = Q_block · Kᵀ
             Gemm.gemm(rows, lk, d, q, (b * lq + i0) * ldq + h * d, ldq,
-                    Gemm.transposed(k, b * lk * ldq + h * d, ldq), s, 0, lk, false, null);
+                    Gemm.transposed(k, b * lk * ldq + h * d, ldq), s, 0, lk, false, par);
             for (int r = 0; r < rows; r++) {
                 long bo = bias == null ? 0 : b * biasStride[0] + h * biasStride[1] + (i0 + r) * biasStride[2];
                 softmaxRow(s, r * lk, lk, scale, bias, (int) bo, (int) biasStride[3]);
             }
             // O[rows, dv] = P · V
             Gemm.gemm(rows, dv, lk, s, 0, lk, Gemm.dense(v, b * lk * ldv + h * dv, ldv),
-                    out, (b * lq + i0) * ldv + h * dv, ldv, false, null);
+                    out, (b * lq + i0) * ldv + h * dv, ldv, false, par);
+            SCORES.giveBack(s);
         });
     }
 

@@ -17,12 +17,12 @@ final class Gemm {
     static final int LANES = SPECIES.length();
     static final int MR = 6;
     static final int NR = 2 * LANES;
-    static final int KC = 256;
-    static final int MC = 120;                 // multiple of MR
-    static final int NC = 64 * NR;             // multiple of NR
+    static final int KC = Integer.getInteger("dit4j.gemm.kc", 256);
+    static final int MC = Integer.getInteger("dit4j.gemm.mc", 120);                 // multiple of MR
+    static final int NC = Integer.getInteger("dit4j.gemm.ncSlivers", 64) * NR;             // multiple of NR
 
     private static final ThreadLocal<float[]> PACK_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
-    private static final ThreadLocal<float[]> PACK_B = ThreadLocal.withInitial(() -> new float[0]);
+    private static final Scratch PACK_B = new Scratch();   // held while waiting for the workers: must be re-entrant
     private static final ThreadLocal<float[]> ROW = ThreadLocal.withInitial(() -> new float[KC]);
     private static final ThreadLocal<float[]> EDGE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
@@ -92,9 +92,7 @@ final class Gemm {
             int slivers = (nc + NR - 1) / NR;
             for (int pc = 0; pc < k; pc += KC) {
                 int kc = Math.min(KC, k - pc);
-                float[] bp = PACK_B.get();
-                if (bp.length < slivers * NR * kc) { bp = new float[slivers * NR * KC]; PACK_B.set(bp); }
-                final float[] bpack = bp;
+                final float[] bpack = PACK_B.borrow(slivers * NR * KC);
                 final int jc0 = jc, pc0 = pc;
                 Parallel.RangeBody packB = (lo, hi) -> {
                     for (int s = lo; s < hi; s++) {
@@ -106,8 +104,9 @@ final class Gemm {
 
                 boolean acc = accumulate || pc > 0;
                 int mBlocks = (m + MC - 1) / MC;
+                // enough tasks to balance the threads; each still spans >= 8 slivers so re-packing A stays cheap
                 int parts = 1;
-                if (parallel) parts = Math.max(1, Math.min(slivers, (2 * par.threads() + mBlocks - 1) / mBlocks));
+                if (parallel) parts = Math.max(1, Math.min(slivers / 8, (8 * par.threads() + mBlocks - 1) / mBlocks));
                 final int nParts = parts;
                 Parallel.RangeBody body = (lo, hi) -> {
                     for (int t = lo; t < hi; t++) {
@@ -120,7 +119,11 @@ final class Gemm {
                         macro(mc, kc, ap, bpack, s0, s1, jc0, nc, c, cOff + i0 * ldc, ldc, acc);
                     }
                 };
-                if (parallel) par.forRange(mBlocks * nParts, 1, body); else body.run(0, mBlocks * nParts);
+                try {
+                    if (parallel) par.forRange(mBlocks * nParts, 1, body); else body.run(0, mBlocks * nParts);
+                } finally {
+                    PACK_B.giveBack(bpack);
+                }
             }
         }
     }
