@@ -224,32 +224,39 @@ public final class CpuBackend implements Ops {
     // ================================================================== linear algebra
 
     @Override public Tensor linear(Tensor x, Tensor w, Tensor bias) {
-        requireFloating("linear", "x", x);
-        requireFloating("linear", "w", w);
-        if (x.rank() < 1) throw new IllegalArgumentException("linear: x must have rank >= 1 [..., in], got " + x.shape());
+        return result(linearFloats("linear", x, w, bias), x.shape().with(-1, w.dim(0)), x.dtype());
+    }
+
+    /** Fused on the CPU: GELU is applied to the f32 product before the single rounding to the output dtype. */
+    @Override public Tensor linearGelu(Tensor x, Tensor w, Tensor bias, boolean tanh) {
+        float[] y = linearFloats("linearGelu", x, w, bias);
+        applyUnary(tanh ? UnOp.GELU_TANH : UnOp.GELU_ERF, y, 0);
+        return result(y, x.shape().with(-1, w.dim(0)), x.dtype());
+    }
+
+    /** x·wᵀ + b in f32. */
+    private float[] linearFloats(String op, Tensor x, Tensor w, Tensor bias) {
+        requireFloating(op, "x", x);
+        requireFloating(op, "w", w);
+        if (x.rank() < 1) throw new IllegalArgumentException(op + ": x must have rank >= 1 [..., in], got " + x.shape());
         long in = x.dim(-1);
         if (w.rank() != 2 || w.dim(1) != in)
-            throw new IllegalArgumentException("linear: w must have shape [out, " + in + "] (in = x.shape[-1] of x "
+            throw new IllegalArgumentException(op + ": w must have shape [out, " + in + "] (in = x.shape[-1] of x "
                     + x.shape() + "), got " + w.shape());
         int n = Math.toIntExact(w.dim(0)), k = Math.toIntExact(in);
-        float[] b = null;
-        if (bias != null) {
-            requireShape("linear", "bias", bias, Shape.of(n));
-            b = HostArrays.toFloats(bias);
-        }
-        HostArrays.count(w, "linear: w");
+        float[] b = bias == null ? null : optionalVector(op, "bias", bias, n);
+        HostArrays.count(w, op + ": w");
         int m = Math.toIntExact(x.shape().rows());
-        float[] xa = HostArrays.toFloats(x);
+        float[] xa = floats(x);
         float[] out = new float[Math.multiplyExact(m, n)];
         if (m < Gemm.MR / 2) gemv(m, n, k, xa, w, out);
         else Gemm.gemm(m, n, k, xa, 0, k, Gemm.transposed(w.segment(), w.dtype(), k), out, 0, n, false, par);
         if (b != null) {
-            final float[] bb = b;
-            par.forRange(m, Math.max(1, ELEMENTWISE_GRAIN / Math.max(1, n)), (lo, hi) -> {
-                for (int i = lo; i < hi; i++) for (int j = 0; j < n; j++) out[i * n + j] += bb[j];
+            par.forRange(m, grainRows(n), (lo, hi) -> {
+                for (int i = lo; i < hi; i++) for (int j = 0; j < n; j++) out[i * n + j] += b[j];
             });
         }
-        return HostArrays.fromFloats(out, x.shape().with(-1, n), x.dtype());
+        return out;
     }
 
     /** out[i, j] = x[i, :]·w[j, :] for a handful of rows: streams the weight once, no packing. */
@@ -279,7 +286,7 @@ public final class CpuBackend implements Ops {
         long[] batch = broadcastDims("matmul", "a", batchA, "b", batchB);
         long[] sa = broadcastStrides(batchA, batch), sb = broadcastStrides(batchB, batch);
         int batches = Math.toIntExact(Shape.of(batch).numel());
-        float[] aa = HostArrays.toFloats(a), ba = HostArrays.toFloats(b);
+        float[] aa = floats(a), ba = floats(b);
         float[] out = new float[Math.multiplyExact(batches, m * n)];
         long[] outStride = Layout.strides(batch);
         java.util.function.IntConsumer one = t -> {
@@ -298,7 +305,7 @@ public final class CpuBackend implements Ops {
         long[] outDims = Arrays.copyOf(batch, batch.length + 2);
         outDims[batch.length] = m;
         outDims[batch.length + 1] = n;
-        return HostArrays.fromFloats(out, Shape.of(outDims), a.dtype());
+        return result(out, Shape.of(outDims), a.dtype());
     }
 
     @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
@@ -333,12 +340,12 @@ public final class CpuBackend implements Ops {
                             + Arrays.toString(target) + ", got " + bias.shape());
             long[] st = Layout.strides(full);
             for (int i = 0; i < 4; i++) bs[i] = full[i] == 1 ? 0 : st[i];
-            b = HostArrays.toFloats(bias);
+            b = floats(bias);
         }
         float[] out = new float[Math.multiplyExact(batch * lq, heads * dv)];
-        Attention.run(HostArrays.toFloats(q), HostArrays.toFloats(k), HostArrays.toFloats(v), out,
+        Attention.run(floats(q), floats(k), floats(v), out,
                 batch, lq, lk, heads, d, dv, b, bs, scale, par);
-        return HostArrays.fromFloats(out, Shape.of(batch, lq, heads, dv), q.dtype());
+        return result(out, Shape.of(batch, lq, heads, dv), q.dtype());
     }
 
     // ================================================================== normalisation
@@ -348,7 +355,13 @@ public final class CpuBackend implements Ops {
         int dim = lastDim("layerNorm", x);
         float[] w = optionalVector("layerNorm", "weight", weight, dim);
         float[] b = optionalVector("layerNorm", "bias", bias, dim);
-        float[] a = HostArrays.toFloats(x);
+        float[] a = floats(x);
+        layerNormRows(a, dim, w, b, eps);
+        return result(a, x.shape(), x.dtype());
+    }
+
+    /** In place over rows of length dim: (x−μ)/√(σ²+eps)·w + b, statistics in double. */
+    private void layerNormRows(float[] a, int dim, float[] w, float[] b, float eps) {
         int rows = a.length / Math.max(1, dim);
         par.forRange(rows, grainRows(dim), (lo, hi) -> {
             for (int r = lo; r < hi; r++) {
@@ -366,14 +379,32 @@ public final class CpuBackend implements Ops {
                 }
             }
         });
-        return HostArrays.fromFloats(a, x.shape(), x.dtype());
+    }
+
+    /** Fused on the CPU: one pass, no rounding of the normalised values to the activation dtype in between. */
+    @Override public Tensor layerNormModulate(Tensor x, Tensor shift, Tensor scale, float eps) {
+        requireFloating("layerNormModulate", "x", x);
+        int[] bld = requireBLD("layerNormModulate", "x", x);
+        Shape bd = Shape.of(bld[0], bld[2]);
+        requireShape("layerNormModulate", "shift", shift, bd);
+        requireShape("layerNormModulate", "scale", scale, bd);
+        float[] a = floats(x);
+        layerNormRows(a, bld[2], null, null, eps);
+        modulateRows(a, bld, floats(shift), floats(scale));
+        return result(a, x.shape(), x.dtype());
     }
 
     @Override public Tensor rmsNorm(Tensor x, Tensor weight, float eps) {
         requireFloating("rmsNorm", "x", x);
         int dim = lastDim("rmsNorm", x);
         float[] w = optionalVector("rmsNorm", "weight", weight, dim);
-        float[] a = HostArrays.toFloats(x);
+        float[] a = floats(x);
+        rmsNormRows(a, dim, w, eps);
+        return result(a, x.shape(), x.dtype());
+    }
+
+    /** In place over rows of length dim: x·rsqrt(mean(x²)+eps)·w, the mean in double. */
+    private void rmsNormRows(float[] a, int dim, float[] w, float eps) {
         int rows = a.length / Math.max(1, dim);
         par.forRange(rows, grainRows(dim), (lo, hi) -> {
             for (int r = lo; r < hi; r++) {
@@ -385,7 +416,6 @@ public final class CpuBackend implements Ops {
                 else for (int j = 0; j < dim; j++) a[o + j] = a[o + j] * inv;
             }
         });
-        return HostArrays.fromFloats(a, x.shape(), x.dtype());
     }
 
     @Override public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
@@ -397,7 +427,7 @@ public final class CpuBackend implements Ops {
                     + " channels of x " + x.shape());
         float[] w = optionalVector("groupNorm", "weight", weight, c);
         float[] b = optionalVector("groupNorm", "bias", bias, c);
-        float[] a = HostArrays.toFloats(x);
+        float[] a = floats(x);
         int spatial = n * c == 0 ? 0 : a.length / (n * c);
         int cg = c / groups, size = cg * spatial;
         par.forEach(n * groups, ng -> {
@@ -413,24 +443,43 @@ public final class CpuBackend implements Ops {
                 for (int j = 0; j < spatial; j++) a[base + j] = (float) ((a[base + j] - mean) * inv) * wc + bc;
             }
         });
-        return HostArrays.fromFloats(a, x.shape(), x.dtype());
+        return result(a, x.shape(), x.dtype());
     }
 
     // ================================================================== position
 
     @Override public Tensor rope(Tensor x, Tensor cos, Tensor sin) {
-        requireFloating("rope", "x", x);
+        checkRope("rope", x, cos, sin);
+        float[] a = floats(x);
+        ropeRows(a, x.shape(), floats(cos), floats(sin), cos.rank() == 3);
+        return result(a, x.shape(), x.dtype());
+    }
+
+    /** Fused on the CPU: the normalised head vectors are rotated before the single rounding to the output dtype. */
+    @Override public Tensor rmsNormRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
+        checkRope("rmsNormRope", x, cos, sin);
+        float[] wa = optionalVector("rmsNormRope", "w", w, x.shape().dimInt(3));
+        float[] a = floats(x);
+        rmsNormRows(a, x.shape().dimInt(3), wa, eps);
+        ropeRows(a, x.shape(), floats(cos), floats(sin), cos.rank() == 3);
+        return result(a, x.shape(), x.dtype());
+    }
+
+    private static void checkRope(String op, Tensor x, Tensor cos, Tensor sin) {
+        requireFloating(op, "x", x);
         if (x.rank() != 4 || x.dim(3) % 2 != 0)
-            throw new IllegalArgumentException("rope: x must have shape [B, L, H, d] with even d, got " + x.shape());
-        int batch = x.shape().dimInt(0), len = x.shape().dimInt(1), heads = x.shape().dimInt(2), d = x.shape().dimInt(3);
-        int half = d / 2;
-        Shape perPos = Shape.of(len, half), perBatch = Shape.of(batch, len, half);
+            throw new IllegalArgumentException(op + ": x must have shape [B, L, H, d] with even d, got " + x.shape());
+        Shape perPos = Shape.of(x.dim(1), x.dim(3) / 2), perBatch = Shape.of(x.dim(0), x.dim(1), x.dim(3) / 2);
+        requireFloating(op, "cos", cos);
         if (!cos.shape().equals(perPos) && !cos.shape().equals(perBatch))
-            throw new IllegalArgumentException("rope: cos must have shape " + perPos + " or " + perBatch + " (from x "
+            throw new IllegalArgumentException(op + ": cos must have shape " + perPos + " or " + perBatch + " (from x "
                     + x.shape() + "), got " + cos.shape());
-        requireShape("rope", "sin", sin, cos.shape());
-        boolean batched = cos.rank() == 3;
-        float[] a = HostArrays.toFloats(x), c = HostArrays.toFloats(cos), s = HostArrays.toFloats(sin);
+        requireShape(op, "sin", sin, cos.shape());
+    }
+
+    /** In place on [B, L, H, d]: adjacent pairs rotated by cos/sin of shape [L, d/2] or (batched) [B, L, d/2]. */
+    private void ropeRows(float[] a, Shape shape, float[] c, float[] s, boolean batched) {
+        int batch = shape.dimInt(0), len = shape.dimInt(1), heads = shape.dimInt(2), d = shape.dimInt(3), half = d / 2;
         par.forRange(batch * len, grainRows(heads * d), (lo, hi) -> {
             for (int bl = lo; bl < hi; bl++) {
                 int cs = (batched ? bl : bl % len) * half;
@@ -444,7 +493,6 @@ public final class CpuBackend implements Ops {
                 }
             }
         });
-        return HostArrays.fromFloats(a, x.shape(), x.dtype());
     }
 
     // ================================================================== element-wise
@@ -461,7 +509,7 @@ public final class CpuBackend implements Ops {
         requireFloating(op, "a", a);
         requireFloating(op, "b", b);
         long[] outDims = broadcastDims(op, "a", a.shape().dims(), "b", b.shape().dims());
-        float[] x = HostArrays.toFloats(a), y = HostArrays.toFloats(b);
+        float[] x = floats(a), y = floats(b);
         Shape outShape = Shape.of(outDims);
         float[] out = new float[HostArrays.count(outShape, op + ": result")];
         // collapse dims so the inner loop is as long as possible
@@ -479,8 +527,11 @@ public final class CpuBackend implements Ops {
         final int dims = m;
         int inner = (int) ext[m - 1], ia = (int) xa[m - 1], ib = (int) xb[m - 1];
         int outer = out.length / Math.max(1, inner);
-        par.forRange(outer, grainRows(inner), (lo, hi) -> {
-            for (int row = lo; row < hi; row++) {
+        // work items: (row, column chunk), so one long row (same shapes collapse to one) still spreads over threads
+        int pieces = Math.max(1, (inner + ELEMENTWISE_GRAIN - 1) / ELEMENTWISE_GRAIN), piece = (inner + pieces - 1) / pieces;
+        par.forRange(outer * pieces, Math.max(1, grainRows(inner) / pieces), (lo, hi) -> {
+            for (int item = lo; item < hi; item++) {
+                int row = item / pieces, j0 = (item % pieces) * piece, j1 = Math.min(inner, j0 + piece);
                 long ao = 0, bo = 0, rest = row;
                 for (int d = dims - 2; d >= 0; d--) {
                     long idx = rest % ext[d];
@@ -490,13 +541,13 @@ public final class CpuBackend implements Ops {
                 }
                 int o = row * inner, pa = (int) ao, pb = (int) bo;
                 switch (kind) {
-                    case ADD -> { for (int j = 0; j < inner; j++) out[o + j] = x[pa + j * ia] + y[pb + j * ib]; }
-                    case SUB -> { for (int j = 0; j < inner; j++) out[o + j] = x[pa + j * ia] - y[pb + j * ib]; }
-                    case MUL -> { for (int j = 0; j < inner; j++) out[o + j] = x[pa + j * ia] * y[pb + j * ib]; }
+                    case ADD -> { for (int j = j0; j < j1; j++) out[o + j] = x[pa + j * ia] + y[pb + j * ib]; }
+                    case SUB -> { for (int j = j0; j < j1; j++) out[o + j] = x[pa + j * ia] - y[pb + j * ib]; }
+                    case MUL -> { for (int j = j0; j < j1; j++) out[o + j] = x[pa + j * ia] * y[pb + j * ib]; }
                 }
             }
         });
-        return HostArrays.fromFloats(out, outShape, a.dtype());
+        return result(out, outShape, a.dtype());
     }
 
     private enum UnOp { SCALE, SILU, GELU_TANH, GELU_ERF }
@@ -509,7 +560,12 @@ public final class CpuBackend implements Ops {
 
     private Tensor unary(String op, UnOp kind, Tensor x, float s) {
         requireFloating(op, "x", x);
-        float[] a = HostArrays.toFloats(x);
+        float[] a = floats(x);
+        applyUnary(kind, a, s);
+        return result(a, x.shape(), x.dtype());
+    }
+
+    private void applyUnary(UnOp kind, float[] a, float s) {
         par.forRange(a.length, ELEMENTWISE_GRAIN, (lo, hi) -> {
             switch (kind) {
                 case SCALE -> { for (int i = lo; i < hi; i++) a[i] *= s; }
@@ -518,21 +574,21 @@ public final class CpuBackend implements Ops {
                 case GELU_ERF -> { for (int i = lo; i < hi; i++) a[i] = (float) (0.5 * a[i] * (1 + Erf.erf(a[i] * SQRT_HALF))); }
             }
         });
-        return HostArrays.fromFloats(a, x.shape(), x.dtype());
     }
 
     private static final double SQRT_HALF = Math.sqrt(0.5);
     private static final double SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
+    /** 0.5x(1+tanh(u)) = x·σ(2u), u = √(2/π)(x+0.044715x³): the same value without a tanh call, in double. */
     private static float geluTanh(float v) {
         double x = v;
-        return (float) (0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))));
+        return (float) (x / (1 + Math.exp(-2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))));
     }
 
     @Override public Tensor softmax(Tensor x) {
         requireFloating("softmax", "x", x);
         int dim = lastDim("softmax", x);
-        float[] a = HostArrays.toFloats(x);
+        float[] a = floats(x);
         int rows = a.length / Math.max(1, dim);
         par.forRange(rows, grainRows(dim), (lo, hi) -> {
             for (int r = lo; r < hi; r++) {
@@ -545,7 +601,7 @@ public final class CpuBackend implements Ops {
                 for (int j = 0; j < dim; j++) a[o + j] = (float) (a[o + j] * inv);
             }
         });
-        return HostArrays.fromFloats(a, x.shape(), x.dtype());
+        return result(a, x.shape(), x.dtype());
     }
 
     @Override public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
@@ -554,7 +610,13 @@ public final class CpuBackend implements Ops {
         Shape bd = Shape.of(bld[0], bld[2]);
         requireShape("modulate", "shift", shift, bd);
         requireShape("modulate", "scale", scale, bd);
-        float[] a = HostArrays.toFloats(x), sh = HostArrays.toFloats(shift), sc = HostArrays.toFloats(scale);
+        float[] a = floats(x);
+        modulateRows(a, bld, floats(shift), floats(scale));
+        return result(a, x.shape(), x.dtype());
+    }
+
+    /** In place on [B, L, D]: x·(1+scale[b])+shift[b]. */
+    private void modulateRows(float[] a, int[] bld, float[] sh, float[] sc) {
         int len = bld[1], d = bld[2];
         par.forRange(bld[0] * len, grainRows(d), (lo, hi) -> {
             for (int row = lo; row < hi; row++) {
@@ -562,7 +624,6 @@ public final class CpuBackend implements Ops {
                 for (int j = 0; j < d; j++) a[o + j] = a[o + j] * (1 + sc[p + j]) + sh[p + j];
             }
         });
-        return HostArrays.fromFloats(a, x.shape(), x.dtype());
     }
 
     @Override public Tensor gatedResidual(Tensor residual, Tensor gate, Tensor y) {
@@ -570,7 +631,7 @@ public final class CpuBackend implements Ops {
         int[] bld = requireBLD("gatedResidual", "residual", residual);
         requireShape("gatedResidual", "gate", gate, Shape.of(bld[0], bld[2]));
         requireShape("gatedResidual", "y", y, residual.shape());
-        float[] r = HostArrays.toFloats(residual), g = HostArrays.toFloats(gate), v = HostArrays.toFloats(y);
+        float[] r = floats(residual), g = floats(gate), v = floats(y);
         int len = bld[1], d = bld[2];
         par.forRange(bld[0] * len, grainRows(d), (lo, hi) -> {
             for (int row = lo; row < hi; row++) {
@@ -578,7 +639,7 @@ public final class CpuBackend implements Ops {
                 for (int j = 0; j < d; j++) r[o + j] = r[o + j] + g[p + j] * v[o + j];
             }
         });
-        return HostArrays.fromFloats(r, residual.shape(), residual.dtype());
+        return result(r, residual.shape(), residual.dtype());
     }
 
     // ================================================================== convolution
@@ -620,8 +681,38 @@ public final class CpuBackend implements Ops {
                     + x.shape());
         float[] b = optionalVector(op, "bias", bias, g.o());
         float[] out = new float[HostArrays.count(outShape, op + ": result")];
-        Conv.run(g, HostArrays.toFloats(x), HostArrays.toFloats(w), b, out, par);
-        return HostArrays.fromFloats(out, outShape, x.dtype());
+        Conv.run(g, floats(x), floats(w), b, out, par);
+        return result(out, outShape, x.dtype());
+    }
+
+    // ================================================================== conversions
+
+    private static final int CONVERT_CHUNK = 1 << 16;
+
+    /** All elements of a host tensor as floats, decoded in parallel chunks when large. */
+    private float[] floats(Tensor t) {
+        float[] out = new float[HostArrays.count(t, "tensor")];
+        MemorySegment seg = t.segment();
+        int chunks = (out.length + CONVERT_CHUNK - 1) / CONVERT_CHUNK;
+        par.forRange(chunks, 1, (lo, hi) -> {
+            int from = lo * CONVERT_CHUNK, to = Math.min(out.length, hi * CONVERT_CHUNK);
+            HostArrays.decode(seg, t.dtype(), from, out, from, to - from);
+        });
+        return out;
+    }
+
+    /** A new tensor of {@code dtype} holding {@code data}, encoded in parallel chunks when large. */
+    private Tensor result(float[] data, Shape shape, DType dtype) {
+        if (data.length != shape.numel())
+            throw new IllegalStateException("internal: " + data.length + " values for shape " + shape);
+        Tensor t = HostArrays.allocate(shape, dtype);
+        MemorySegment seg = t.segment();
+        int chunks = (data.length + CONVERT_CHUNK - 1) / CONVERT_CHUNK;
+        par.forRange(chunks, 1, (lo, hi) -> {
+            int from = lo * CONVERT_CHUNK, to = Math.min(data.length, hi * CONVERT_CHUNK);
+            HostArrays.encode(data, from, to - from, seg, dtype, from);
+        });
+        return t;
     }
 
     // ================================================================== argument checks

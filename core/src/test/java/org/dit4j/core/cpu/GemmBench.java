@@ -35,7 +35,7 @@ public final class GemmBench {
                 while (System.nanoTime() < deadline)
                     Gemm.gemm(m, n, k, a, 0, k, Gemm.transposed(b, 0, k), c, 0, n, false, par);
                 double best = Double.MAX_VALUE, bestCpu = Double.MAX_VALUE;
-                for (int r = 0; r < 7; r++) {
+                for (int r = 0; r < 15; r++) {
                     long c0 = OS.getProcessCpuTime(), t0 = System.nanoTime();
                     Gemm.gemm(m, n, k, a, 0, k, Gemm.transposed(b, 0, k), c, 0, n, false, par);
                     best = Math.min(best, (System.nanoTime() - t0) / 1e9);
