@@ -14,6 +14,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** 2×2 packing and ids against models.md §1.2/§1.8 and against diffusers' FluxPipeline packing of the reference inputs. */
+@SuppressWarnings("try")   // scopes opened only to free what the test allocates
 class FluxPackingTest {
     static Ops ops;
 

@@ -34,6 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Older files: {@code <layer>.scale_weight} plus a {@code scaled_fp8} marker, under {@code model.diffusion_model.};
  * newer files: {@code <layer>.weight_scale} plus a {@code <layer>.comfy_quant} U8 JSON tag.
  */
+@SuppressWarnings("try")   // scopes opened only to free what the test allocates
 class FluxScaledFp8Test {
     static Ops ops;
 

@@ -19,6 +19,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /** The Flux transformer on the CPU backend against diffusers' FluxTransformer2DModel (float32 reference). */
+@SuppressWarnings("try")   // scopes opened only to free what the test allocates
 class FluxTransformerTest {
     /** Both sides compute in float32; the reference's own f32-vs-f64 error is ≈3e-7. */
     static final double TOLERANCE = 1e-4;

@@ -27,6 +27,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Naming, configuration detection, layout equivalence and checkpoint errors of {@link FluxWeights}. */
+@SuppressWarnings("try")   // scopes opened only to free what the test allocates
 class FluxWeightsTest {
     static Ops ops;
 

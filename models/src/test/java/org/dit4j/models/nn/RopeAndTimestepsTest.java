@@ -9,6 +9,7 @@ import org.dit4j.core.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 /** Host tables of {@link Rope} and {@link Timesteps} against their formulas (models.md §0). */
+@SuppressWarnings("try")   // scopes opened only to free what the test allocates
 class RopeAndTimestepsTest {
 
     @Test void ropeTablesConcatenateAxisPairBlocks() {
