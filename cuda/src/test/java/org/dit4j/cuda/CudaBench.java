@@ -26,7 +26,7 @@ public final class CudaBench {
         }
         java.util.List<String> parts = args.length == 0 ? java.util.List.of("gemm", "attention", "elementwise") : java.util.List.of(args);
         try (CudaBackend ops = new CudaBackend(); Scope s = Scope.open()) {
-            System.out.println("device: " + ops.name() + ", gemm autotune candidates: " + Integer.getInteger("dit4j.gemm.autotune", 8));
+            System.out.println("device: " + ops.name() + ", gemm autotune candidates: " + Integer.getInteger("dit4j.gemm.autotune", 1));
             if (parts.contains("gemm")) gemms(ops);
             if (parts.contains("attention")) attention(ops);
             if (parts.contains("elementwise")) elementwise(ops);
