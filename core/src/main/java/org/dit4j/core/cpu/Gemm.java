@@ -171,7 +171,7 @@ final class Gemm {
      * The 6×(2·LANES) register tile: C[0..6, 0..NR) (+)= Ap(6×kc) · Bp(kc×NR). The k loop is unrolled by two by
      * hand: C2 does not unroll it on its own, and the unrolled form runs about twice as fast.
      */
-    static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc, boolean acc) {
+    private static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc, boolean acc) {
         // accumulators start from C (accumulate) or zero; no helper methods take vectors, so nothing gets boxed
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         if (acc) {
