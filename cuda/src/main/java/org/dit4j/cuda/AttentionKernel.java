@@ -1,0 +1,44 @@
+package org.dit4j.cuda;
+
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Tensor;
+
+/**
+ * The attention implementations of the CUDA backend, in order of preference. {@link #select} picks the first that
+ * supports the call; a backend can also be pinned to one ({@link CudaBackend#setAttentionKernel}).
+ */
+public enum AttentionKernel {
+    /** FA2-style tensor-core kernel (mma.sync m16n8k16): BF16/F16, head dim 64 or 128 (d = dv), f32 bias. */
+    FLASH_MMA {
+        @Override public String check(Tensor q, Tensor k, Tensor v, Tensor bias) {
+            DType t = q.dtype();
+            if (t != DType.BF16 && t != DType.F16) return "needs BF16 or F16 q/k/v, got " + t;
+            if (k.dtype() != t || v.dtype() != t) return "needs q, k, v of one dtype";
+            long d = q.dim(3);
+            if (d != 64 && d != 128) return "needs head dim 64 or 128, got " + d;
+            if (v.dim(3) != d) return "needs dv = d";
+            if ((q.address() | k.address() | v.address()) % 16 != 0) return "needs 16-byte aligned q, k, v";
+            if (q.dim(2) > 65535 || q.dim(0) > 65535) return "needs at most 65535 heads and batches";
+            return null;
+        }
+    },
+    /** One warp per query row, any floating dtype, head dims up to 256. Slow; the reference. */
+    REFERENCE {
+        @Override public String check(Tensor q, Tensor k, Tensor v, Tensor bias) {
+            if (q.dim(3) > 256 || v.dim(3) > 256) return "needs head dims ≤ 256";
+            if (q.dtype() != k.dtype() || q.dtype() != v.dtype()) return "needs q, k, v of one dtype";
+            if (q.dim(2) > 65535 || q.dim(0) > 65535) return "needs at most 65535 heads and batches";
+            return null;
+        }
+    };
+
+    /** Null when this kernel can run the call, else why not. Shapes are already validated ([B, L, H, d]). */
+    public abstract String check(Tensor q, Tensor k, Tensor v, Tensor bias);
+
+    /** The first kernel that supports the call. */
+    public static AttentionKernel select(Tensor q, Tensor k, Tensor v, Tensor bias) {
+        for (AttentionKernel a : values()) if (a.check(q, k, v, bias) == null) return a;
+        throw new IllegalArgumentException("no CUDA attention kernel supports q " + q + ", k " + k + ", v " + v
+                + ": " + REFERENCE.check(q, k, v, bias));
+    }
+}

@@ -1,0 +1,1135 @@
+package org.dit4j.cuda;
+
+import org.dit4j.core.ops.Ops;
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Device;
+import org.dit4j.core.tensor.Shape;
+import org.dit4j.core.tensor.Tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
+
+/**
+ * {@link Ops} on one NVIDIA GPU. All work of a backend goes to its one stream in call order, so no op waits for the
+ * device (only {@link #toHost}, {@link #synchronize} and uploads reusing a staging buffer do). Memory comes from a
+ * caching {@link DeviceAllocator}; element-wise, normalisation and layout kernels are NVRTC-compiled sources
+ * ({@code kernels/*.cu}); matrix products go through cuBLASLt; attention through an {@link AttentionKernel}.
+ * A backend is meant to be driven from one thread at a time.
+ */
+public final class CudaBackend implements Ops {
+    private static final int THREADS = 256;
+    private static final long STAGING_BYTES = 16L << 20;
+    /** Largest im2col buffer a convolution builds at once. */
+    private static final long IM2COL_BYTES = 256L << 20;
+
+    private final CudaDriver drv;
+    private final Device device;
+    private final int cuDevice;
+    private final long context;
+    private final long stream;
+    private final String deviceName;
+    private final int ccMajor, ccMinor, smCount, maxSharedOptin;
+    private final DeviceAllocator allocator;
+    private final KernelCache kernels;
+    private final Gemm gemm;
+    private final DeviceBuffer gemmWorkspace;
+    private final Arena arena = Arena.ofShared();
+    private final KernelArgs args;
+    /** The context this thread last made current through a backend (avoids a driver call per op). */
+    private static final ThreadLocal<Long> CURRENT = new ThreadLocal<>();
+    private MemorySegment[] staging;
+    private long[] stagingEvents;
+    private boolean[] stagingPending;
+    private AttentionKernel attentionOverride;
+    /** Warps per block of the flash kernel (4: 64 query rows per block, 8: 128); {@code -Ddit4j.flash.warps}. */
+    private int flashWarps = Integer.getInteger("dit4j.flash.warps", 4);
+    private final Set<Long> sharedRaised = new HashSet<>();
+    private boolean closed;
+
+    /** Backend on device 0. */
+    public CudaBackend() { this(0); }
+
+    public CudaBackend(int deviceIndex) {
+        drv = CudaDriver.get();
+        int n = drv.deviceCount();
+        if (deviceIndex < 0 || deviceIndex >= n)
+            throw new IllegalArgumentException("CUDA device " + deviceIndex + " does not exist (" + n + " visible)");
+        device = Device.cuda(deviceIndex);
+        cuDevice = drv.device(deviceIndex);
+        context = drv.primaryContextRetain(cuDevice);
+        drv.contextSetCurrent(context);
+        CURRENT.set(context);
+        stream = drv.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
+        deviceName = drv.deviceName(cuDevice);
+        ccMajor = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_COMPUTE_CAPABILITY_MAJOR);
+        ccMinor = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_COMPUTE_CAPABILITY_MINOR);
+        smCount = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_MULTIPROCESSOR_COUNT);
+        maxSharedOptin = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+        allocator = new DeviceAllocator(drv, device, this::synchronize);
+        kernels = new KernelCache(drv, ccMajor, ccMinor, drv.driverVersion());
+        args = new KernelArgs(arena);
+        gemmWorkspace = allocator.allocate(Gemm.WORKSPACE_BYTES);
+        gemm = new Gemm(drv, gemmWorkspace.address());
+    }
+
+    // ------------------------------------------------------------------ backend facts
+
+    @Override public Device device() { return device; }
+
+    @Override public String name() {
+        return "cuda:" + device.index() + " (" + deviceName + ", " + kernels.arch() + ", " + smCount + " SMs)";
+    }
+
+    /** The CUstream every op of this backend is queued on. */
+    public long stream() { return stream; }
+
+    public DeviceAllocator allocator() { return allocator; }
+
+    public int multiprocessorCount() { return smCount; }
+
+    public String architecture() { return kernels.arch(); }
+
+    /** Pins attention to one kernel (null = automatic choice). */
+    public void setAttentionKernel(AttentionKernel k) { attentionOverride = k; }
+
+    /** Selects the flash kernel variant: 4 or 8 warps per block (for benchmarks). */
+    void setFlashWarps(int warps) {
+        if (warps != 4 && warps != 8) throw new IllegalArgumentException("flash attention runs with 4 or 8 warps, not " + warps);
+        flashWarps = warps;
+    }
+
+    /** The kernel {@link #attention} would use for these arguments. */
+    public AttentionKernel attentionKernelFor(Tensor q, Tensor k, Tensor v, Tensor bias) {
+        if (attentionOverride != null) {
+            String why = attentionOverride.check(q, k, v, bias);
+            if (why != null) throw new IllegalArgumentException("attention kernel " + attentionOverride + " was requested but " + why);
+            return attentionOverride;
+        }
+        return AttentionKernel.select(q, k, v, bias);
+    }
+
+    /** Number of cached cuBLASLt plans (one per distinct GEMM problem). */
+    public int gemmPlanCount() { return gemm.planCount(); }
+
+    void makeCurrent() {
+        Long c = CURRENT.get();
+        if (c == null || c != context) {
+            drv.contextSetCurrent(context);
+            CURRENT.set(context);
+        }
+    }
+
+    private void checkOpen() {
+        if (closed) throw new IllegalStateException("this CUDA backend (" + device + ") is closed");
+        makeCurrent();
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    private Tensor alloc(DType dtype, Shape shape) {
+        return Tensor.owning(shape, dtype, allocator.allocate(shape.numel() * dtype.byteSize()));
+    }
+
+    @Override public Tensor empty(DType dtype, Shape shape) {
+        checkOpen();
+        return alloc(dtype, shape);
+    }
+
+    @Override public Tensor zeros(DType dtype, Shape shape) {
+        checkOpen();
+        Tensor t = alloc(dtype, shape);
+        if (t.byteSize() > 0) drv.memsetD8Async(t.address(), (byte) 0, t.byteSize(), stream);
+        return t;
+    }
+
+    @Override public Tensor upload(Tensor host) {
+        checkOpen();
+        if (host.device().equals(device)) return copy(host);
+        if (!host.device().isCpu()) throw new IllegalArgumentException("upload takes a host tensor, got one on " + host.device());
+        if (drv.streamIsCapturing(stream))
+            throw new IllegalStateException("upload during CUDA graph capture is not supported: upload inputs before capture "
+                    + "and copy into them with copyInto");
+        Tensor out = alloc(host.dtype(), host.shape());
+        MemorySegment src = host.segment();
+        long n = src.byteSize();
+        ensureStaging();
+        int i = 0;
+        for (long off = 0; off < n; off += STAGING_BYTES, i ^= 1) {
+            long len = Math.min(STAGING_BYTES, n - off);
+            if (stagingPending[i]) drv.eventSynchronize(stagingEvents[i]);
+            MemorySegment.copy(src, off, staging[i], 0, len);
+            drv.memcpyHtoDAsync(out.address() + off, staging[i], len, stream);
+            drv.eventRecord(stagingEvents[i], stream);
+            stagingPending[i] = true;
+        }
+        return out;
+    }
+
+    @Override public Tensor toHost(Tensor x) {
+        checkOpen();
+        requireDevice(x, "x");
+        Tensor out = Tensor.zeros(x.dtype(), x.shape());
+        MemorySegment dst = out.segment();
+        long n = dst.byteSize();
+        ensureStaging();
+        for (long off = 0; off < n; off += STAGING_BYTES) {
+            long len = Math.min(STAGING_BYTES, n - off);
+            if (stagingPending[0]) drv.eventSynchronize(stagingEvents[0]);
+            drv.memcpyDtoHAsync(staging[0], x.address() + off, len, stream);
+            drv.streamSynchronize(stream);
+            stagingPending[0] = false;
+            MemorySegment.copy(staging[0], 0, dst, off, len);
+        }
+        return out;
+    }
+
+    private void ensureStaging() {
+        if (staging != null) return;
+        staging = new MemorySegment[] {drv.memHostAlloc(STAGING_BYTES, CudaDriver.MEMHOSTALLOC_PORTABLE),
+                drv.memHostAlloc(STAGING_BYTES, CudaDriver.MEMHOSTALLOC_PORTABLE)};
+        stagingEvents = new long[] {drv.eventCreate(CudaDriver.EVENT_DISABLE_TIMING), drv.eventCreate(CudaDriver.EVENT_DISABLE_TIMING)};
+        stagingPending = new boolean[2];
+    }
+
+    @Override public void synchronize() {
+        if (closed) return;
+        makeCurrent();
+        drv.streamSynchronize(stream);
+    }
+
+    /** Copies src into the existing tensor dst (same dtype and element count), e.g. a graph's static input. */
+    public void copyInto(Tensor dst, Tensor src) {
+        checkOpen();
+        requireDevice(dst, "dst");
+        if (dst.dtype() != src.dtype() || dst.numel() != src.numel())
+            throw new IllegalArgumentException("copyInto needs equal dtype and size: dst " + dst + ", src " + src);
+        if (src.device().isCpu()) {
+            try (Tensor d = upload(src)) {
+                drv.memcpyDtoDAsync(dst.address(), d.address(), dst.byteSize(), stream);
+            }
+        } else {
+            requireDevice(src, "src");
+            if (dst.byteSize() > 0) drv.memcpyDtoDAsync(dst.address(), src.address(), dst.byteSize(), stream);
+        }
+    }
+
+    @Override public void close() {
+        if (closed) return;
+        makeCurrent();
+        drv.streamSynchronize(stream);
+        closed = true;
+        gemm.close();
+        kernels.close();
+        allocator.close();
+        if (staging != null) {
+            for (MemorySegment s : staging) drv.memFreeHost(s);
+            for (long e : stagingEvents) drv.eventDestroy(e);
+        }
+        drv.streamDestroy(stream);
+        drv.primaryContextRelease(cuDevice);
+        arena.close();
+    }
+
+    // ------------------------------------------------------------------ launching
+
+    private KernelArgs args() { return args.reset(); }
+
+    private void launch(String file, String name, int gx, int gy, int gz, int block, int shared) {
+        long fn = kernels.function(file, name);
+        drv.launchKernel(fn, gx, gy, gz, block, 1, 1, shared, stream, args.pointers(), name);
+    }
+
+    /** Grid size for grid-stride loops over n elements. */
+    private int blocksFor(long n) {
+        return (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, smCount * 32L));
+    }
+
+    private void launch1d(String file, String name, long n) {
+        launch(file, name, blocksFor(n), 1, 1, THREADS, 0);
+    }
+
+    /** Threads per block for one-block-per-row kernels over rows of length d. */
+    private static int rowThreads(long d) {
+        long t = (d / 4 + 31) / 32 * 32;
+        return (int) Math.max(32, Math.min(512, t));
+    }
+
+    private static int code(DType t) { return t.ordinal(); }
+
+    /** True when every non-null tensor has activation dtype t and a 16-byte aligned address (vector kernels). */
+    private static boolean vec(DType t, Tensor... ts) {
+        if (t != DType.F32 && t != DType.BF16 && t != DType.F16) return false;
+        for (Tensor x : ts) if (x != null && (x.dtype() != t || (x.address() & 15) != 0)) return false;
+        return true;
+    }
+
+    /** Elements per 16-byte vector. */
+    private static int vecN(DType t) { return t == DType.F32 ? 4 : 8; }
+
+    private static String sfx(DType t) {
+        return switch (t) {
+            case F32 -> "f32";
+            case BF16 -> "bf16";
+            case F16 -> "f16";
+            default -> throw new IllegalArgumentException("no vector kernels for " + t);
+        };
+    }
+
+    private static long addr(Tensor t) { return t == null ? 0 : t.address(); }
+
+    private static int codeOrZero(Tensor t) { return t == null ? 0 : code(t.dtype()); }
+
+    // ------------------------------------------------------------------ checks
+
+    private void requireDevice(Tensor t, String name) {
+        if (t == null) throw new IllegalArgumentException(name + " must not be null");
+        if (!t.device().equals(device))
+            throw new IllegalArgumentException(name + " lives on " + t.device() + " but this backend computes on " + device
+                    + "; upload it first (ops.upload)");
+        if (t.isReleased()) throw new IllegalStateException(name + " " + t.shape() + " was already released (its scope closed)");
+    }
+
+    private void requireFloat(Tensor t, String name) {
+        requireDevice(t, name);
+        if (!t.dtype().isFloating()) throw new IllegalArgumentException(name + " must be a floating tensor, got " + t.dtype());
+    }
+
+    private static void requireActivation(Tensor t, String name) {
+        DType d = t.dtype();
+        if (d != DType.F32 && d != DType.BF16 && d != DType.F16)
+            throw new IllegalArgumentException(name + " must be F32, BF16 or F16 (activation dtype), got " + d
+                    + "; cast it first (ops.cast)");
+    }
+
+    private static IllegalArgumentException shapeError(String arg, String expected, Shape actual) {
+        return new IllegalArgumentException(arg + " must have shape " + expected + ", got " + actual);
+    }
+
+    /** t in dtype d: t itself, or a converted temporary the caller must close (see {@link #closeIfTemp}). */
+    private Tensor as(Tensor t, DType d) {
+        if (t == null || t.dtype() == d) return t;
+        return cast(t, d);
+    }
+
+    private static void closeIfTemp(Tensor temp, Tensor original) {
+        if (temp != null && temp != original) temp.close();
+    }
+
+    // ------------------------------------------------------------------ layout
+
+    @Override public Tensor copy(Tensor x) {
+        checkOpen();
+        requireDevice(x, "x");
+        Tensor out = alloc(x.dtype(), x.shape());
+        if (x.byteSize() > 0) drv.memcpyDtoDAsync(out.address(), x.address(), x.byteSize(), stream);
+        return out;
+    }
+
+    @Override public Tensor cast(Tensor x, DType dtype) {
+        checkOpen();
+        requireDevice(x, "x");
+        if (x.dtype() == dtype) return copy(x);
+        Tensor out = alloc(dtype, x.shape());
+        long n = x.numel();
+        if (n == 0) return out;
+        args().ptr(out.address()).i32(code(dtype)).ptr(x.address()).i32(code(x.dtype())).i64(n);
+        launch1d("elementwise", "cast", n);
+        return out;
+    }
+
+    @Override public Tensor permute(Tensor x, int... perm) {
+        checkOpen();
+        requireDevice(x, "x");
+        int r = x.rank();
+        if (perm.length != r) throw new IllegalArgumentException("permute of " + x.shape() + " needs " + r + " axes, got " + Arrays.toString(perm));
+        boolean[] seen = new boolean[r];
+        long[] dims = new long[r], st = new long[r];
+        long[] inSt = x.shape().strides();
+        for (int i = 0; i < r; i++) {
+            int p = perm[i] < 0 ? perm[i] + r : perm[i];
+            if (p < 0 || p >= r || seen[p]) throw new IllegalArgumentException("permute " + Arrays.toString(perm) + " is not a permutation of " + r + " axes");
+            seen[p] = true;
+            dims[i] = x.dim(p);
+            st[i] = inSt[p];
+        }
+        Tensor out = alloc(x.dtype(), Shape.of(dims));
+        gather(out, x, dims, st);
+        return out;
+    }
+
+    /** out[i] = x[Σ coord_d(i)·st[d]] over out's dims (rank ≤ 8 after merging). */
+    private void gather(Tensor out, Tensor x, long[] dims, long[] st) {
+        long n = out.numel();
+        if (n == 0) return;
+        // merge adjacent dims that are contiguous in the input
+        long[] md = new long[dims.length], ms = new long[dims.length];
+        int r = 0;
+        for (int i = 0; i < dims.length; i++) {
+            if (dims[i] == 1) continue;
+            if (r > 0 && ms[r - 1] == st[i] * dims[i]) {
+                md[r - 1] *= dims[i];
+                ms[r - 1] = st[i];
+            } else {
+                md[r] = dims[i];
+                ms[r] = st[i];
+                r++;
+            }
+        }
+        if (r == 0) { md[0] = 1; ms[0] = 0; r = 1; }
+        if (r > 8) throw new IllegalArgumentException("tensors of more than 8 non-mergeable dims are not supported on CUDA: " + out.shape());
+        long[] words = new long[18];
+        words[0] = n;
+        words[1] = r;
+        for (int i = 0; i < r; i++) { words[2 + i] = md[i]; words[10 + i] = ms[i]; }
+        args().ptr(out.address()).ptr(x.address()).struct(words);
+        launch1d("layout", "gather_" + x.dtype().byteSize(), n);
+    }
+
+    @Override public Tensor slice(Tensor x, int dim, long start, long end) {
+        checkOpen();
+        requireDevice(x, "x");
+        int d = dim < 0 ? dim + x.rank() : dim;
+        if (d < 0 || d >= x.rank()) throw new IllegalArgumentException("slice dim " + dim + " out of range for " + x.shape());
+        long size = x.dim(d);
+        if (start < 0 || end > size || start > end)
+            throw new IllegalArgumentException("slice [" + start + ", " + end + ") out of range for dim " + d + " of size " + size + " in " + x.shape());
+        Tensor out = alloc(x.dtype(), x.shape().with(d, end - start));
+        long inner = 1, outer = 1;
+        for (int i = d + 1; i < x.rank(); i++) inner *= x.dim(i);
+        for (int i = 0; i < d; i++) outer *= x.dim(i);
+        long es = x.dtype().byteSize();
+        long rowBytes = (end - start) * inner * es;
+        copyRows(out.address(), rowBytes, x.address() + start * inner * es, size * inner * es, rowBytes, outer);
+        return out;
+    }
+
+    /** rows × rowBytes from src (pitch srcPitch) to dst (pitch dstPitch), all in bytes. */
+    private void copyRows(long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows) {
+        if (rowBytes == 0 || rows == 0) return;
+        if (rows == 1 || (dstPitch == rowBytes && srcPitch == rowBytes)) {
+            drv.memcpyDtoDAsync(dst, src, rowBytes * rows, stream);
+            return;
+        }
+        int u = 16;
+        while (u > 1 && ((dst | src | dstPitch | srcPitch | rowBytes) % u) != 0) u >>= 1;
+        long units = rowBytes / u;
+        args().ptr(dst).i64(dstPitch / u).ptr(src).i64(srcPitch / u).i64(units).i64(rows);
+        launch1d("layout", "copy_rows_" + u, units * rows);
+    }
+
+    @Override public Tensor concat(int dim, Tensor... xs) {
+        checkOpen();
+        if (xs.length == 0) throw new IllegalArgumentException("concat needs at least one tensor");
+        Tensor first = xs[0];
+        requireDevice(first, "xs[0]");
+        int d = dim < 0 ? dim + first.rank() : dim;
+        if (d < 0 || d >= first.rank()) throw new IllegalArgumentException("concat dim " + dim + " out of range for " + first.shape());
+        long total = 0;
+        for (int i = 0; i < xs.length; i++) {
+            requireDevice(xs[i], "xs[" + i + "]");
+            if (xs[i].rank() != first.rank()) throw shapeError("xs[" + i + "]", "rank " + first.rank(), xs[i].shape());
+            for (int j = 0; j < first.rank(); j++)
+                if (j != d && xs[i].dim(j) != first.dim(j))
+                    throw shapeError("xs[" + i + "]", first.shape().with(d, xs[i].dim(d)).toString(), xs[i].shape());
+            total += xs[i].dim(d);
+        }
+        Tensor out = alloc(first.dtype(), first.shape().with(d, total));
+        long inner = 1, outer = 1;
+        for (int i = d + 1; i < first.rank(); i++) inner *= first.dim(i);
+        for (int i = 0; i < d; i++) outer *= first.dim(i);
+        long es = first.dtype().byteSize();
+        long off = 0;
+        for (Tensor x : xs) {
+            Tensor xc = as(x, first.dtype());
+            long rowBytes = x.dim(d) * inner * es;
+            copyRows(out.address() + off * inner * es, total * inner * es, xc.address(), rowBytes, rowBytes, outer);
+            closeIfTemp(xc, x);
+            off += x.dim(d);
+        }
+        return out;
+    }
+
+    @Override public Tensor pad(Tensor x, long[] pads, float value) {
+        checkOpen();
+        requireDevice(x, "x");
+        int r = x.rank();
+        if (pads.length % 2 != 0 || pads.length / 2 > r)
+            throw new IllegalArgumentException("pads must hold (before, after) pairs for at most " + r + " dims, got " + Arrays.toString(pads));
+        if (r > 8) throw new IllegalArgumentException("pad supports rank ≤ 8 on CUDA, got " + x.shape());
+        long[] od = x.shape().dims(), before = new long[r];
+        for (int i = 0; i < pads.length / 2; i++) {
+            int dd = r - 1 - i;
+            before[dd] = pads[2 * i];
+            od[dd] = x.dim(dd) + pads[2 * i] + pads[2 * i + 1];
+            if (od[dd] < 0) throw new IllegalArgumentException("pads " + Arrays.toString(pads) + " crop dim " + dd + " of " + x.shape() + " below zero");
+        }
+        Tensor out = alloc(x.dtype(), Shape.of(od));
+        long n = out.numel();
+        if (n == 0) return out;
+        long[] ist = x.shape().strides();
+        long[] w = new long[34];
+        w[0] = n;
+        w[1] = r;
+        for (int i = 0; i < r; i++) {
+            w[2 + i] = od[i];
+            w[10 + i] = x.dim(i);
+            w[18 + i] = before[i];
+            w[26 + i] = ist[i];
+        }
+        args().ptr(out.address()).ptr(x.address()).i64(valueBits(x.dtype(), value)).struct(w);
+        launch1d("layout", "pad_" + x.dtype().byteSize(), n);
+        return out;
+    }
+
+    /** The bit pattern of value in dtype t (PyTorch rounding). */
+    static long valueBits(DType t, float v) {
+        return switch (t) {
+            case F32 -> Float.floatToRawIntBits(v) & 0xFFFFFFFFL;
+            case BF16 -> DType.floatToBf16(v) & 0xFFFFL;
+            case F16 -> DType.floatToF16(v) & 0xFFFFL;
+            case F8_E4M3 -> DType.floatToE4M3(v) & 0xFFL;
+            case F8_E5M2 -> DType.floatToE5M2(v) & 0xFFL;
+            case I32 -> ((int) v) & 0xFFFFFFFFL;
+            case I64 -> (long) v;
+            case BOOL -> v != 0 ? 1 : 0;
+        };
+    }
+
+    // ------------------------------------------------------------------ linear algebra
+
+    @Override public Tensor linear(Tensor x, Tensor w, Tensor bias) {
+        return linearImpl(x, w, bias, false);
+    }
+
+    @Override public Tensor linearGelu(Tensor x, Tensor w, Tensor bias, boolean tanh) {
+        if (!tanh) {
+            Tensor h = linearImpl(x, w, bias, false);
+            Tensor out = gelu(h, false);
+            h.close();
+            return out;
+        }
+        return linearImpl(x, w, bias, true);
+    }
+
+    private Tensor linearImpl(Tensor x, Tensor w, Tensor bias, boolean geluTanh) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        requireFloat(w, "w");
+        if (x.rank() < 1) throw shapeError("x", "[..., in]", x.shape());
+        long k = x.dim(-1);
+        if (w.rank() != 2 || w.dim(1) != k) throw shapeError("w", "[out, " + k + "]", w.shape());
+        long nOut = w.dim(0);
+        if (bias != null) {
+            requireFloat(bias, "bias");
+            if (bias.rank() != 1 || bias.dim(0) != nOut) throw shapeError("bias", "[" + nOut + "]", bias.shape());
+        }
+        DType t = x.dtype();
+        long m = x.numel() / Math.max(1, k);
+        Tensor out = alloc(t, x.shape().with(-1, nOut));
+        if (out.numel() == 0) return out;
+        if (k == 0) {
+            drv.memsetD8Async(out.address(), (byte) 0, out.byteSize(), stream);
+            Tensor r = bias == null ? out : add(out, bias);
+            if (r != out) out.close();
+            return geluTanh ? geluReplace(r) : r;
+        }
+        Tensor wc = as(w, t), bc = as(bias, t);
+        int epi = bias == null ? (geluTanh ? CublasLt.EPILOGUE_GELU : CublasLt.EPILOGUE_DEFAULT)
+                : (geluTanh ? CublasLt.EPILOGUE_GELU_BIAS : CublasLt.EPILOGUE_BIAS);
+        int align = Gemm.alignment(wc.address(), x.address(), out.address(), k * t.byteSize(), nOut * t.byteSize());
+        Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), true, false, nOut, m, k, k, k, nOut, 1, 0, 0, 0, epi, align);
+        gemm.run(key, wc.address(), x.address(), out.address(), addr(bc), stream);
+        closeIfTemp(wc, w);
+        closeIfTemp(bc, bias);
+        return out;
+    }
+
+    private Tensor geluReplace(Tensor h) {
+        Tensor g = gelu(h, true);
+        h.close();
+        return g;
+    }
+
+    @Override public Tensor matmul(Tensor a, Tensor b) {
+        checkOpen();
+        requireFloat(a, "a");
+        requireActivation(a, "a");
+        requireFloat(b, "b");
+        if (a.rank() < 2) throw shapeError("a", "[..., M, K]", a.shape());
+        if (b.rank() < 2) throw shapeError("b", "[..., K, N]", b.shape());
+        long m = a.dim(-2), k = a.dim(-1), n = b.dim(-1);
+        if (b.dim(-2) != k) throw shapeError("b", "[..., " + k + ", N]", b.shape());
+        long[] ab = Arrays.copyOf(a.shape().dims(), a.rank() - 2), bb = Arrays.copyOf(b.shape().dims(), b.rank() - 2);
+        long[] batch = broadcastShape(ab, bb, "a batch dims", "b batch dims");
+        long count = 1;
+        for (long d : batch) count *= d;
+        long[] outDims = Arrays.copyOf(batch, batch.length + 2);
+        outDims[batch.length] = m;
+        outDims[batch.length + 1] = n;
+        DType t = a.dtype();
+        Tensor out = alloc(t, Shape.of(outDims));
+        if (out.numel() == 0) return out;
+        if (k == 0) {
+            drv.memsetD8Async(out.address(), (byte) 0, out.byteSize(), stream);
+            return out;
+        }
+        Tensor bc = as(b, t);
+        Tensor ae = expandBatch(a, batch, m, k), be = expandBatch(bc, batch, k, n);
+        if (count > Integer.MAX_VALUE) throw new IllegalArgumentException("matmul batch of " + count + " is too large");
+        int align = Gemm.alignment(ae.address(), be.address(), out.address(), k * t.byteSize(), n * t.byteSize());
+        // column-major: out^T [n × m] = b^T [n × k] · a^T [k × m]
+        Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), false, false, n, m, k, n, k, n, (int) count, k * n, m * k, m * n,
+                CublasLt.EPILOGUE_DEFAULT, align);
+        gemm.run(key, be.address(), ae.address(), out.address(), 0, stream);
+        closeIfTemp(ae, a);
+        closeIfTemp(be, bc);
+        closeIfTemp(bc, b);
+        return out;
+    }
+
+    /** x [..., r, c] with batch dims broadcast to {@code batch}: x itself when no expansion is needed. */
+    private Tensor expandBatch(Tensor x, long[] batch, long r, long c) {
+        long xCount = x.numel() / (r * c);
+        long count = 1;
+        for (long d : batch) count *= d;
+        if (xCount == count) return x;
+        long[] xd = x.shape().dims();
+        int off = batch.length - (xd.length - 2);
+        long[] dims = Arrays.copyOf(batch, batch.length + 2);
+        dims[batch.length] = r;
+        dims[batch.length + 1] = c;
+        long[] xs = x.shape().strides();
+        long[] st = new long[dims.length];
+        for (int i = 0; i < batch.length; i++) {
+            int xi = i - off;
+            st[i] = xi < 0 || xd[xi] == 1 ? 0 : xs[xi];
+        }
+        st[batch.length] = c;
+        st[batch.length + 1] = 1;
+        Tensor out = alloc(x.dtype(), Shape.of(dims));
+        gather(out, x, dims, st);
+        return out;
+    }
+
+    static long[] broadcastShape(long[] a, long[] b, String an, String bn) {
+        int r = Math.max(a.length, b.length);
+        long[] out = new long[r];
+        for (int i = 0; i < r; i++) {
+            long da = i - (r - a.length) >= 0 ? a[i - (r - a.length)] : 1;
+            long db = i - (r - b.length) >= 0 ? b[i - (r - b.length)] : 1;
+            if (da != db && da != 1 && db != 1)
+                throw new IllegalArgumentException(an + " " + Arrays.toString(a) + " and " + bn + " " + Arrays.toString(b) + " do not broadcast");
+            out[i] = da == 1 ? db : da;
+        }
+        return out;
+    }
+
+    @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        checkOpen();
+        requireFloat(q, "q");
+        requireActivation(q, "q");
+        requireFloat(k, "k");
+        requireFloat(v, "v");
+        if (q.rank() != 4) throw shapeError("q", "[B, Lq, H, d]", q.shape());
+        long bsz = q.dim(0), lq = q.dim(1), h = q.dim(2), d = q.dim(3);
+        if (k.rank() != 4 || k.dim(0) != bsz || k.dim(2) != h || k.dim(3) != d)
+            throw shapeError("k", "[" + bsz + ", Lk, " + h + ", " + d + "]", k.shape());
+        long lk = k.dim(1);
+        if (v.rank() != 4 || v.dim(0) != bsz || v.dim(1) != lk || v.dim(2) != h)
+            throw shapeError("v", "[" + bsz + ", " + lk + ", " + h + ", dv]", v.shape());
+        long dv = v.dim(3);
+        if (lq > Integer.MAX_VALUE || lk > Integer.MAX_VALUE) throw new IllegalArgumentException("sequence too long for CUDA attention: " + q.shape());
+        Tensor kc = as(k, q.dtype()), vc = as(v, q.dtype());
+        long[] bst = new long[4];
+        Tensor biasF = null;
+        if (bias != null) {
+            requireFloat(bias, "bias");
+            if (bias.rank() > 4) throw shapeError("bias", "broadcastable to [" + bsz + ", " + h + ", " + lq + ", " + lk + "]", bias.shape());
+            long[] target = {bsz, h, lq, lk};
+            long[] bd = bias.shape().dims(), bs = bias.shape().strides();
+            int off = 4 - bd.length;
+            for (int i = 0; i < 4; i++) {
+                int bi = i - off;
+                if (bi < 0) continue;
+                if (bd[bi] != 1 && bd[bi] != target[i])
+                    throw shapeError("bias", "broadcastable to " + Arrays.toString(target), bias.shape());
+                bst[i] = bd[bi] == 1 ? 0 : bs[bi];
+            }
+            biasF = as(bias, DType.F32);
+        }
+        Tensor out = alloc(q.dtype(), Shape.of(bsz, lq, h, dv));
+        if (out.numel() == 0) { closeIfTemp(kc, k); closeIfTemp(vc, v); closeIfTemp(biasF, bias); return out; }
+        AttentionKernel kernel = attentionKernelFor(q, kc, vc, biasF);
+        switch (kernel) {
+            case FLASH_MMA -> {
+                boolean bf = q.dtype() == DType.BF16;
+                int warps = flashWarps;
+                int rowsPerBlock = 16 * warps;
+                int smem = (rowsPerBlock + 4 * 64) * ((int) d + 8) * 2;
+                String name = "flash_attn_" + (bf ? "bf16" : "f16") + "_d" + d + "_w" + warps;
+                long fn = kernels.function("flash_attention", name);
+                if (smem > 48 * 1024) {
+                    if (smem > maxSharedOptin) throw new IllegalStateException("flash attention needs " + smem + " bytes of shared memory, the device allows " + maxSharedOptin);
+                    if (sharedRaised.add(fn)) drv.funcSetAttribute(fn, CudaDriver.FUNC_ATTR_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem);
+                }
+                args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32((int) h).i32((int) lq)
+                        .i32((int) lk).f32(scale).ptr(addr(biasF)).struct(bst);
+                launch("flash_attention", name, (int) ((lq + rowsPerBlock - 1) / rowsPerBlock), (int) h, (int) bsz, 32 * warps, smem);
+            }
+            case REFERENCE -> {
+                args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32(code(q.dtype()))
+                        .i32((int) h).i32((int) lq).i32((int) lk).i32((int) d).i32((int) dv).f32(scale)
+                        .ptr(addr(biasF)).i32(codeOrZero(biasF)).struct(bst);
+                launch("attention_ref", "attention_ref", (int) ((lq + 3) / 4), (int) h, (int) bsz, 128, 0);
+            }
+        }
+        closeIfTemp(kc, k);
+        closeIfTemp(vc, v);
+        closeIfTemp(biasF, bias);
+        return out;
+    }
+
+    // ------------------------------------------------------------------ normalisation
+
+    @Override public Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, float eps) {
+        return layerNormImpl(x, weight, bias, null, null, eps);
+    }
+
+    @Override public Tensor layerNormModulate(Tensor x, Tensor shift, Tensor scale, float eps) {
+        return layerNormImpl(x, null, null, shift, scale, eps);
+    }
+
+    private Tensor layerNormImpl(Tensor x, Tensor w, Tensor b, Tensor shift, Tensor scale, float eps) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        long d = x.dim(-1);
+        if (w != null) { requireFloat(w, "weight"); if (w.numel() != d) throw shapeError("weight", "[" + d + "]", w.shape()); }
+        if (b != null) { requireFloat(b, "bias"); if (b.numel() != d) throw shapeError("bias", "[" + d + "]", b.shape()); }
+        long rows = x.numel() / Math.max(1, d);
+        long l = 1;
+        if (shift != null) {
+            requireFloat(shift, "shift");
+            requireFloat(scale, "scale");
+            l = modulationL(x, shift, scale);
+        }
+        Tensor out = alloc(x.dtype(), x.shape());
+        if (out.numel() == 0) return out;
+        DType t = x.dtype();
+        if (vec(t, x, w, b, shift, scale, out) && d % vecN(t) == 0 && d / vecN(t) <= 4 * 256) {
+            long dv = d / vecN(t);
+            int threads = (int) Math.max(32, Math.min(256, (dv + 31) / 32 * 32));
+            args().ptr(out.address()).ptr(x.address()).i64(dv).f32(eps).ptr(addr(w)).ptr(addr(b)).ptr(addr(shift))
+                    .ptr(addr(scale)).i64(l);
+            if (rows > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
+            launch("norm_vec", "layer_norm_vec_" + sfx(t), (int) rows, 1, 1, threads, 0);
+            return out;
+        }
+        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).f32(eps)
+                .ptr(addr(w)).i32(codeOrZero(w)).ptr(addr(b)).i32(codeOrZero(b))
+                .ptr(addr(shift)).i32(codeOrZero(shift)).ptr(addr(scale)).i32(codeOrZero(scale)).i64(l);
+        launchRows("norm", "layer_norm", rows, d);
+        return out;
+    }
+
+    private void launchRows(String file, String name, long rows, long d) {
+        if (rows > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
+        launch(file, name, (int) rows, 1, 1, rowThreads(d), 0);
+    }
+
+    /** L for x:[B, L, D] against shift/scale:[B, D] (any leading shape of x whose first dim is B). */
+    private static long modulationL(Tensor x, Tensor shift, Tensor scale) {
+        long d = x.dim(-1);
+        if (x.rank() < 2) throw shapeError("x", "[B, L, D]", x.shape());
+        long b = x.dim(0);
+        String want = "[" + b + ", " + d + "]";
+        if (shift.numel() != b * d || shift.dim(-1) != d) throw shapeError("shift", want, shift.shape());
+        if (scale.numel() != b * d || scale.dim(-1) != d) throw shapeError("scale", want, scale.shape());
+        return x.numel() / (b * d);
+    }
+
+    @Override public Tensor rmsNorm(Tensor x, Tensor weight, float eps) {
+        return rmsImpl(x, weight, eps, null, null);
+    }
+
+    @Override public Tensor rmsNormRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
+        return rmsImpl(x, w, eps, cos, sin);
+    }
+
+    private Tensor rmsImpl(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        long d = x.dim(-1);
+        if (w != null) { requireFloat(w, "weight"); if (w.numel() != d) throw shapeError("weight", "[" + d + "]", w.shape()); }
+        long rows = x.numel() / Math.max(1, d);
+        long l = 1, h = 1, cb = 0;
+        Tensor cf = null, sf = null;
+        if (cos != null) {
+            long[] ropeDims = ropeDims(x, cos, sin);
+            l = ropeDims[0];
+            h = ropeDims[1];
+            cb = ropeDims[2];
+            cf = as(cos, DType.F32);
+            sf = as(sin, DType.F32);
+        }
+        Tensor out = alloc(x.dtype(), x.shape());
+        DType t = x.dtype();
+        if (out.numel() > 0 && (d == 64 || d == 128 || d == 256) && (w == null || w.dtype() == t)
+                && (t == DType.F32 || t == DType.BF16 || t == DType.F16)) {
+            long blocks = (rows + 7) / 8;
+            if (blocks > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
+            args().ptr(out.address()).ptr(x.address()).i64(rows).f32(eps).ptr(addr(w)).ptr(addr(cf)).ptr(addr(sf))
+                    .i64(l).i64(h).i64(cb);
+            launch("norm_vec", "rms_rope_warp" + (d / 32) + "_" + sfx(t), (int) blocks, 1, 1, 256, 0);
+        } else if (out.numel() > 0) {
+            args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).f32(eps).ptr(addr(w)).i32(codeOrZero(w))
+                    .ptr(addr(cf)).ptr(addr(sf)).i64(l).i64(h).i64(cb);
+            launchRows("norm", "rms_norm", rows, cos != null ? d / 2 * 4 : d);
+        }
+        closeIfTemp(cf, cos);
+        closeIfTemp(sf, sin);
+        return out;
+    }
+
+    /** {L, H, cosBatch} for x:[B, L, H, d] and cos/sin:[L, d/2] or [B, L, d/2]. */
+    private long[] ropeDims(Tensor x, Tensor cos, Tensor sin) {
+        requireFloat(cos, "cos");
+        requireFloat(sin, "sin");
+        if (x.rank() != 4) throw shapeError("x", "[B, L, H, d]", x.shape());
+        long b = x.dim(0), l = x.dim(1), h = x.dim(2), d = x.dim(3);
+        if (d % 2 != 0) throw shapeError("x", "[B, L, H, d] with even d", x.shape());
+        String want = "[" + l + ", " + d / 2 + "] or [" + b + ", " + l + ", " + d / 2 + "]";
+        boolean two = cos.rank() == 2 && cos.dim(0) == l && cos.dim(1) == d / 2;
+        boolean three = cos.rank() == 3 && cos.dim(0) == b && cos.dim(1) == l && cos.dim(2) == d / 2;
+        if (!two && !three) throw shapeError("cos", want, cos.shape());
+        if (!sin.shape().equals(cos.shape())) throw shapeError("sin", cos.shape().toString(), sin.shape());
+        return new long[] {l, h, three ? l : 0};
+    }
+
+    @Override public Tensor rope(Tensor x, Tensor cos, Tensor sin) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        long[] rd = ropeDims(x, cos, sin);
+        Tensor cf = as(cos, DType.F32), sf = as(sin, DType.F32);
+        Tensor out = alloc(x.dtype(), x.shape());
+        long pairs = x.numel() / 2;
+        if (pairs > 0) {
+            args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).ptr(cf.address()).ptr(sf.address())
+                    .i64(rd[0]).i64(rd[1]).i64(x.dim(3)).i64(rd[2]).i64(pairs);
+            launch1d("norm", "rope", pairs);
+        }
+        closeIfTemp(cf, cos);
+        closeIfTemp(sf, sin);
+        return out;
+    }
+
+    @Override public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        if (x.rank() < 2) throw shapeError("x", "[N, C, ...]", x.shape());
+        long n = x.dim(0), c = x.dim(1);
+        if (groups <= 0 || c % groups != 0) throw new IllegalArgumentException("groups " + groups + " must divide the " + c + " channels of x " + x.shape());
+        if (weight != null) { requireFloat(weight, "weight"); if (weight.numel() != c) throw shapeError("weight", "[" + c + "]", weight.shape()); }
+        if (bias != null) { requireFloat(bias, "bias"); if (bias.numel() != c) throw shapeError("bias", "[" + c + "]", bias.shape()); }
+        long s = x.numel() / Math.max(1, n * c);
+        Tensor out = alloc(x.dtype(), x.shape());
+        if (out.numel() == 0) return out;
+        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(c).i64(s).i32(groups).f32(eps)
+                .ptr(addr(weight)).i32(codeOrZero(weight)).ptr(addr(bias)).i32(codeOrZero(bias));
+        launch("norm", "group_norm", (int) (n * groups), 1, 1, 512, 0);
+        return out;
+    }
+
+    // ------------------------------------------------------------------ element-wise
+
+    private static final int OP_ADD = 0, OP_SUB = 1, OP_MUL = 2;
+
+    @Override public Tensor add(Tensor a, Tensor b) { return binary(a, b, OP_ADD); }
+
+    @Override public Tensor sub(Tensor a, Tensor b) { return binary(a, b, OP_SUB); }
+
+    @Override public Tensor mul(Tensor a, Tensor b) { return binary(a, b, OP_MUL); }
+
+    private Tensor binary(Tensor a, Tensor b, int op) {
+        checkOpen();
+        requireDevice(a, "a");
+        requireDevice(b, "b");
+        long[] od = broadcastShape(a.shape().dims(), b.shape().dims(), "a", "b");
+        Tensor out = alloc(a.dtype(), Shape.of(od));
+        binaryInto(out, a, b, op);
+        return out;
+    }
+
+    /** out = a op b with broadcasting to out's shape (out may be a itself: same-index in-place is safe). */
+    private void binaryInto(Tensor out, Tensor a, Tensor b, int op) {
+        long n = out.numel();
+        if (n == 0) return;
+        long[] od = out.shape().dims();
+        if (isTiledSuffix(a.shape().dims(), od) && isTiledSuffix(b.shape().dims(), od)) {
+            DType t = out.dtype();
+            int vn = vec(t, out, a, b) ? vecN(t) : 0;
+            if (vn > 0 && n % vn == 0 && a.numel() % vn == 0 && b.numel() % vn == 0) {
+                args().ptr(out.address()).ptr(a.address()).i64(a.numel() / vn).ptr(b.address()).i64(b.numel() / vn)
+                        .i64(n / vn).i32(op);
+                launch1d("elementwise_vec", "binary_vec_" + sfx(t), n / vn);
+                return;
+            }
+            args().ptr(out.address()).i32(code(out.dtype())).ptr(a.address()).i32(code(a.dtype())).i64(a.numel())
+                    .ptr(b.address()).i32(code(b.dtype())).i64(b.numel()).i64(n).i32(op);
+            launch1d("elementwise", "binary_tiled", n);
+            return;
+        }
+        // general broadcast: merge nothing, rank ≤ 8
+        int r = od.length;
+        if (r > 8) throw new IllegalArgumentException("broadcasting beyond rank 8 is not supported on CUDA: " + out.shape());
+        long[] w = new long[26];
+        w[0] = n;
+        w[1] = r;
+        long[] sa = bstrides(a.shape().dims(), r), sb = bstrides(b.shape().dims(), r);
+        for (int i = 0; i < r; i++) { w[2 + i] = od[i]; w[10 + i] = sa[i]; w[18 + i] = sb[i]; }
+        args().ptr(out.address()).i32(code(out.dtype())).ptr(a.address()).i32(code(a.dtype())).ptr(b.address())
+                .i32(code(b.dtype())).struct(w).i32(op);
+        launch1d("elementwise", "binary_bcast", n);
+    }
+
+    /** True when x (right-aligned) equals out's trailing dims after leading 1s: x repeats as a block over out. */
+    private static boolean isTiledSuffix(long[] x, long[] out) {
+        int off = out.length - x.length;
+        int firstNonOne = 0;
+        while (firstNonOne < x.length && x[firstNonOne] == 1) firstNonOne++;
+        for (int i = firstNonOne; i < x.length; i++) if (x[i] != out[i + off]) return false;
+        return true;
+    }
+
+    /** Element strides of x (right-aligned to rank r) with 0 on broadcast dims. */
+    private static long[] bstrides(long[] x, int r) {
+        long[] s = new long[r];
+        long acc = 1;
+        for (int i = x.length - 1; i >= 0; i--) {
+            s[i + r - x.length] = x[i] == 1 ? 0 : acc;
+            acc *= x[i];
+        }
+        return s;
+    }
+
+    private static final int U_SCALE = 0, U_SILU = 1, U_GELU_TANH = 2, U_GELU_ERF = 3;
+
+    private Tensor unary(Tensor x, int op, float alpha) {
+        checkOpen();
+        requireFloat(x, "x");
+        Tensor out = alloc(x.dtype(), x.shape());
+        long n = x.numel();
+        if (n == 0) return out;
+        DType t = x.dtype();
+        if (vec(t, x, out) && n % vecN(t) == 0) {
+            args().ptr(out.address()).ptr(x.address()).i64(n / vecN(t)).i32(op).f32(alpha);
+            launch1d("elementwise_vec", "unary_vec_" + sfx(t), n / vecN(t));
+            return out;
+        }
+        args().ptr(out.address()).i32(code(x.dtype())).ptr(x.address()).i32(code(x.dtype())).i64(n).i32(op).f32(alpha);
+        launch1d("elementwise", "unary", n);
+        return out;
+    }
+
+    @Override public Tensor scale(Tensor x, float s) { return unary(x, U_SCALE, s); }
+
+    @Override public Tensor silu(Tensor x) { return unary(x, U_SILU, 0f); }
+
+    @Override public Tensor gelu(Tensor x, boolean tanh) { return unary(x, tanh ? U_GELU_TANH : U_GELU_ERF, 0f); }
+
+    @Override public Tensor softmax(Tensor x) {
+        checkOpen();
+        requireFloat(x, "x");
+        long d = x.rank() == 0 ? 1 : x.dim(-1);
+        Tensor out = alloc(x.dtype(), x.shape());
+        if (out.numel() == 0) return out;
+        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d);
+        launchRows("norm", "softmax", x.numel() / d, d);
+        return out;
+    }
+
+    @Override public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireFloat(shift, "shift");
+        requireFloat(scale, "scale");
+        long l = modulationL(x, shift, scale), d = x.dim(-1);
+        Tensor out = alloc(x.dtype(), x.shape());
+        long n = x.numel();
+        if (n == 0) return out;
+        DType t = x.dtype();
+        if (vec(t, x, shift, scale, out) && d % vecN(t) == 0) {
+            int vn = vecN(t);
+            args().ptr(out.address()).ptr(x.address()).ptr(shift.address()).ptr(scale.address()).i64(l).i64(d / vn).i64(n / vn);
+            launch1d("elementwise_vec", "modulate_vec_" + sfx(t), n / vn);
+            return out;
+        }
+        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).ptr(shift.address()).i32(code(shift.dtype()))
+                .ptr(scale.address()).i32(code(scale.dtype())).i64(l).i64(d).i64(n);
+        launch1d("elementwise", "modulate", n);
+        return out;
+    }
+
+    @Override public Tensor gatedResidual(Tensor residual, Tensor gate, Tensor y) {
+        checkOpen();
+        requireFloat(residual, "residual");
+        requireFloat(gate, "gate");
+        requireFloat(y, "y");
+        if (!y.shape().equals(residual.shape())) throw shapeError("y", residual.shape().toString(), y.shape());
+        long l = modulationL(residual, gate, gate), d = residual.dim(-1);
+        Tensor out = alloc(residual.dtype(), residual.shape());
+        long n = residual.numel();
+        if (n == 0) return out;
+        DType t = residual.dtype();
+        if (vec(t, residual, gate, y, out) && d % vecN(t) == 0) {
+            int vn = vecN(t);
+            args().ptr(out.address()).ptr(residual.address()).ptr(gate.address()).ptr(y.address()).i64(l).i64(d / vn).i64(n / vn);
+            launch1d("elementwise_vec", "gated_residual_vec_" + sfx(t), n / vn);
+            return out;
+        }
+        args().ptr(out.address()).ptr(residual.address()).i32(code(residual.dtype())).ptr(gate.address())
+                .i32(code(gate.dtype())).ptr(y.address()).i32(code(y.dtype())).i64(l).i64(d).i64(n);
+        launch1d("elementwise", "gated_residual", n);
+        return out;
+    }
+
+    // ------------------------------------------------------------------ convolution and resampling
+
+    @Override public Tensor conv2d(Tensor x, Tensor w, Tensor bias, int[] stride, int[] padding, int groups) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        requireFloat(w, "w");
+        if (x.rank() != 4) throw shapeError("x", "[N, C, H, W]", x.shape());
+        long n = x.dim(0), c = x.dim(1), hh = x.dim(2), ww = x.dim(3);
+        if (groups <= 0 || c % groups != 0) throw new IllegalArgumentException("groups " + groups + " must divide the " + c + " input channels");
+        long cg = c / groups;
+        if (w.rank() != 4 || w.dim(1) != cg || w.dim(0) % groups != 0)
+            throw shapeError("w", "[O, " + cg + ", kh, kw] with O divisible by " + groups, w.shape());
+        long o = w.dim(0), og = o / groups;
+        int kh = (int) w.dim(2), kw = (int) w.dim(3);
+        int sh = stride[0], sw = stride.length > 1 ? stride[1] : stride[0];
+        int ph = padding[0], pw = padding.length > 1 ? padding[1] : padding[0];
+        long ho = (hh + 2L * ph - kh) / sh + 1, wo = (ww + 2L * pw - kw) / sw + 1;
+        if (ho <= 0 || wo <= 0) throw new IllegalArgumentException("conv2d output would be empty for x " + x.shape() + " and w " + w.shape());
+        checkBias(bias, o);
+        DType t = x.dtype();
+        long es = t.byteSize();
+        Tensor out = alloc(t, Shape.of(n, o, ho, wo));
+        Tensor wc = as(w, t);
+        long kdim = cg * kh * kw;
+        long hw = ho * wo;
+        boolean direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+        long rowsPerChunk = direct ? ho : Math.max(1, Math.min(ho, IM2COL_BYTES / Math.max(1, kdim * wo * es)));
+        Tensor col = direct ? null : alloc(t, Shape.of(kdim * rowsPerChunk * wo));
+        for (long ni = 0; ni < n; ni++) {
+            for (int g = 0; g < groups; g++) {
+                long xg = x.address() + ((ni * c + g * cg) * hh * ww) * es;
+                long wg = wc.address() + g * og * kdim * es;
+                for (long y0 = 0; y0 < ho; y0 += rowsPerChunk) {
+                    long rows = Math.min(rowsPerChunk, ho - y0);
+                    long p = rows * wo;
+                    long a;
+                    if (direct) {
+                        a = xg + y0 * wo * es;
+                    } else {
+                        args().ptr(col.address()).ptr(xg).i64(cg).i64(hh).i64(ww).i32(kh).i32(kw).i32(sh).i32(sw)
+                                .i32(ph).i32(pw).i64(wo).i64(y0).i64(rows);
+                        launch1d("conv", "im2col2d_" + es, kdim * p);
+                        a = col.address();
+                    }
+                    long d = out.address() + ((ni * o + g * og) * hw + y0 * wo) * es;
+                    long lda = direct ? hw : p;
+                    convGemm(t, a, lda, wg, d, hw, p, og, kdim);
+                }
+            }
+        }
+        if (col != null) col.close();
+        closeIfTemp(wc, w);
+        addChannelBias(out, bias, o);
+        return out;
+    }
+
+    /** out (col-major p × og, ld ldd) = A (col-major p × kdim, ld lda) · B (col-major kdim × og, ld kdim). */
+    private void convGemm(DType t, long a, long lda, long b, long d, long ldd, long p, long og, long kdim) {
+        int align = Gemm.alignment(a, b, d, lda * t.byteSize(), kdim * t.byteSize(), ldd * t.byteSize());
+        Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), false, false, p, og, kdim, lda, kdim, ldd, 1, 0, 0, 0,
+                CublasLt.EPILOGUE_DEFAULT, align);
+        gemm.run(key, a, b, d, 0, stream);
+    }
+
+    private void checkBias(Tensor bias, long o) {
+        if (bias == null) return;
+        requireFloat(bias, "bias");
+        if (bias.numel() != o) throw shapeError("bias", "[" + o + "]", bias.shape());
+    }
+
+    /** out[n, o, ...] += bias[o], in place. */
+    private void addChannelBias(Tensor out, Tensor bias, long o) {
+        if (bias == null) return;
+        long s = out.numel() / (out.dim(0) * o);
+        Tensor bv = bias.view(o, 1);
+        Tensor ov = out.view(out.dim(0), o, s);
+        binaryInto(ov, ov, bv, OP_ADD);
+    }
+
+    @Override public Tensor conv3d(Tensor x, Tensor w, Tensor bias, int[] stride, int[] padding) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        requireFloat(w, "w");
+        if (x.rank() != 5) throw shapeError("x", "[N, C, T, H, W]", x.shape());
+        long n = x.dim(0), c = x.dim(1), tt = x.dim(2), hh = x.dim(3), ww = x.dim(4);
+        if (w.rank() != 5 || w.dim(1) != c) throw shapeError("w", "[O, " + c + ", kt, kh, kw]", w.shape());
+        long o = w.dim(0), kt = w.dim(2), kh = w.dim(3), kw = w.dim(4);
+        long st = stride[0], sh = stride.length > 1 ? stride[1] : st, sw = stride.length > 2 ? stride[2] : sh;
+        long pt = padding[0], ph = padding.length > 1 ? padding[1] : pt, pw = padding.length > 2 ? padding[2] : ph;
+        long to = (tt + 2 * pt - kt) / st + 1, ho = (hh + 2 * ph - kh) / sh + 1, wo = (ww + 2 * pw - kw) / sw + 1;
+        if (to <= 0 || ho <= 0 || wo <= 0) throw new IllegalArgumentException("conv3d output would be empty for x " + x.shape() + " and w " + w.shape());
+        checkBias(bias, o);
+        DType t = x.dtype();
+        long es = t.byteSize();
+        Tensor out = alloc(t, Shape.of(n, o, to, ho, wo));
+        Tensor wc = as(w, t);
+        long kdim = c * kt * kh * kw;
+        long positions = to * ho * wo;
+        long chunk = Math.max(1, Math.min(positions, IM2COL_BYTES / Math.max(1, kdim * es)));
+        Tensor col = alloc(t, Shape.of(kdim * chunk));
+        long[] g = {c, tt, hh, ww, kt, kh, kw, st, sh, sw, pt, ph, pw, to, ho, wo};
+        for (long ni = 0; ni < n; ni++) {
+            long xn = x.address() + ni * c * tt * hh * ww * es;
+            for (long q0 = 0; q0 < positions; q0 += chunk) {
+                long p = Math.min(chunk, positions - q0);
+                args().ptr(col.address()).ptr(xn).struct(g).i64(q0).i64(p);
+                launch1d("conv", "im2col3d_" + es, kdim * p);
+                long d = out.address() + (ni * o * positions + q0) * es;
+                convGemm(t, col.address(), p, wc.address(), d, positions, p, o, kdim);
+            }
+        }
+        col.close();
+        closeIfTemp(wc, w);
+        addChannelBias(out, bias, o);
+        return out;
+    }
+
+    @Override public Tensor upsampleNearest2d(Tensor x, int factor) {
+        checkOpen();
+        requireDevice(x, "x");
+        if (x.rank() < 2) throw shapeError("x", "[..., H, W]", x.shape());
+        if (factor < 1) throw new IllegalArgumentException("upsampling factor must be ≥ 1, got " + factor);
+        long h = x.dim(-2), w = x.dim(-1);
+        Tensor out = alloc(x.dtype(), x.shape().with(-2, h * factor).with(-1, w * factor));
+        long n = out.numel();
+        if (n == 0) return out;
+        args().ptr(out.address()).ptr(x.address()).i64(h).i64(w).i32(factor).i64(n);
+        launch1d("layout", "upsample_" + x.dtype().byteSize(), n);
+        return out;
+    }
+}
