@@ -27,7 +27,7 @@ sed -n '/^Failures (/,/^Test run finished/p' "$OUT/tests.log" | grep -vE "^\s+(o
 grep -E "tests (successful|failed|skipped|found)|containers failed" "$OUT/tests.log"
 if [ "${1:-}" = "--bench" ]; then
   "${JAVA[@]}" -cp "$CP" org.dit4j.cuda.CudaBench 2>&1 | tee "$OUT/bench.txt"
-  # the same GEMMs with cuBLASLt's first heuristic pick only, to show what autotuning gains
-  "${JAVA[@]}" -Ddit4j.gemm.autotune=1 -cp "$CP" org.dit4j.cuda.CudaBench gemm 2>&1 | tee "$OUT/bench-heuristic.txt"
+  # the same GEMMs with 8 heuristic candidates timed per shape (autotune; off by default)
+  "${JAVA[@]}" -Ddit4j.gemm.autotune=8 -cp "$CP" org.dit4j.cuda.CudaBench gemm 2>&1 | tee "$OUT/bench-autotune.txt"
 fi
 exit $rc

@@ -8,6 +8,21 @@ import org.dit4j.core.tensor.Tensor;
  * supports the call; a backend can also be pinned to one ({@link CudaBackend#setAttentionKernel}).
  */
 public enum AttentionKernel {
+    /**
+     * cuDNN's fused flash attention (graph API, {@link org.dit4j.cuda.cudnn.CudnnSdpa}): BF16/F16, head dim 64 or
+     * 128 (d = dv), no bias. Fastest on Hopper; off with {@code -Ddit4j.attention.cudnn=false}.
+     */
+    CUDNN_SDPA {
+        @Override public String check(Tensor q, Tensor k, Tensor v, Tensor bias) {
+            if (!Boolean.parseBoolean(System.getProperty("dit4j.attention.cudnn", "true"))) return "is disabled (-Ddit4j.attention.cudnn=false)";
+            if (bias != null) return "takes no bias";
+            String flash = FLASH_MMA.check(q, k, v, null);
+            if (flash != null) return flash;
+            if (q.dim(1) > Integer.MAX_VALUE || k.dim(1) > Integer.MAX_VALUE) return "needs sequences below 2^31";
+            if (!org.dit4j.cuda.cudnn.Cudnn.isAvailable()) return "needs libcudnn.so.9, which is not installed";
+            return null;
+        }
+    },
     /** FA2-style tensor-core kernel (mma.sync m16n8k16): BF16/F16, head dim 64 or 128 (d = dv), f32 bias. */
     FLASH_MMA {
         @Override public String check(Tensor q, Tensor k, Tensor v, Tensor bias) {

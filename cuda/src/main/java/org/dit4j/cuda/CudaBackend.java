@@ -44,6 +44,8 @@ public final class CudaBackend implements Ops {
     private long[] stagingEvents;
     private boolean[] stagingPending;
     private AttentionKernel attentionOverride;
+    private org.dit4j.cuda.cudnn.CudnnSdpa sdpa;
+    private boolean cudnnBroken;
     /** Warps per block of the flash kernel (4: 64 query rows per block, 8: 128); {@code -Ddit4j.flash.warps}. */
     private int flashWarps = Integer.getInteger("dit4j.flash.warps", 4);
     private final Set<Long> sharedRaised = new HashSet<>();
@@ -221,6 +223,7 @@ public final class CudaBackend implements Ops {
         makeCurrent();
         drv.streamSynchronize(stream);
         closed = true;
+        if (sdpa != null) sdpa.close();
         gemm.close();
         kernels.close();
         allocator.close();
@@ -664,6 +667,14 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(q.dtype(), Shape.of(bsz, lq, h, dv));
         if (out.numel() == 0) { closeIfTemp(kc, k); closeIfTemp(vc, v); closeIfTemp(biasF, bias); return out; }
         AttentionKernel kernel = attentionKernelFor(q, kc, vc, biasF);
+        if (kernel == AttentionKernel.CUDNN_SDPA) {
+            if (cudnnAttention(out, q, kc, vc, scale)) {
+                closeIfTemp(kc, k);
+                closeIfTemp(vc, v);
+                return out;
+            }
+            kernel = AttentionKernel.FLASH_MMA;
+        }
         switch (kernel) {
             case FLASH_MMA -> {
                 boolean bf = q.dtype() == DType.BF16;
@@ -680,6 +691,7 @@ public final class CudaBackend implements Ops {
                         .i32((int) lk).f32(scale).ptr(addr(biasF)).struct(bst);
                 launch("flash_attention", name, (int) ((lq + rowsPerBlock - 1) / rowsPerBlock), (int) h, (int) bsz, 32 * warps, smem);
             }
+            case CUDNN_SDPA -> throw new IllegalStateException("unreachable: cuDNN attention handled above");
             case REFERENCE -> {
                 args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32(code(q.dtype()))
                         .i32((int) h).i32((int) lq).i32((int) lk).i32((int) d).i32((int) dv).f32(scale)
@@ -691,6 +703,34 @@ public final class CudaBackend implements Ops {
         closeIfTemp(vc, v);
         closeIfTemp(biasF, bias);
         return out;
+    }
+
+    /**
+     * Runs attention through cuDNN; false when cuDNN cannot run it here (then it is not tried again on this
+     * backend and the caller falls back), unless cuDNN was requested explicitly, which rethrows.
+     */
+    private boolean cudnnAttention(Tensor out, Tensor q, Tensor k, Tensor v, float scale) {
+        if (cudnnBroken) return false;
+        try {
+            if (sdpa == null) sdpa = new org.dit4j.cuda.cudnn.CudnnSdpa();
+            var shape = new org.dit4j.cuda.cudnn.CudnnSdpa.Shape((int) q.dim(0), (int) q.dim(2), (int) q.dim(1), (int) k.dim(1),
+                    (int) q.dim(3), q.dtype(), scale, org.dit4j.cuda.cudnn.CudnnSdpa.Layout.BSHD);
+            var plan = sdpa.plan(shape);
+            long ws = plan.workspaceSize();
+            DeviceBuffer workspace = ws > 0 ? allocator.allocate(ws) : null;
+            try {
+                plan.execute(q.address(), k.address(), v.address(), out.address(), workspace == null ? 0 : workspace.address(), stream);
+            } finally {
+                if (workspace != null) workspace.release();   // stream order keeps it valid for the kernel
+            }
+            return true;
+        } catch (RuntimeException | UnsatisfiedLinkError e) {
+            if (attentionOverride == AttentionKernel.CUDNN_SDPA) throw e;
+            cudnnBroken = true;
+            System.err.println("dit4j: cuDNN attention failed on " + device + " (" + e.getMessage()
+                    + "); using the FLASH_MMA kernel from now on");
+            return false;
+        }
     }
 
     // ------------------------------------------------------------------ normalisation

@@ -27,8 +27,11 @@ final class Gemm implements AutoCloseable {
         MemorySegment[] candidates;   // usable heuristic results, best-ranked first (until tuned)
     }
 
-    /** How many heuristic candidates are timed when a plan is first used ({@code -Ddit4j.gemm.autotune=0} disables). */
-    private static final int TUNE_CANDIDATES = Integer.getInteger("dit4j.gemm.autotune", 8);
+    /**
+     * How many heuristic candidates are timed when a plan is first used ({@code -Ddit4j.gemm.autotune=8}); default 1:
+     * take cuBLASLt's first pick (timing on the H100 showed no reliable gain, see bench/NOTES-cuda.md).
+     */
+    private static final int TUNE_CANDIDATES = Integer.getInteger("dit4j.gemm.autotune", 1);
 
     private final CublasLt lt;
     private final long handle;

@@ -26,7 +26,7 @@ public final class CudaBench {
         }
         java.util.List<String> parts = args.length == 0 ? java.util.List.of("gemm", "attention", "elementwise") : java.util.List.of(args);
         try (CudaBackend ops = new CudaBackend(); Scope s = Scope.open()) {
-            System.out.println("device: " + ops.name() + ", gemm autotune candidates: " + Integer.getInteger("dit4j.gemm.autotune", 8));
+            System.out.println("device: " + ops.name() + ", gemm autotune candidates: " + Integer.getInteger("dit4j.gemm.autotune", 1));
             if (parts.contains("gemm")) gemms(ops);
             if (parts.contains("attention")) attention(ops);
             if (parts.contains("elementwise")) elementwise(ops);
@@ -107,6 +107,13 @@ public final class CudaBench {
                     System.out.printf("| %d×%d×%d×%d | FLASH_MMA w%d | %.3f | %.0f |%s%n", b, l, h, d, warps, ms, flop / ms / 1e9, err);
                 }
                 ops.setFlashWarps(4);
+                if (AttentionKernel.CUDNN_SDPA.check(q, k, v, null) == null) {
+                    ops.setAttentionKernel(AttentionKernel.CUDNN_SDPA);
+                    double ms = time(ops, () -> { try (Scope in = Scope.open()) { ops.attention(q, k, v, null, scale); } });
+                    String err = "";
+                    if (ref != null) err = String.format(" rel-L2 vs REFERENCE %.2e", HostRef.relL2(ops.toHost(ops.attention(q, k, v, null, scale)).toFloatArray(), ref));
+                    System.out.printf("| %d×%d×%d×%d | CUDNN_SDPA | %.3f | %.0f |%s%n", b, l, h, d, ms, flop / ms / 1e9, err);
+                }
                 ops.setAttentionKernel(null);
             }
         }

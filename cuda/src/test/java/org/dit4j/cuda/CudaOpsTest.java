@@ -298,7 +298,9 @@ class CudaOpsTest {
             }
             ops.setAttentionKernel(null);
             AttentionKernel auto = ops.attentionKernelFor(dq, dk, dv, null);
-            assertEquals(t == DType.F32 ? AttentionKernel.REFERENCE : AttentionKernel.FLASH_MMA, auto);
+            AttentionKernel fast = AttentionKernel.CUDNN_SDPA.check(dq, dk, dv, null) == null ? AttentionKernel.CUDNN_SDPA
+                    : AttentionKernel.FLASH_MMA;
+            assertEquals(t == DType.F32 ? AttentionKernel.REFERENCE : fast, auto);
         }
     }
 

@@ -45,15 +45,35 @@ public record FluxEmbeddings(Linear imgIn, Linear txtIn, MlpEmbedder timeIn, Mlp
         if (g != null && g.length != t.length)
             throw new IllegalArgumentException("guidance has " + g.length + " values, expected one per batch element (" + t.length + ")");
         try (Scope scope = Scope.open()) {
-            Tensor v = timeIn.forward(ops, sinEmb(ops, t, y.dtype()));                              // [B, D]
-            if (guidanceIn != null) v = ops.add(v, guidanceIn.forward(ops, sinEmb(ops, g, y.dtype())));
+            Tensor tSin = sinEmb(ops, t, y.dtype());
+            Tensor gSin = guidanceIn == null ? null : sinEmb(ops, g, y.dtype());
+            return scope.keep(vec(ops, tSin, gSin, y));
+        }
+    }
+
+    /**
+     * vec:[B, D] from already embedded timesteps tSin:[B, 256] and guidance gSin:[B, 256] (null without a guidance
+     * embedder) on the device: device work only, so it can be captured in a CUDA graph.
+     */
+    public Tensor vec(Ops ops, Tensor tSin, Tensor gSin, Tensor y) {
+        try (Scope scope = Scope.open()) {
+            Tensor v = timeIn.forward(ops, tSin);                                                  // [B, D]
+            if (guidanceIn != null) v = ops.add(v, guidanceIn.forward(ops, gSin));
             return scope.keep(ops.add(v, vectorIn.forward(ops, y)));
         }
     }
 
+    /** Whether {@link #vec} needs a guidance embedding. */
+    public boolean embedsGuidance() { return guidanceIn != null; }
+
     /** sin_emb(1000·t, 256) computed on the host, uploaded as {@code dtype}: [B, 256]. */
-    private static Tensor sinEmb(Ops ops, float[] t, DType dtype) {
-        Tensor dev = ops.upload(Timesteps.embedding(t, TIME_DIM, TIME_FACTOR));
-        return dev.dtype() == dtype ? dev : ops.cast(dev, dtype);
+    public static Tensor sinEmb(Ops ops, float[] t, DType dtype) {
+        Tensor host = Timesteps.embedding(t, TIME_DIM, TIME_FACTOR);
+        Tensor dev = ops.upload(host);
+        host.close();
+        if (dev.dtype() == dtype) return dev;
+        Tensor out = ops.cast(dev, dtype);
+        dev.close();
+        return out;
     }
 }

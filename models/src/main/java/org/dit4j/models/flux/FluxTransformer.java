@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import org.dit4j.core.ops.Ops;
+import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
@@ -49,15 +50,54 @@ public final class FluxTransformer {
      */
     public Tensor forward(Tensor img, Tensor txt, Tensor y, Tensor timesteps, Tensor guidance, Tensor imgIds, Tensor txtIds) {
         long b = img.dim(0);
-        requireShape("img", img, b, imgIds.dim(0), config.inChannels());
-        requireShape("txt", txt, b, txtIds.dim(0), config.contextDim());
-        requireShape("y", y, b, config.vecDim());
         requireShape("timesteps", timesteps, b);
         if (guidance != null) requireShape("guidance", guidance, b);
+        try (Conditioning c = prepare(floats(timesteps), guidance == null ? null : floats(guidance), imgIds, txtIds, img.dtype())) {
+            return forward(img, txt, y, c);
+        }
+    }
+
+    /**
+     * What a forward needs that is computed on the host: the sinusoidal time/guidance embeddings [B, 256] (in the
+     * activation dtype) and the RoPE tables of the position ids. Uploaded to the device; owned by the caller.
+     */
+    public record Conditioning(Tensor timeSin, Tensor guidanceSin, FluxRope.Tables pe, long nTxt, long nImg) implements AutoCloseable {
+        @Override public void close() {
+            timeSin.close();
+            if (guidanceSin != null) guidanceSin.close();
+            pe.close();
+        }
+    }
+
+    /** Host-side preparation of one forward (see {@link Conditioning}); t, g: one value per batch element. */
+    public Conditioning prepare(float[] timesteps, float[] guidance, Tensor imgIds, Tensor txtIds, DType activation) {
+        if (embeddings.embedsGuidance() && guidance == null)
+            throw new IllegalArgumentException("this Flux model embeds guidance (dev/Kontext): pass one guidance value per "
+                    + "batch element, e.g. 3.5");
+        if (guidance != null && guidance.length != timesteps.length)
+            throw new IllegalArgumentException("guidance has " + guidance.length + " values, expected one per batch element ("
+                    + timesteps.length + ")");
+        Tensor tSin = FluxEmbeddings.sinEmb(ops, timesteps, activation);
+        Tensor gSin = embeddings.embedsGuidance() ? FluxEmbeddings.sinEmb(ops, guidance, activation) : null;
+        FluxRope.Tables pe = FluxRope.tables(ops, config, FluxRope.ids(ops, txtIds), FluxRope.ids(ops, imgIds));
+        return new Conditioning(tSin, gSin, pe, txtIds.dim(0), imgIds.dim(0));
+    }
+
+    /**
+     * One forward from device tensors only: no host transfer and no synchronisation, so the whole call can be captured
+     * in a CUDA graph and replayed after new values are copied into the same input tensors.
+     * img:[B, Nimg, inChannels], txt:[B, Ntxt, contextDim], y:[B, vecDim] → velocity [B, Nimg, outChannels].
+     */
+    public Tensor forward(Tensor img, Tensor txt, Tensor y, Conditioning c) {
+        long b = img.dim(0);
+        requireShape("img", img, b, c.nImg(), config.inChannels());
+        requireShape("txt", txt, b, c.nTxt(), config.contextDim());
+        requireShape("y", y, b, config.vecDim());
+        requireShape("timesteps embedding", c.timeSin(), b, FluxEmbeddings.TIME_DIM);
         try (Scope scope = Scope.open()) {
-            Tensor vec = embeddings.vec(ops, floats(timesteps), guidance == null ? null : floats(guidance), y);   // [B, D]
+            Tensor vec = embeddings.vec(ops, c.timeSin(), c.guidanceSin(), y);       // [B, D]
             Tensor vecSilu = ops.silu(vec);
-            FluxRope.Tables pe = FluxRope.tables(ops, config, FluxRope.ids(ops, txtIds), FluxRope.ids(ops, imgIds));
+            FluxRope.Tables pe = c.pe();
 
             Tensor xImg = embeddings.imgIn().forward(ops, img);     // [B, Nimg, D]
             Tensor xTxt = embeddings.txtIn().forward(ops, txt);     // [B, Ntxt, D]
@@ -77,7 +117,7 @@ public final class FluxTransformer {
                 x.close();
                 x = next;
             }
-            long nTxt = txtIds.dim(0), len = x.dim(1), d = config.hiddenSize();
+            long nTxt = c.nTxt(), len = x.dim(1), d = config.hiddenSize();
             Tensor imgTokens = ops.slice(x, 1, nTxt, len);          // [B, Nimg, D]
             x.close();
 

@@ -1,0 +1,47 @@
+package org.dit4j.cli;
+
+import org.dit4j.engine.bench.FluxBench;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.List;
+
+/** {@code dit4j bench}: transformer forward timing with random weights (the README's main job). */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Time one transformer forward (batch 1). Without --weights the full-size architecture runs with random "
+                + "weights. On a GPU: bf16, eager and CUDA-graph replay; without one: a reduced configuration on the CPU backend.")
+final class BenchCommand implements Runnable {
+
+    @Option(names = "--model", defaultValue = "flux-dev", description = "flux-dev, flux-schnell or flux-kontext (default ${DEFAULT-VALUE})")
+    String model;
+
+    @Option(names = "--random-weights", description = "use random weights (the default when --weights is not given)")
+    boolean randomWeights;
+
+    @Option(names = "--weights", description = "a Flux transformer checkpoint (file, index or folder) instead of random weights")
+    Path weights;
+
+    @Option(names = "--resolution", split = ",", defaultValue = "1024", description = "image side(s) in pixels, e.g. 512,1024,2048")
+    List<Integer> resolutions;
+
+    @Option(names = "--text-tokens", defaultValue = "512", description = "text sequence length (default ${DEFAULT-VALUE})")
+    int textTokens;
+
+    @Option(names = "--backend", defaultValue = "auto", description = "auto, cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
+    String backend;
+
+    @Option(names = "--warmup", defaultValue = "3") int warmup;
+
+    @Option(names = "--iters", defaultValue = "10", description = "timed iterations; the median is reported") int iters;
+
+    @Option(names = "--no-compile", description = "skip the CUDA-graph capture") boolean noCompile;
+
+    @Option(names = "--seed", defaultValue = "0") long seed;
+
+    @Override public void run() {
+        if (randomWeights && weights != null) throw new IllegalArgumentException("--random-weights and --weights exclude each other");
+        new FluxBench(System.out).run(new FluxBench.Options(model, resolutions, backend, warmup, iters, !noCompile, textTokens,
+                weights, seed));
+    }
+}
