@@ -35,13 +35,17 @@ public final class FluxReferenceCheck {
         boolean pass = true;
         for (String dt : (args.length > 4 ? args[4] : "BF16").split(",")) {
             Errors e = check(Path.of(args[0]), Path.of(args[1]), backend, DType.valueOf(dt.trim()));
-            boolean ok = e.vsBf16() <= limit;
+            // diffusers' own bf16 output can be far from the exact answer (9e-2 at full Flux size with random weights):
+            // when its fp32 output is there, that is the yardstick; otherwise the bf16 output is.
+            double judged = Double.isNaN(e.vsF32()) ? e.vsBf16() : e.vsF32();
+            boolean ok = judged <= limit;
             pass &= ok;
-            System.out.printf(Locale.ROOT, "dit4j %s vs diffusers bf16 output: rel-L2 %.3e (limit %.0e) %s%n", dt, e.vsBf16(), limit,
-                    ok ? "PASS" : "FAIL");
+            System.out.printf(Locale.ROOT, "dit4j %s vs diffusers bf16 output: rel-L2 %.3e%n", dt, e.vsBf16());
             if (!Double.isNaN(e.vsF32()))
-                System.out.printf(Locale.ROOT, "dit4j %s vs diffusers fp32 output: rel-L2 %.3e; diffusers bf16 vs its fp32: %.3e%n", dt,
+                System.out.printf(Locale.ROOT, "dit4j %s vs diffusers fp32 output: rel-L2 %.3e (diffusers bf16 vs its fp32: %.3e)%n", dt,
                         e.vsF32(), e.refBf16VsF32());
+            System.out.printf(Locale.ROOT, "=> %s: rel-L2 %.3e vs the %s reference, limit %.0e%n", ok ? "PASS" : "FAIL", judged,
+                    Double.isNaN(e.vsF32()) ? "bf16" : "fp32", limit);
         }
         System.exit(pass ? 0 : 1);
     }
