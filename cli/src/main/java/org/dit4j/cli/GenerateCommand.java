@@ -71,6 +71,13 @@ final class GenerateCommand implements Runnable {
     @Option(names = "--image", paramLabel = "REF.png", description = "reference image for Kontext editing (PNG)")
     Path image;
 
+    @Option(names = "--no-kontext-resize", description = "use the --image at its own size (cut to a multiple of 16) instead of "
+            + "resizing it to the closest Kontext resolution")
+    boolean noKontextResize;
+
+    @Option(names = "--save-reference", paramLabel = "PNG", description = "also write the Kontext reference as the model sees it (resized)")
+    Path saveReference;
+
     @Option(names = "--t5-length", defaultValue = "0", description = "T5 tokens (default: dev/Kontext 512, schnell 256)")
     int t5Length;
 
@@ -113,6 +120,7 @@ final class GenerateCommand implements Runnable {
                 default -> throw new IllegalArgumentException("--dtype must be auto, bf16 or f32, got " + dtype);
             }
             if (fp8) s = s.withWeightDtype(DType.F8_E4M3);
+            if (noKontextResize) s = s.withKontextResize(false);
             err.println("backend: " + ops.name() + ", " + s.weightDtype() + " weights, " + s.activation() + " activations");
             try (FluxPipeline pipe = new FluxPipeline(ops, files, s)) {
                 FluxRequest req = new FluxRequest(prompt, negativePrompt, trueCfg, width, height, steps, guidance, seedValue, batch,
@@ -121,6 +129,10 @@ final class GenerateCommand implements Runnable {
                 err.printf(Locale.ROOT, "flux %s%s: %d×%d, %d steps%s, seed %d%s%n", pipe.kind(), reference != null ? " (Kontext)" : "",
                         full.width(), full.height(), full.steps(), pipe.transformerConfig().guidanceEmbed() ? ", guidance " + full.guidance() : "",
                         seedValue, batch > 1 ? ", batch " + batch : "");
+                if (saveReference != null) {
+                    if (reference == null) throw new IllegalArgumentException("--save-reference needs --image");
+                    Png.write(saveReference, pipe.scaledReference(reference), Map.of());
+                }
                 FluxPipeline.Result result = pipe.generate(req, new Bar(err));
                 Map<String, String> text = GenerationMetadata.chunks(files, result, modelName(), image == null ? null : image.getFileName().toString(),
                         pipe.transformerConfig().guidanceEmbed());

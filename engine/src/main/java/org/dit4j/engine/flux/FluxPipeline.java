@@ -68,24 +68,29 @@ public final class FluxPipeline implements AutoCloseable {
      * @param cudaGraphs   replay the transformer from a CUDA graph (CUDA backends only)
      * @param keepLoaded   keep every part loaded between generations (false: release each after its stage)
      * @param vaeTile      tiled VAE decode with tiles of this many pixels (overlap a quarter), 0 = untiled
+     * @param kontextResize resize a Kontext reference to its preferred resolution (BFL, diffusers' default); false: use
+     *                     it at its own size, cut down to a multiple of 16 (diffusers {@code _auto_resize=False})
      */
-    public record Settings(DType weightDtype, DType activation, DType vaeDtype, boolean cudaGraphs, boolean keepLoaded, int vaeTile) {
-        /** BF16 and CUDA graphs on a GPU, F32 on the CPU; parts kept loaded; untiled decode. */
+    public record Settings(DType weightDtype, DType activation, DType vaeDtype, boolean cudaGraphs, boolean keepLoaded, int vaeTile,
+                           boolean kontextResize) {
+        /** BF16 and CUDA graphs on a GPU, F32 on the CPU; parts kept loaded; untiled decode; Kontext references resized. */
         public static Settings defaults(Ops ops) {
             boolean gpu = !ops.device().isCpu();
             DType d = gpu ? DType.BF16 : DType.F32;
-            return new Settings(d, d, d, gpu, true, 0);
+            return new Settings(d, d, d, gpu, true, 0, true);
         }
 
-        public Settings withDtype(DType d) { return new Settings(d, d, d, cudaGraphs, keepLoaded, vaeTile); }
+        public Settings withDtype(DType d) { return new Settings(d, d, d, cudaGraphs, keepLoaded, vaeTile, kontextResize); }
 
-        public Settings withKeepLoaded(boolean k) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, k, vaeTile); }
+        public Settings withKeepLoaded(boolean k) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, k, vaeTile, kontextResize); }
 
-        public Settings withCudaGraphs(boolean g) { return new Settings(weightDtype, activation, vaeDtype, g, keepLoaded, vaeTile); }
+        public Settings withCudaGraphs(boolean g) { return new Settings(weightDtype, activation, vaeDtype, g, keepLoaded, vaeTile, kontextResize); }
 
-        public Settings withVaeTile(int px) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, px); }
+        public Settings withVaeTile(int px) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, px, kontextResize); }
 
-        public Settings withWeightDtype(DType w) { return new Settings(w, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile); }
+        public Settings withWeightDtype(DType w) { return new Settings(w, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile, kontextResize); }
+
+        public Settings withKontextResize(boolean r) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile, r); }
     }
 
     /**
@@ -97,9 +102,11 @@ public final class FluxPipeline implements AutoCloseable {
      * @param stageSeconds wall time per stage, in order
      * @param peakDeviceBytes peak bytes in use on the GPU during the call (−1 on the CPU)
      * @param usedCudaGraph whether the denoising steps were replayed from a CUDA graph
+     * @param latents      the final packed latent [B, N, 64] (float32, scaled space), what diffusers returns for
+     *                     {@code output_type="latent"}
      */
     public record Result(List<RgbImage> images, FluxRequest request, FlowMatchSchedule schedule, Map<String, Double> stageSeconds,
-                         long peakDeviceBytes, boolean usedCudaGraph) {}
+                         long peakDeviceBytes, boolean usedCudaGraph, float[] latents) {}
 
     private final Ops ops;
     private final FluxModelFiles files;
@@ -156,7 +163,7 @@ public final class FluxPipeline implements AutoCloseable {
         boolean kontext = r.reference() != null, schnell = !config.guidanceEmbed();
         int w = r.width(), h = r.height();
         if (kontext && (w == 0 || h == 0)) {
-            int[] wh = Kontext.preferredSize(r.reference().width(), r.reference().height());
+            int[] wh = referenceSize(r.reference());
             if (w == 0) w = wh[0];
             if (h == 0) h = wh[1];
         }
@@ -246,6 +253,11 @@ public final class FluxPipeline implements AutoCloseable {
             times.put("denoise", seconds(t0));
             if (!settings.keepLoaded()) releaseTransformer();
 
+            float[] latents;
+            try (Tensor h = ops.device().isCpu() ? null : ops.toHost(latent)) {
+                latents = (h == null ? latent : h).toFloatArray();
+            }
+
             // 5. decode
             if (vae == null) timed(times, progress, "load VAE", this::loadVae);
             t0 = System.nanoTime();
@@ -254,7 +266,7 @@ public final class FluxPipeline implements AutoCloseable {
             times.put("decode", seconds(t0));
             if (!settings.keepLoaded()) releaseVae();
             long peak = cuda != null ? cuda.allocator().peakInUseBytes() : -1;
-            return new Result(List.copyOf(images), r, schedule, Collections.unmodifiableMap(times), peak, graphUsed);
+            return new Result(List.copyOf(images), r, schedule, Collections.unmodifiableMap(times), peak, graphUsed, latents);
         } finally {
             for (Tensor t : new Tensor[] {txt, y, txtNeg, yNeg, ref, latent, ids}) if (t != null) t.close();
             if (!settings.keepLoaded()) {
@@ -357,8 +369,27 @@ public final class FluxPipeline implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ stages
 
+    /**
+     * The size the Kontext reference is encoded at: its preferred resolution, or (without resizing) its own size cut
+     * down to a multiple of {@link #sizeMultiple}.
+     */
+    public int[] referenceSize(RgbImage reference) {
+        if (settings.kontextResize()) return Kontext.preferredSize(reference.width(), reference.height());
+        int m = sizeMultiple();
+        if (reference.width() < m || reference.height() < m)
+            throw new IllegalArgumentException("the Kontext reference must be at least " + m + "×" + m + ", got "
+                    + reference.width() + "×" + reference.height());
+        return new int[] {reference.width() - reference.width() % m, reference.height() - reference.height() % m};
+    }
+
+    /** The reference image as the model sees it: resized to {@link #referenceSize} with Pillow's Lanczos. */
+    public RgbImage scaledReference(RgbImage reference) {
+        int[] wh = referenceSize(reference);
+        return org.dit4j.engine.image.ImageResize.lanczos(reference, wh[0], wh[1]);
+    }
+
     private Tensor encodeReference(RgbImage image, int b) {
-        RgbImage scaled = Kontext.scale(image);
+        RgbImage scaled = scaledReference(image);
         try (Scope s = Scope.open()) {
             Tensor host = VaeImages.fromRgb8(scaled.width(), scaled.height(), scaled.rgb());   // [1, 3, H, W] F32
             Tensor x = ops.upload(host);
@@ -371,7 +402,7 @@ public final class FluxPipeline implements AutoCloseable {
     }
 
     private Tensor kontextIds(RgbImage reference) {
-        int[] wh = Kontext.preferredSize(reference.width(), reference.height());
+        int[] wh = referenceSize(reference);
         long f = vaeConfig.downFactor();
         return FluxPacking.kontextIds(wh[1] / f, wh[0] / f);
     }
