@@ -51,11 +51,40 @@ final class PythonJson {
         }
     }
 
-    private static void number(StringBuilder sb, double d) {
-        if (Double.isNaN(d)) sb.append("NaN");
-        else if (Double.isInfinite(d)) sb.append(d > 0 ? "Infinity" : "-Infinity");
-        else if (d == Math.rint(d) && Math.abs(d) < 1e16) sb.append((long) d).append(".0");
-        else sb.append(Double.toString(d).replace("E", "e"));
+    /**
+     * Python's {@code repr(float)}: the shortest digits that round-trip (Java's {@link Double#toString} finds the same
+     * digits), written in fixed notation when the decimal exponent e of the first digit is −5 &lt; e &lt; 16, else as
+     * {@code d.ddde±XX}.
+     */
+    static void number(StringBuilder sb, double d) {
+        if (Double.isNaN(d)) {
+            sb.append("NaN");
+            return;
+        }
+        if (Double.isInfinite(d)) {
+            sb.append(d > 0 ? "Infinity" : "-Infinity");
+            return;
+        }
+        if (d == 0) {
+            sb.append(1 / d < 0 ? "-0.0" : "0.0");
+            return;
+        }
+        if (d < 0) sb.append('-');
+        java.math.BigDecimal bd = new java.math.BigDecimal(Double.toString(Math.abs(d))).stripTrailingZeros();
+        String digits = bd.unscaledValue().toString();
+        int decpt = digits.length() - bd.scale();          // position of the decimal point relative to the first digit
+        if (decpt > -4 && decpt <= 16) {
+            if (decpt <= 0) sb.append("0.").append("0".repeat(-decpt)).append(digits);
+            else if (decpt >= digits.length()) sb.append(digits).append("0".repeat(decpt - digits.length())).append(".0");
+            else sb.append(digits, 0, decpt).append('.').append(digits, decpt, digits.length());
+        } else {
+            sb.append(digits.charAt(0));
+            if (digits.length() > 1) sb.append('.').append(digits, 1, digits.length());
+            int e = decpt - 1;
+            sb.append('e').append(e < 0 ? '-' : '+');
+            if (Math.abs(e) < 10) sb.append('0');
+            sb.append(Math.abs(e));
+        }
     }
 
     private static void string(StringBuilder sb, String s) {
