@@ -406,6 +406,29 @@ final class TinyFlux {
         return sb.append('"').toString();
     }
 
+    /**
+     * Writes OUT/tiny-dev, OUT/tiny-schnell (diffusers folders), OUT/models (ComfyUI-style files of tiny-dev's weights)
+     * and OUT/reference.png (a 200×120 test pattern) for the device check (scripts/reference/flux_pipeline_reference.py).
+     */
+    public static void main(String[] args) throws IOException {
+        Path out = Path.of(args[0]);
+        writeDiffusers(out.resolve("tiny-dev"), true, 11);
+        writeDiffusers(out.resolve("tiny-schnell"), false, 11);
+        writeFiles(out.resolve("models"), true, 11);
+        int w = 200, h = 120;
+        byte[] rgb = new byte[3 * w * h];
+        java.util.Random r = new java.util.Random(3);
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                int o = 3 * (y * w + x);
+                rgb[o] = (byte) (x * 255 / (w - 1));
+                rgb[o + 1] = (byte) (y * 255 / (h - 1));
+                rgb[o + 2] = (byte) ((((x / 10) + (y / 10)) % 2) * 180 + r.nextInt(40));
+            }
+        }
+        org.dit4j.engine.image.Png.write(out.resolve("reference.png"), new org.dit4j.engine.image.RgbImage(w, h, rgb), Map.of());
+    }
+
     // ------------------------------------------------------------------------------------------------ io
 
     static void write(Path file, String text) throws IOException {
