@@ -292,8 +292,10 @@ public final class FluxPipeline implements AutoCloseable {
         }
         CudaBackend cuda = settings.cudaGraphs() && ops instanceof CudaBackend cb ? cb : null;
         long nTotal = ids.dim(0);
-        FluxTransformer.Conditioning cond = transformer.prepare(times(b, schedule.modelTimestep(0)), guidance, ids,
-                FluxPacking.textIds(txt.dim(1)), act);
+        FluxTransformer.Conditioning cond;
+        try (Tensor txtIds = FluxPacking.textIds(txt.dim(1))) {
+            cond = transformer.prepare(times(b, schedule.modelTimestep(0)), guidance, ids, txtIds, act);
+        }
         Tensor imgIn = cuda == null ? null : ops.empty(act, org.dit4j.core.tensor.Shape.of(b, nTotal, config.inChannels()));
         Tensor x = ops.copy(latent);
         CudaGraph graph = null;
