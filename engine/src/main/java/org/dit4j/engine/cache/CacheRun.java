@@ -91,29 +91,44 @@ public final class CacheRun<T extends AutoCloseable> implements AutoCloseable {
         return d;
     }
 
-    /**
-     * Decides the branches of one batched call (CFG batched as in ComfyUI): if any branch computes, all compute —
-     * the others are marked {@link Decision.Reason#BATCHED_WITH_COMPUTE} and keep their policy state (their
-     * residuals are refreshed by the computed call, as in the ComfyUI nodes).
-     */
-    public Map<Branch, Decision> decideJointly(int step, Map<Branch, Signals> signals) {
+    /** How the branches of one batched call (CFG in one forward) combine their decisions. */
+    public enum Joint {
+        /**
+         * Compute the batch if any branch computes (ComfyUI-TeaCache). Branches that could have skipped compute too
+         * ({@link Decision.Reason#BATCHED_WITH_COMPUTE}); their policy state goes on as decided and their residual is
+         * refreshed by the computed call.
+         */
+        ANY_COMPUTE,
+        /**
+         * Skip the batch if any branch skips (ComfyUI-MagCache's Wan forward), provided every branch holds a residual;
+         * otherwise compute. Branches that wanted to compute skip ({@link Decision.Reason#BATCHED_WITH_SKIP}) with
+         * their policy state already reset.
+         */
+        ANY_SKIP
+    }
+
+    /** Decides the branches of one batched call (see {@link Joint}); returns the final decision of each branch. */
+    public Map<Branch, Decision> decideJointly(int step, Map<Branch, Signals> signals, Joint rule) {
+        Objects.requireNonNull(rule, "rule");
         Map<Branch, Decision> out = new EnumMap<>(Branch.class);
-        boolean anyCompute = false;
+        boolean anyCompute = false, anySkip = false, allHaveResidual = true;
         for (Map.Entry<Branch, Signals> e : new EnumMap<>(signals).entrySet()) {
+            allHaveResidual &= branches.containsKey(e.getKey()) && branches.get(e.getKey()).residuals.containsKey(Slot.HIDDEN);
             Decision d = decide(step, e.getKey(), e.getValue());
             out.put(e.getKey(), d);
             anyCompute |= d.compute();
+            anySkip |= d.skip();
         }
-        if (anyCompute) {
-            for (Map.Entry<Branch, Decision> e : out.entrySet()) {
-                Decision d = e.getValue();
-                if (d.skip()) {
-                    Decision forced = new Decision(Decision.Action.COMPUTE, Decision.Reason.BATCHED_WITH_COMPUTE, d.metric(), d.updateSignalReference());
-                    e.setValue(forced);
-                    branches.get(e.getKey()).last = forced;
-                    summary.record(step, e.getKey(), forced);
-                }
-            }
+        boolean batchSkips = rule == Joint.ANY_COMPUTE ? !anyCompute : anySkip && allHaveResidual;
+        for (Map.Entry<Branch, Decision> e : out.entrySet()) {
+            Decision d = e.getValue();
+            if (d.skip() == batchSkips) continue;
+            Decision changed = batchSkips
+                    ? new Decision(Decision.Action.SKIP, Decision.Reason.BATCHED_WITH_SKIP, d.metric(), d.updateSignalReference())
+                    : new Decision(Decision.Action.COMPUTE, Decision.Reason.BATCHED_WITH_COMPUTE, d.metric(), d.updateSignalReference());
+            e.setValue(changed);
+            branches.get(e.getKey()).last = changed;
+            summary.record(step, e.getKey(), changed);
         }
         return out;
     }

@@ -46,7 +46,9 @@ public record Decision(Action action, Reason reason, double metric, boolean upda
         /** The metric stayed under the threshold: the cached residual is reused. */
         CACHED,
         /** This branch could have skipped, but the call is batched with a branch that computes (ComfyUI CFG batching). */
-        BATCHED_WITH_COMPUTE
+        BATCHED_WITH_COMPUTE,
+        /** This branch wanted to compute, but the call is batched with a branch that skips (ComfyUI-MagCache CFG batching). */
+        BATCHED_WITH_SKIP
     }
 
     public boolean skip() { return action == Action.SKIP; }
