@@ -186,8 +186,8 @@ public final class MagCacheCalibration {
     }
 
     private void requireComplete() {
-        for (int b = 0; b < branches; b++)
-            for (int i = 1; i < totalSteps; i++)
+        for (int i = 1; i < totalSteps; i++)
+            for (int b = 0; b < branches; b++)
                 if (recorded[b][i] == null)
                     throw new IllegalStateException("calibration " + id + " is incomplete: step " + i + " "
                             + Branch.values()[b].label() + " was not recorded (record every step ≥ 1 of every branch)");
