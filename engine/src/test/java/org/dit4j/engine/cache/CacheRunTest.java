@@ -52,7 +52,8 @@ class CacheRunTest {
     @Test
     void releasesHostTensors() {
         TeaCache tc = TeaCache.of(TeaCache.FLUX);
-        try (CacheRun<Tensor> run = tc.begin("t", 3)) {
+        CacheRun<Tensor> run = tc.begin("t", 3);
+        {
             Tensor ref0 = Tensor.of(new float[] {1, 2}, 2), res0 = Tensor.of(new float[] {0.5f, 0.5f}, 2);
             Decision d0 = run.decide(0, Branch.COND, Signals.NONE);
             assertTrue(d0.compute() && d0.updateSignalReference());
