@@ -92,8 +92,9 @@ public final class TeaCache implements StepCache {
             "ali-vilab/TeaCache TeaCache4Wan2.1/teacache_generate.py (use_ret_steps) and README");
 
     /**
-     * CogVideoX-5B (also used for 5B-I2V). Signal: the time embedding {@code emb}; CFG is batched in that script (one
-     * state for both halves). Threshold 0.3: ComfyUI-TeaCache README (~2×); the script's comment gives 0.3 ≈ 2.1×.
+     * CogVideoX-5B (also used for 5B-I2V). Signal: the time embedding {@code emb}; CFG is batched in that script with
+     * one state for both halves — to reproduce it, decide once per step as {@link Branch#COND} on the batched signal
+     * and cache the residuals of both halves (and, as the script does, of the text stream: {@link CacheRun.Slot#ENCODER}). Threshold 0.3: ComfyUI-TeaCache README (~2×); the script's comment gives 0.3 ≈ 2.1×.
      */
     public static final Preset COGVIDEOX_5B = new Preset("cogvideox-5b", "time embedding emb = time_embedding(time_proj(t))",
             new double[] {-1.53880483e+03, 8.43202495e+02, -1.34363087e+02, 7.97131516e+00, -5.23162339e-02}, 1, true, 0.3,
