@@ -39,9 +39,12 @@ final class BenchCommand implements Runnable {
 
     @Option(names = "--seed", defaultValue = "0") long seed;
 
+    @Option(names = "--json", description = "also write the results as JSON to this file") Path json;
+
     @Override public void run() {
         if (randomWeights && weights != null) throw new IllegalArgumentException("--random-weights and --weights exclude each other");
-        new FluxBench(System.out).run(new FluxBench.Options(model, resolutions, backend, warmup, iters, !noCompile, textTokens,
-                weights, seed));
+        var results = new FluxBench(System.out).run(new FluxBench.Options(model, resolutions, backend, warmup, iters, !noCompile,
+                textTokens, weights, seed));
+        if (json != null) FluxBench.writeJson(json, results);
     }
 }

@@ -17,9 +17,9 @@ final class Gemm {
     static final int LANES = SPECIES.length();
     static final int MR = 6;
     static final int NR = 2 * LANES;
-    static final int KC = Integer.getInteger("dit4j.gemm.kc", 256);
-    static final int MC = Integer.getInteger("dit4j.gemm.mc", 120);                 // multiple of MR
-    static final int NC = Integer.getInteger("dit4j.gemm.ncSlivers", 64) * NR;             // multiple of NR
+    static final int KC = 256;                 // a KC×NR sliver of B (16 KiB at 256-bit) stays in L1
+    static final int MC = 120;                 // multiple of MR; an MC×KC block of A (120 KiB) stays in L2
+    static final int NC = 64 * NR;             // multiple of NR; a KC×NC panel of B (1 MiB at 256-bit) in L3
 
     private static final ThreadLocal<float[]> PACK_A = ThreadLocal.withInitial(() -> new float[MC * KC]);
     private static final Scratch PACK_B = new Scratch();   // held while waiting for the workers: must be re-entrant
@@ -171,7 +171,7 @@ final class Gemm {
      * The 6×(2·LANES) register tile: C[0..6, 0..NR) (+)= Ap(6×kc) · Bp(kc×NR). The k loop is unrolled by two by
      * hand: C2 does not unroll it on its own, and the unrolled form runs about twice as fast.
      */
-    static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc, boolean acc) {
+    private static void kernel(int kc, float[] a, int ao, float[] b, int bo, float[] c, int co, int ldc, boolean acc) {
         // accumulators start from C (accumulate) or zero; no helper methods take vectors, so nothing gets boxed
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         if (acc) {

@@ -20,6 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** CPU-specific behaviour the conformance suite does not pin down. */
+@SuppressWarnings("try")   // scopes opened only to release what the test allocates
 class CpuBackendTest {
     private static CpuBackend one, three;
 

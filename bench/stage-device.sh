@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds dit4j here and stages what bench/flux-device.sh needs on the GPU machine into .device-main/ (git-ignored):
+# the CLI fat jar, the engine test classes and the JUnit console launcher. Also needs .device/jre.tgz
+# (../shared/tools/device-jre.sh) and, for the PyTorch baseline, .ref/diffusers-src.tgz (a diffusers source archive).
+# Device call: carry [".device", ".device-main", ".ref"], command: bash bench/flux-device.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/find-jdk.sh
+./mvnw -B -q -ntp -pl cli -am package -DskipTests
+./mvnw -B -q -ntp -pl engine -am test-compile
+rm -rf .device-main && mkdir -p .device-main
+cp cli/target/dit4j.jar .device-main/
+(cd engine/target/test-classes && zip -qr ../../../.device-main/engine-tests.zip .)
+cp "$(ls ~/.m2/repository/org/junit/platform/junit-platform-console-standalone/*/junit-platform-console-standalone-*.jar | grep -v sources | tail -1)" .device-main/ 2>/dev/null \
+  || ./mvnw -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.11.4 -DoutputDirectory=.device-main
+ls -la .device-main
