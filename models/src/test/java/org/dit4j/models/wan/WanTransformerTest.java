@@ -2,7 +2,9 @@ package org.dit4j.models.wan;
 
 import static org.dit4j.models.wan.WanTestData.relL2;
 import static org.dit4j.models.wan.WanTestData.resource;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.dit4j.core.cpu.CpuBackend;
@@ -13,6 +15,7 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -70,5 +73,82 @@ class WanTransformerTest {
             System.out.printf("wan %-30s BF16 rel-L2 %.3e (diffusers bf16: %.3e)%n", weights, err, diffusersErr);
             assertTrue(err <= 2 * diffusersErr, "bf16 rel-L2 " + err + " > 2 × diffusers' bf16 rel-L2 " + diffusersErr);
         }
+    }
+
+    /** The patch embedding as a linear over flattened patches equals the Conv3d (kernel = stride = patch) it replaces. */
+    @Test void patchEmbeddingEqualsConv3d() {
+        try (WeightSource w = WeightSource.open(resource("wan_a_original.safetensors"));
+             WeightSource io = WeightSource.open(resource("wan_a_io.safetensors"));
+             WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyA(), DType.F32);
+             Scope scope = Scope.open()) {
+            WanTransformer model = new WanTransformer(ops, ww);
+            Tensor latent = ops.upload(io.tensor("latent"));                                  // [2, 16, 3, 8, 8]
+            Tensor conv = ops.conv3d(latent, ww.tensor("patch_embedding.weight"), ww.tensor("patch_embedding.bias"),
+                    new int[] {1, 2, 2}, new int[] {0, 0, 0});                                 // [2, 32, 3, 4, 4]
+            Tensor want = ops.permute(ops.reshape(conv, 2, 32, 48), 0, 2, 1);                  // [2, 48, 32]
+            Tensor got = ops.linear(model.patchify(latent), ww.tensor("patch_embedding.weight").view(32, 64),
+                    ww.tensor("patch_embedding.bias"));
+            assertEquals(want.shape(), got.shape());
+            double err = relL2(ops.toHost(got).toFloatArray(), ops.toHost(want).toFloatArray());
+            assertTrue(err <= 1e-6, "linear-on-patches vs conv3d: rel-L2 " + err);
+        }
+    }
+
+    /** prepare + embedText + forwardEmbedded (the capturable path) is the same computation as forward. */
+    @Test void preparedForwardEqualsForwardAndKeepsOnlyItsOutput() {
+        try (WeightSource w = WeightSource.open(resource("wan_b_diffusers.safetensors"));
+             WeightSource io = WeightSource.open(resource("wan_b_io.safetensors"));
+             WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyB(), DType.F32);
+             Scope scope = Scope.open()) {
+            WanTransformer model = new WanTransformer(ops, ww);
+            Tensor latent = ops.upload(io.tensor("latent")), context = ops.upload(io.tensor("context"));
+            int before = scope.size();
+            Tensor out = model.forward(latent, io.tensor("timesteps"), context);
+            assertEquals(before + 1, scope.size(), "a forward must leave exactly its output in the caller's scope");
+            float[] direct = ops.toHost(out).toFloatArray();
+            try (WanTransformer.Conditioning c = model.prepare(io.tensor("timesteps").toFloatArray(), 2, 3, 5)) {
+                assertEquals(30, c.tokens());
+                Tensor text = model.embedText(context);
+                float[] prepared = ops.toHost(model.forwardEmbedded(latent, text, c)).toFloatArray();
+                assertArrayEquals(direct, prepared, 0f);
+                // the conditioning is reusable: a second forward gives the same result
+                assertArrayEquals(direct, ops.toHost(model.forwardEmbedded(latent, text, c)).toFloatArray(), 0f);
+                Tensor wrong = ops.upload(Tensor.zeros(DType.F32, 1, 4, 2, 6, 12));
+                var e = assertThrows(IllegalArgumentException.class, () -> model.forwardEmbedded(wrong, text, c));
+                assertTrue(e.getMessage().contains("2×3×5"), e.getMessage());
+            }
+            assertTrue(!out.isReleased() && !latent.isReleased(), "output and inputs stay alive");
+        }
+    }
+
+    @Test void badInputsAreNamed() {
+        try (WeightSource w = WeightSource.open(resource("wan_b_diffusers.safetensors"));
+             WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyB(), DType.F32);
+             Scope scope = Scope.open()) {
+            WanTransformer model = new WanTransformer(ops, ww);
+            Tensor t = Tensor.of(new float[] {500f}, 1);
+            var e = assertThrows(IllegalArgumentException.class,
+                    () -> model.forward(Tensor.zeros(DType.F32, 1, 4, 2, 5, 10), t, Tensor.zeros(DType.F32, 1, 7, 24)));
+            assertTrue(e.getMessage().contains("latent") && e.getMessage().contains("[1, 4, 2, 5, 10]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> model.forward(Tensor.zeros(DType.F32, 1, 4, 2, 6, 10), t, Tensor.zeros(DType.F32, 1, 7, 32)));
+            assertTrue(e.getMessage().contains("context") && e.getMessage().contains("24"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> model.forward(Tensor.zeros(DType.F32, 1, 4, 2, 6, 10),
+                    Tensor.of(new float[] {1, 2}, 2), Tensor.zeros(DType.F32, 1, 7, 24)));
+            assertTrue(e.getMessage().contains("timesteps"), e.getMessage());
+        }
+    }
+
+    @Test void flopsOfTheReleasedModels() {
+        // Wan2.1-14B, 640×640, 65 frames: latent 17×80×80, patch grid 17×40×40 = 27200 tokens; 512 context rows
+        WanTransformer.Flops big = WanTransformer.flops(WanConfig.t2v14B(), 27200, 512);
+        assertEquals(652.5e12, big.linear(), 0.05e12);
+        assertEquals(617.5e12, big.attention(), 0.05e12);
+        assertEquals(1.270e15, big.total(), 0.0005e15);
+        assertEquals(40 * (4.0 * 27200 * 27200 * 5120 + 4.0 * 27200 * 512 * 5120), big.attention(), 1.0);
+        // Wan2.1-1.3B, 832×480, 81 frames: 21×30×52 = 32760 tokens
+        WanTransformer.Flops small = WanTransformer.flops(WanConfig.t2v1_3B(), 32760, 512);
+        assertEquals(82.1e12, small.linear(), 0.05e12);
+        assertEquals(200.9e12, small.attention(), 0.05e12);
     }
 }
