@@ -398,7 +398,20 @@ public final class Api {
     // ------------------------------------------------------------------ /upload/image
 
     private void upload(Context ctx) throws IOException {
-        UploadedFile image = ctx.uploadedFile("image");
+        long declared = ctx.req().getContentLengthLong();
+        if (declared > server.config().maxUploadBytes() + (1 << 20)) {
+            ctx.status(413).result("upload larger than the limit of " + server.config().maxUploadBytes() + " bytes");
+            return;
+        }
+        UploadedFile image;
+        try {
+            image = ctx.uploadedFile("image");
+        } catch (Exception e) {
+            boolean tooLarge = declared > server.config().maxUploadBytes();
+            ctx.status(tooLarge ? 413 : 400).result(tooLarge ? "upload larger than the limit of " + server.config().maxUploadBytes() + " bytes"
+                    : "malformed multipart body: " + e.getMessage());
+            return;
+        }
         if (image == null) {
             ctx.status(400).result("multipart field 'image' is missing");
             return;
