@@ -10,6 +10,7 @@ setTimeout(() => fail("timed out after 60 s"), 60000).unref();
 
 const api = new ComfyApi(host, "node-client-check").init();
 await api.waitForReady();
+console.log("connected to " + host);
 
 const stats = await api.getSystemStats();
 if (!Array.isArray(stats.devices) || stats.devices.length === 0) fail("system_stats has no devices: " + JSON.stringify(stats));
@@ -23,6 +24,8 @@ async function run(path, inputs, label) {
   for (const [key, target] of Object.entries(inputs)) builder = builder.input(key, target.value);
   let progressEvents = 0;
   const result = await new CallWrapper(api, builder)
+    .onPending((id) => console.log(label + ": queued " + id))
+    .onStart((id) => console.log(label + ": started " + id))
     .onProgress(() => { progressEvents++; })
     .onFailed((err) => fail(label + ": " + err.name + " " + err.message + " " + JSON.stringify(err.cause ?? "")))
     .run();

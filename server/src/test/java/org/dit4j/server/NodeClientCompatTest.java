@@ -59,6 +59,9 @@ class NodeClientCompatTest {
             assertEquals(0, exit[0], "npm ci in " + NODE_DIR + " failed:\n" + log);
         }
         try (Harness h = new Harness(dir)) {
+            // The SDK subscribes to a prompt's events only after POST /prompt has answered; a prompt that finishes in
+            // that gap leaves it waiting forever (against ComfyUI too). Real sampling takes seconds; so do these steps.
+            h.engine.stepDelayMillis = 150;
             Path flux = dir.resolve("flux.json"), custom = dir.resolve("custom.json");
             Files.writeString(flux, Json.write(Harness.fluxWorkflow(1, 64, "placeholder")));
             Files.writeString(custom, Json.write(Harness.customWorkflow(1)));
