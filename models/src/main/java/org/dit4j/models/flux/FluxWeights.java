@@ -17,6 +17,7 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.models.nn.Linear;
+import org.dit4j.models.nn.ScaledFp8;
 
 /**
  * The tensors of a Flux transformer under one canonical naming: BFL's names without prefix (models.md §1.9),
@@ -301,10 +302,7 @@ public final class FluxWeights implements AutoCloseable {
     }
 
     /** "file F" or "tensor 'N' in file F", for messages. */
-    static String where(WeightSource w, String name) {
-        if (name == null || !w.contains(name)) return "checkpoint " + w.path();
-        return "tensor '" + name + "' in " + w.fileOf(name);
-    }
+    static String where(WeightSource w, String name) { return ScaledFp8.where(w, name); }
 
     /** Shapes of canonical tensors in a checkpoint of either layout, for {@link FluxConfig#detect}. */
     static final class ShapeReader {
@@ -417,64 +415,7 @@ public final class FluxWeights implements AutoCloseable {
 
         /** Uploads one stored tensor as {@code dtype}, applying a ComfyUI weight scale when the file has one. */
         private Tensor fetch(String source, DType dtype) {
-            TensorInfo info = w.info(source);
-            if (info.dtype() == null || !info.dtype().isFloating())
-                throw new CheckpointException("Flux checkpoint: " + where(w, source) + " is stored as " + w.dtypeName(source)
-                        + quantFormat(source) + ", which dit4j cannot load; use a bf16, fp16, fp32, fp8 or ComfyUI "
-                        + "scaled-fp8 checkpoint");
-            Tensor scale = scaleOf(source);
-            Tensor x = ops.upload(w.tensor(source));
-            if (scale == null) return x.dtype() == dtype ? x : ops.cast(x, dtype);
-            if (dtype == DType.F8_E4M3 || dtype == DType.F8_E5M2)
-                throw new IllegalArgumentException("Flux checkpoint: " + where(w, source) + " is scaled fp8 (W = w8·scale); "
-                        + "it cannot be kept as " + dtype + " without its scale: load it as BF16, F16 or F32");
-            Tensor f = ops.cast(x, DType.F32);
-            long rowsOut = info.shape().dim(0);
-            Tensor scaled;
-            if (scale.numel() == 1) {
-                scaled = ops.scale(f, scale.getFloat(0));
-            } else if (scale.numel() == rowsOut) {
-                scaled = ops.mul(f, ops.upload(hostF32(scale)).view(rowsOut, 1));
-            } else {
-                throw new CheckpointException("Flux checkpoint: the weight scale of " + where(w, source) + " has shape "
-                        + scale.shape() + "; expected a scalar or one value per output row (" + rowsOut + ")");
-            }
-            return dtype == DType.F32 ? scaled : ops.cast(scaled, dtype);
-        }
-
-        /** The ComfyUI scale of a {@code <layer>.weight}: {@code <layer>.scale_weight} or {@code <layer>.weight_scale}. */
-        private Tensor scaleOf(String source) {
-            if (!source.endsWith(".weight")) return null;
-            String layer = source.substring(0, source.length() - ".weight".length());
-            for (String key : new String[] {layer + ".scale_weight", layer + ".weight_scale"}) {
-                if (w.contains(key)) {
-                    TensorInfo si = w.info(key);
-                    if (si.dtype() == null || !si.dtype().isFloating())
-                        throw new CheckpointException("Flux checkpoint: " + where(w, key) + " is stored as " + w.dtypeName(key)
-                                + quantFormat(source) + "; dit4j reads float weight scales of fp8 weights only");
-                    return w.tensor(key);
-                }
-            }
-            return null;
-        }
-
-        /** " (ComfyUI quantization format X)" when a {@code <layer>.comfy_quant} tag is readable, else "". */
-        private String quantFormat(String source) {
-            if (!source.endsWith(".weight")) return "";
-            String key = source.substring(0, source.length() - ".weight".length()) + ".comfy_quant";
-            if (!w.contains(key)) return "";
-            try {
-                byte[] b = w.tensor(key).segment().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
-                return " (ComfyUI quantization " + new String(b, java.nio.charset.StandardCharsets.UTF_8) + ")";
-            } catch (RuntimeException e) {
-                return " (ComfyUI quantization tag present)";
-            }
-        }
-
-        private static Tensor hostF32(Tensor t) {
-            float[] v = new float[Math.toIntExact(t.numel())];
-            for (int i = 0; i < v.length; i++) v[i] = t.getFloat(i);
-            return Tensor.of(v, v.length);
+            return ScaledFp8.fetch(ops, w, source, dtype, "Flux checkpoint");
         }
     }
 }

@@ -48,8 +48,6 @@ final class TextWeights {
         this.weightDtype = weightDtype;
     }
 
-    Ops ops() { return ops; }
-
     /** Tensors loaded so far, for the model to free. */
     List<Tensor> owned() { return owned; }
 

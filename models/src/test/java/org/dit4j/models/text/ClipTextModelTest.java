@@ -20,6 +20,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** CLIPTextModel on the CPU backend in F32 against transformers 5.17 (float32, CPU) on the same random weights. */
+@SuppressWarnings("try")   // scopes opened only to free what the test allocates
 class ClipTextModelTest {
     private static final double TOL = 1e-4;
     private static CpuBackend ops;
@@ -55,6 +56,15 @@ class ClipTextModelTest {
             ClipTextModel.Output o = m.encode(ints(io, "clip.ids"), null);
             assertMatches("CLIP hidden, causal mask only (Flux)", ops, o.hidden(), io, "clip.hidden", TOL);
             assertMatches("CLIP pooled at the first EOS", ops, o.pooled(), io, "clip.pooled", TOL);
+        }
+    }
+
+    @Test void encodeLeavesOnlyHiddenAndPooledInTheCallersScope() {
+        try (WeightSource w = WeightSource.open(resource("clip.safetensors"));
+             ClipTextModel m = load(w, TextTestData.tinyClip(), DType.F32);
+             Scope s = Scope.open()) {
+            m.encode(ints(io, "clip.ids"), ints(io, "clip.mask"));
+            assertEquals(2, s.size(), "only hidden and pooled survive encode");
         }
     }
 

@@ -1,0 +1,220 @@
+package org.dit4j.models.wan;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import org.dit4j.core.ops.Ops;
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Shape;
+import org.dit4j.core.tensor.Tensor;
+import org.dit4j.models.nn.Linear;
+import org.dit4j.models.nn.Timesteps;
+
+/**
+ * The Wan2.1 text-to-video transformer (models.md §2.2–2.5), written once against {@link Ops}:
+ * <ol>
+ *   <li>patch embedding: the (pt, ph, pw) Conv3d with stride = kernel, computed as a linear over the flattened
+ *       patches (the conv weight [D, C, pt, ph, pw] viewed as [D, C·pt·ph·pw]); tokens in (f, h, w) order;</li>
+ *   <li>time: e = time_embedding(sin_emb(t, 256)) (Linear, SiLU, Linear; F32), e0 = time_projection(SiLU(e)) as six
+ *       modulation vectors; text: context = text_embedding(umT5 states) (Linear, GELU-tanh, Linear);</li>
+ *   <li>the blocks ({@link WanBlock});</li>
+ *   <li>head: LN(x)·(1 + mod₁ + e) + mod₀ + e (e is the raw time embedding, not e0), Linear to pt·ph·pw·C, then
+ *       unpatchify in Wan's (ph, pw, c) feature order (c fastest).</li>
+ * </ol>
+ * The activation dtype is the latent's. Following diffusers' bf16 behaviour, e is computed in F32, rounded to the
+ * activation dtype, and the six modulation vectors are taken in F32 after the time projection.
+ */
+public final class WanTransformer {
+    private final Ops ops;
+    private final WanConfig config;
+    private final Linear patchEmbedding;          // [D, C·pt·ph·pw] view of the Conv3d weight
+    private final Linear text0, text2, time0, time2, timeProjection;
+    private final List<WanBlock> blocks = new ArrayList<>();
+    private final Tensor headModulation;          // F32 [1, 2, D]
+    private final Linear head;
+
+    public WanTransformer(Ops ops, WanWeights w) {
+        this.ops = ops;
+        this.config = w.config();
+        Tensor pe = w.tensor("patch_embedding.weight");
+        this.patchEmbedding = new Linear(pe.view(config.dim(), config.patchFeaturesIn()), w.tensor("patch_embedding.bias"));
+        this.text0 = w.linear("text_embedding.0");
+        this.text2 = w.linear("text_embedding.2");
+        this.time0 = w.linear("time_embedding.0");
+        this.time2 = w.linear("time_embedding.2");
+        this.timeProjection = w.linear("time_projection.1");
+        for (int i = 0; i < config.numLayers(); i++) blocks.add(WanBlock.from(w, i));
+        this.headModulation = w.tensor("head.modulation");
+        this.head = w.linear("head.head");
+    }
+
+    public WanConfig config() { return config; }
+
+    /**
+     * One forward pass.
+     *
+     * @param latent    video latent [B, C, F, H, W] (F, H, W multiples of the patch size); its dtype is the activation dtype
+     * @param timesteps diffusion timesteps on the 0..1000 scale (e.g. 999), [B] (host or device tensor)
+     * @param context   umT5 states [B, Lc, textDim] (the reference zero-pads them to 512 rows)
+     * @return velocity [B, outChannels, F, H, W] in the activation dtype, owned by the caller (or the caller's scope)
+     */
+    public Tensor forward(Tensor latent, Tensor timesteps, Tensor context) {
+        requireLatent(latent);
+        requireShape("timesteps", timesteps, latent.dim(0));
+        int[] p = config.patch();
+        try (Conditioning c = prepare(floats(timesteps), latent.dim(2) / p[0], latent.dim(3) / p[1], latent.dim(4) / p[2])) {
+            return forward(latent, context, c);
+        }
+    }
+
+    /**
+     * What a forward needs that is computed on the host: the sinusoidal time embedding F32 [B, freqDim] and the RoPE
+     * tables of the patch grid. Uploaded to the device; owned by the caller.
+     */
+    public record Conditioning(Tensor timeSin, WanRope.Tables rope, long frames, long height, long width) implements AutoCloseable {
+        /** Tokens of the patch grid. */
+        public long tokens() { return frames * height * width; }
+
+        @Override public void close() {
+            timeSin.close();
+            rope.close();
+        }
+    }
+
+    /**
+     * Host-side preparation of one forward (see {@link Conditioning}) for a patch grid of frames×height×width tokens
+     * (latent sizes divided by the patch size). t: one timestep per batch element on the 0..1000 scale.
+     */
+    public Conditioning prepare(float[] timesteps, long frames, long height, long width) {
+        Tensor host = Timesteps.embedding(timesteps, config.freqDim(), 1f);
+        Tensor tSin = ops.upload(host);
+        host.close();
+        return new Conditioning(tSin, WanRope.tables(ops, config, frames, height, width), frames, height, width);
+    }
+
+    /** context = text_embedding(umT5 states): [B, Lc, textDim] → [B, Lc, D], in the states' dtype. */
+    public Tensor embedText(Tensor context) {
+        if (context.rank() != 3 || context.dim(2) != config.textDim())
+            throw new IllegalArgumentException("Wan forward: context must be [B, Lc, " + config.textDim() + "] (umT5 states), got "
+                    + context.shape());
+        try (Scope scope = Scope.open()) {
+            return scope.keep(text2.forward(ops, text0.forwardGeluTanh(ops, context)));
+        }
+    }
+
+    /** One forward from device tensors only (see {@link #forwardEmbedded}), embedding the text first. */
+    public Tensor forward(Tensor latent, Tensor context, Conditioning c) {
+        try (Scope scope = Scope.open()) {
+            return scope.keep(forwardEmbedded(latent, embedText(context), c));
+        }
+    }
+
+    /**
+     * One forward from device tensors only: no host transfer and no synchronisation, so the whole call can be captured
+     * in a CUDA graph and replayed after new values are copied into the same input tensors. The embedded text
+     * ({@link #embedText}) does not change over a generation and may be computed once.
+     * latent:[B, C, F, H, W], text:[B, Lc, D] → velocity [B, outChannels, F, H, W].
+     */
+    public Tensor forwardEmbedded(Tensor latent, Tensor text, Conditioning c) {
+        requireLatent(latent);
+        long b = latent.dim(0), d = config.dim();
+        int[] p = config.patch();
+        if (latent.dim(2) != c.frames() * p[0] || latent.dim(3) != c.height() * p[1] || latent.dim(4) != c.width() * p[2])
+            throw new IllegalArgumentException("Wan forward: latent " + latent.shape() + " does not match the prepared patch grid "
+                    + c.frames() + "×" + c.height() + "×" + c.width() + " (patch " + java.util.Arrays.toString(p) + ")");
+        if (text.rank() != 3 || text.dim(0) != b || text.dim(2) != d)
+            throw new IllegalArgumentException("Wan forward: embedded text must be [" + b + ", Lc, " + d + "], got " + text.shape());
+        requireShape("time embedding", c.timeSin(), b, config.freqDim());
+        DType act = latent.dtype();
+        try (Scope scope = Scope.open()) {
+            // time: e in F32 (diffusers keeps time_embedder in float32), rounded to the activation dtype as diffusers does
+            Tensor eF32 = time2.forward(ops, ops.silu(time0.forward(ops, c.timeSin())));          // [B, D] F32
+            Tensor e = eF32.dtype() == act ? eF32 : ops.cast(eF32, act);
+            Tensor e0 = ops.reshape(timeProjection.forward(ops, ops.silu(e)), b, 6, d);           // [B, 6, D]
+            Tensor e0F32 = e0.dtype() == DType.F32 ? e0 : ops.cast(e0, DType.F32);
+
+            Tensor x = patchEmbedding.forward(ops, patchify(latent));                                // [B, L, D]
+            for (WanBlock block : blocks) {
+                Tensor next = block.forward(ops, x, text, e0F32, c.rope().cos(), c.rope().sin());
+                x.close();
+                x = next;
+            }
+
+            Tensor mod = ops.add(headModulation, ops.reshape(e, b, 1, d));                          // F32 [B, 2, D]
+            Tensor shift = ops.reshape(ops.slice(mod, 1, 0, 1), b, d), scale = ops.reshape(ops.slice(mod, 1, 1, 2), b, d);
+            Tensor out = head.forward(ops, ops.layerNormModulate(x, shift, scale, WanConfig.EPS));    // [B, L, vol·C]
+            // the reshape of unpatchify is a view of the permuted tensor: copy it so that the result owns its memory
+            return scope.keep(ops.copy(unpatchify(out, c.frames(), c.height(), c.width())));
+        }
+    }
+
+    /** [B, C, F, H, W] → [B, L, C·pt·ph·pw]: token (f, h, w), feature c·pt·ph·pw + (i·ph + j)·pw + k (the conv order). */
+    Tensor patchify(Tensor latent) {
+        int[] p = config.patch();
+        long b = latent.dim(0), ch = latent.dim(1), f = latent.dim(2) / p[0], h = latent.dim(3) / p[1], w = latent.dim(4) / p[2];
+        Tensor v = ops.reshape(latent, b, ch, f, p[0], h, p[1], w, p[2]);
+        Tensor t = ops.permute(v, 0, 2, 4, 6, 1, 3, 5, 7);                                           // [B, f, h, w, C, pt, ph, pw]
+        return ops.reshape(t, b, f * h * w, (long) config.patchFeaturesIn());
+    }
+
+    /** [B, L, pt·ph·pw·C] (feature ((i·ph + j)·pw + k)·C + c) → [B, C, F, H, W]. */
+    Tensor unpatchify(Tensor out, long f, long h, long w) {
+        int[] p = config.patch();
+        long b = out.dim(0), ch = config.outChannels();
+        Tensor v = ops.reshape(out, b, f, h, w, p[0], p[1], p[2], ch);
+        Tensor t = ops.permute(v, 0, 7, 1, 4, 2, 5, 3, 6);                                           // [B, C, f, pt, h, ph, w, pw]
+        return ops.reshape(t, b, ch, f * p[0], h * p[1], w * p[2]);
+    }
+
+    private void requireLatent(Tensor latent) {
+        int[] p = config.patch();
+        if (latent.rank() != 5 || latent.dim(1) != config.inChannels() || latent.dim(2) % p[0] != 0
+                || latent.dim(3) % p[1] != 0 || latent.dim(4) % p[2] != 0)
+            throw new IllegalArgumentException("Wan forward: latent must be [B, " + config.inChannels() + ", F, H, W] with F, H, W "
+                    + "multiples of the patch size " + java.util.Arrays.toString(p) + ", got " + latent.shape());
+    }
+
+    private float[] floats(Tensor t) {
+        Tensor h = t.device().isCpu() ? t : ops.toHost(t);
+        float[] v = h.toFloatArray();
+        if (h != t) h.close();
+        return v;
+    }
+
+    private static void requireShape(String arg, Tensor t, long... dims) {
+        if (!t.shape().equals(Shape.of(dims)))
+            throw new IllegalArgumentException("Wan forward: " + arg + " must have shape " + Shape.of(dims) + ", got " + t.shape()
+                    + " (B from the latent, widths from the config)");
+    }
+
+    // ------------------------------------------------------------------------------------------------ cost model
+
+    /** Floating-point operations of one forward: matrix products of linears and of attention (QKᵀ and PV). */
+    public record Flops(double linear, double attention) {
+        public double total() { return linear + attention; }
+    }
+
+    /** FLOPs of this model's forward for batch 1 (multiply by B for a batch). */
+    public Flops flops(long tokens, long textTokens) { return flops(config, tokens, textTokens); }
+
+    /**
+     * FLOPs of a forward with batch 1 over {@code tokens} video tokens and {@code textTokens} context rows, counting
+     * 2 per multiply-add of every linear (patch and text embeddings, time MLP and projection, per block q/k/v/o of both
+     * attentions with the cross-attention k/v over the context rows, FFN, head) and 4·Lq·Lk·D per attention (QKᵀ and
+     * PV). Element-wise work is not counted. Wan2.1-14B at 640×640×65 frames (17×40×40 = 27200 tokens, 512 context
+     * rows): linear 652.5 T, attention 617.5 T, total 1.270 P; Wan2.1-1.3B at 832×480×81 (21×30×52 = 32760 tokens):
+     * linear 82.1 T, attention 200.9 T, total 283.0 T.
+     */
+    public static Flops flops(WanConfig c, long tokens, long textTokens) {
+        double d = c.dim(), f = c.ffnDim(), l = tokens, lc = textTokens;
+        double lin = 2 * l * c.patchFeaturesIn() * d + 2 * lc * (c.textDim() * d + d * d);            // patch, text embeddings
+        lin += 2 * (c.freqDim() * d + d * d) + 2 * d * 6 * d;                                          // time MLP, projection
+        double perBlock = 2 * l * 4 * d * d                                                            // self q, k, v, o
+                + 2 * l * 2 * d * d + 2 * lc * 2 * d * d                                               // cross q, o; k, v
+                + 2 * l * 2 * d * f;                                                                   // FFN
+        lin += c.numLayers() * perBlock + 2 * l * d * c.patchFeaturesOut();                            // blocks, head
+        double att = c.numLayers() * (4 * l * l * d + 4 * l * lc * d);
+        return new Flops(lin, att);
+    }
+}
