@@ -3,6 +3,7 @@ package org.dit4j.cli;
 import org.dit4j.server.ComfyServer;
 import org.dit4j.server.ServerConfig;
 import org.dit4j.server.UnavailableEngine;
+import org.dit4j.server.flux.FluxEngine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -43,6 +44,9 @@ final class ServeCommand implements Runnable {
     @Option(names = "--gpus", defaultValue = "1", description = "GPUs the engine may use; ParallelUNETLoader's default num_gpus (default ${DEFAULT-VALUE})")
     int gpus;
 
+    @Option(names = "--backend", defaultValue = "auto", description = "where models run: auto (the GPU when one is usable, else the CPU), cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
+    String backend;
+
     @Option(names = "--token", description = "require 'Authorization: Bearer TOKEN' on every request (WebSocket: ?token=); default: $DIT4J_TOKEN")
     String token;
 
@@ -63,18 +67,28 @@ final class ServeCommand implements Runnable {
         if (java.nio.file.Files.isRegularFile(local) && !extra.contains(local)) extra.add(local);
         ServerConfig cfg = new ServerConfig(listen, port, modelsDir, extra, outputDir, inputDir, tempDir, tok,
                 (long) (maxUploadMiB * 1024 * 1024), gpus, disableMetadata, cors);
-        var engine = new UnavailableEngine("the Flux inference pipeline is not wired into this build of dit4j serve yet "
-                + "(the API, validation and queue work; loaders cannot load weights)");
+        FluxEngine flux = null;
+        String unavailable = null;
         try {
-            ComfyServer server = new ComfyServer(cfg, engine).start();
+            flux = FluxEngine.open(backend, modelsDir);
+        } catch (RuntimeException | LinkageError e) {
+            unavailable = "no inference backend could be opened (" + e.getMessage() + "); the API, validation and queue work, "
+                    + "but loaders cannot load weights";
+        }
+        try {
+            ComfyServer server = flux != null ? new ComfyServer(cfg, flux) : new ComfyServer(cfg, new UnavailableEngine(unavailable));
+            if (flux != null) System.out.println("dit4j serve: Flux engine on " + flux.ops().name());
+            else System.out.println("dit4j serve: WARNING: " + unavailable);
             String host = listen.contains(":") ? "[" + listen + "]" : listen;
             System.out.println("dit4j serve: ComfyUI API on http://" + host + ":" + server.port() + " (WebSocket /ws), models in "
                     + modelsDir.toAbsolutePath() + (tok == null ? "" : ", bearer token required"));
             if (tok == null && !isLoopback(listen))
                 System.out.println("dit4j serve: WARNING: listening on " + listen + " without --token; anyone who can reach this port can run prompts");
             CountDownLatch stop = new CountDownLatch(1);
+            FluxEngine engine = flux;
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 server.close();
+                if (engine != null) engine.close();
                 stop.countDown();
             }));
             stop.await();

@@ -2,6 +2,8 @@ package org.dit4j.server;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.dit4j.server.engine.ModelProvider;
+import org.dit4j.server.engine.Sampling;
 import org.dit4j.server.json.Json;
 
 import java.io.IOException;
@@ -24,7 +26,8 @@ import java.util.function.Predicate;
 final class Harness implements AutoCloseable {
 
     final Path base;
-    final FakeEngine engine = new FakeEngine();
+    /** The fake engine, or null when the harness runs another engine. */
+    final FakeEngine engine;
     final ComfyServer server;
     final String url;
     final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -35,6 +38,7 @@ final class Harness implements AutoCloseable {
     Harness(Path base, String token) throws IOException {
         this.base = base;
         this.token = token;
+        this.engine = new FakeEngine();
         Path m = base.resolve("models");
         for (String f : List.of("diffusion_models/flux1-dev.safetensors", "unet/flux1-schnell.safetensors", "diffusion_models/broken.safetensors",
                 "text_encoders/t5xxl_fp16.safetensors", "clip/clip_l.safetensors", "vae/ae.safetensors", "loras/style.safetensors",
@@ -44,6 +48,15 @@ final class Harness implements AutoCloseable {
         }
         ServerConfig cfg = ServerConfig.defaults(base).withPort(0).withToken(token);
         server = new ComfyServer(cfg, engine).start();
+        url = "http://127.0.0.1:" + server.port();
+    }
+
+    /** A server with {@code engine} over the models already in {@code base/models} (no fake files are written). */
+    Harness(Path base, ModelProvider provider, Sampling sampling) throws IOException {
+        this.base = base;
+        this.token = null;
+        this.engine = null;
+        server = new ComfyServer(ServerConfig.defaults(base).withPort(0), provider, sampling).start();
         url = "http://127.0.0.1:" + server.port();
     }
 

@@ -273,21 +273,32 @@ public final class FluxModelResolver {
         if (!missing.isEmpty())
             throw new CheckpointException("the Flux pipeline needs a transformer, a VAE, CLIP-L and T5-XXL; the files " + files
                     + " lack " + String.join(", ", missing) + ". Add them to --model (comma-separated or repeated)");
+        Tokenizers tok = tokenizersFor(List.copyOf(roles.values()), roles.get(Role.T5));
+        StringBuilder d = new StringBuilder("files ");
+        for (Role r : Role.values()) d.append(r.name().toLowerCase()).append('=').append(roles.get(r).getFileName()).append(' ');
+        return new FluxModelFiles(d.toString().strip(), FluxModelFiles.Layout.FILES, roles.get(Role.TRANSFORMER), roles.get(Role.VAE),
+                roles.get(Role.CLIP), roles.get(Role.T5), tok.clip(), tok.t5(), null);
+    }
+
+    /** Tokenizer locations for single-file text encoders: a CLIP folder, and a T5 folder or checkpoint with an embedded model. */
+    public record Tokenizers(Path clip, Path t5) {}
+
+    /**
+     * The tokenizers for single-file text encoders (see the class comment for the search order): {@code files} are the
+     * checkpoint files given (their folder and its parent are searched after the models dir), {@code t5File} the one
+     * holding the T5 encoder (its embedded {@code spiece_model} is used when no tokenizer folder is found).
+     */
+    public Tokenizers tokenizersFor(List<Path> files, Path t5File) {
         List<Path> searchRoots = new ArrayList<>();
         if (modelsDir != null) searchRoots.add(modelsDir);
-        for (Path f : roles.values()) {
+        for (Path f : files) {
             Path parent = f.toAbsolutePath().getParent();
             if (parent != null) {
                 searchRoots.add(parent);
                 if (parent.getParent() != null) searchRoots.add(parent.getParent());
             }
         }
-        Path clipTok = clipTokenizer(searchRoots);
-        Path t5Tok = t5Tokenizer(searchRoots, roles.get(Role.T5));
-        StringBuilder d = new StringBuilder("files ");
-        for (Role r : Role.values()) d.append(r.name().toLowerCase()).append('=').append(roles.get(r).getFileName()).append(' ');
-        return new FluxModelFiles(d.toString().strip(), FluxModelFiles.Layout.FILES, roles.get(Role.TRANSFORMER), roles.get(Role.VAE),
-                roles.get(Role.CLIP), roles.get(Role.T5), clipTok, t5Tok, null);
+        return new Tokenizers(clipTokenizer(searchRoots), t5Tokenizer(searchRoots, t5File));
     }
 
     /** The roles a checkpoint file plays, from its tensor names. */

@@ -469,12 +469,8 @@ public final class FluxPipeline implements AutoCloseable {
     private void loadText() {
         if (t5 != null) return;
         DType act = settings.activation() == DType.F16 ? DType.BF16 : settings.activation();
-        if (clipTokenizer == null) clipTokenizer = ClipTokenizer.fromFolder(files.clipTokenizer());
-        if (t5Tokenizer == null) {
-            Path t = files.t5Tokenizer();
-            t5Tokenizer = Files.isDirectory(t) ? T5Tokenizer.fromFolder(t)
-                    : T5Tokenizer.fromSentencePiece(EmbeddedTokenizer.spieceModel(t), t + " (embedded spiece_model)");
-        }
+        if (clipTokenizer == null) clipTokenizer = loadClipTokenizer(files.clipTokenizer());
+        if (t5Tokenizer == null) t5Tokenizer = loadT5Tokenizer(files.t5Tokenizer());
         try (WeightSource w = WeightSource.open(files.clip())) {
             clip = ClipTextModel.load(ops, w, settings.activation());
         }
@@ -485,6 +481,18 @@ public final class FluxPipeline implements AutoCloseable {
             clip = null;
             throw e;
         }
+    }
+
+    /** The CLIP tokenizer of a folder with vocab.json + merges.txt or tokenizer.json ({@link FluxModelFiles#clipTokenizer}). */
+    public static ClipTokenizer loadClipTokenizer(Path folder) { return ClipTokenizer.fromFolder(folder); }
+
+    /**
+     * The T5 tokenizer of a folder (tokenizer.json or spiece.model), or of a checkpoint file holding a {@code spiece_model}
+     * tensor ({@link FluxModelFiles#t5Tokenizer}).
+     */
+    public static T5Tokenizer loadT5Tokenizer(Path location) {
+        return Files.isDirectory(location) ? T5Tokenizer.fromFolder(location)
+                : T5Tokenizer.fromSentencePiece(EmbeddedTokenizer.spieceModel(location), location + " (embedded spiece_model)");
     }
 
     private void loadTransformer() {

@@ -1,0 +1,410 @@
+package org.dit4j.server.flux;
+
+import org.dit4j.core.ops.Ops;
+import org.dit4j.core.random.TorchGenerator;
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Shape;
+import org.dit4j.core.tensor.Tensor;
+import org.dit4j.cuda.CudaBackend;
+import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.models.flux.FluxConfig;
+import org.dit4j.models.flux.FluxEmbeddings;
+import org.dit4j.models.flux.FluxRope;
+import org.dit4j.models.flux.FluxTransformer;
+import org.dit4j.models.nn.Timesteps;
+import org.dit4j.models.vae.VaeConfig;
+import org.dit4j.server.engine.Conditioning;
+import org.dit4j.server.engine.Latent;
+import org.dit4j.server.engine.ModelRef;
+import org.dit4j.server.engine.SampleJob;
+import org.dit4j.server.engine.SampleResult;
+import org.dit4j.server.engine.StepObserver;
+import org.dit4j.server.sampling.ModelSampling;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One sampler run with ComfyUI's semantics for Flux ({@code comfy.samplers} / {@code comfy.k_diffusion.sampling} /
+ * {@code comfy.model_sampling.CONST} / {@code comfy.ldm.flux.model}). All latent arithmetic is float32 on the host, in
+ * ComfyUI's operation order; only the transformer runs on the device:
+ * <ol>
+ *   <li>latent format: a latent with any non-zero value is shifted into the model space, (x − 0.1159)·0.3611 (an empty
+ *       latent is not);</li>
+ *   <li>noise: {@code torch.randn} of the latent shape from a CPU generator seeded with the seed (zeros when noise is
+ *       disabled); x = σ₀·noise + (1 − σ₀)·latent;</li>
+ *   <li>per step i (sampler {@code euler}): the transformer's velocity v for x (padded to even sides by wrapping, packed
+ *       2×2, cast to the compute dtype) at timestep = model_sampling.timestep(σᵢ); denoised = x − v·σᵢ; with a negative
+ *       conditioning and cfg ≠ 1 (math.isclose) a second pass and denoised = uncond + (cond − uncond)·cfg;
+ *       d = (x − denoised)/σᵢ; x = x + d·(σᵢ₊₁ − σᵢ);</li>
+ *   <li>x / (1 − σ_last) (CONST inverse noise scaling), then back to the raw space x/0.3611 + 0.1159; the last denoised
+ *       prediction likewise (SamplerCustomAdvanced's second output).</li>
+ * </ol>
+ * Conditioning: T5 states and pooled CLIP-L per entry; Flux guidance from FluxGuidance (default 3.5), passed as
+ * ComfyUI passes it (rounded to the compute dtype, and 1000·g rounded again, before the sinusoidal embedding);
+ * reference latents (ReferenceLatent / Kontext) shifted into the model space, repeated to the batch, appended after
+ * the image tokens with position ids (1, row + h_off, col + w_off) by ComfyUI's "offset" rule, and dropped from the
+ * output. On a CUDA backend the transformer calls of a step are captured in a CUDA graph after the first (eager)
+ * step and replayed (unless the MODEL carries a compile setting without CUDA graphs).
+ */
+final class FluxSampler {
+
+    static final List<String> SAMPLERS = List.of("euler");
+
+    /** ComfyUI's latent_formats.Flux. */
+    static final float SCALE = VaeConfig.FLUX_SCALING, SHIFT = VaeConfig.FLUX_SHIFT;
+
+    private final FluxEngine engine;
+    private final Ops ops;
+    private final DType act;
+
+    FluxSampler(FluxEngine engine) {
+        this.engine = engine;
+        this.ops = engine.ops();
+        this.act = engine.activation();
+    }
+
+    // ------------------------------------------------------------------------------------------------ entry
+
+    SampleResult sample(SampleJob job, StepObserver observer) {
+        if (Scope.current() != null) throw new IllegalStateException("sample runs outside any open Scope");
+        ModelRef ref = job.model();
+        if (!(ref.base() instanceof FluxModel model))
+            throw new IllegalArgumentException("model " + ref.base().name() + " was not loaded by dit4j's Flux engine");
+        requireSupported(ref);
+        if (!SAMPLERS.contains(job.sampler()))
+            throw new IllegalArgumentException("sampler '" + job.sampler() + "' is not implemented by dit4j's Flux engine; use one of " + SAMPLERS);
+        Latent in = job.latent();
+        FluxConfig cfg = model.config();
+        int channels = model.latentChannels();
+        long[] shape = in.shape();
+        if (shape.length != 4)
+            throw new IllegalArgumentException("Flux denoises image latents [B, " + channels + ", H, W], got " + in
+                    + (shape.length == 5 ? " (a video latent: use EmptySD3LatentImage for Flux)" : ""));
+        if (in.channels() != channels)
+            throw new IllegalArgumentException("model " + model.name() + " denoises latents with " + channels + " channels, got " + in);
+        if (in.noiseMask() != null)
+            throw new UnsupportedOperationException("latents with a noise mask (inpainting) are not supported by dit4j's Flux engine yet");
+        float[] sigmas = job.sigmas();
+        if (sigmas.length < 2) return new SampleResult(in, in);
+
+        Geometry g = new Geometry(in.batch(), channels, in.height(), in.width());
+        ModelSampling sampling = ref.sampling();
+        boolean cfgPass = job.negative() != null && !isClose(job.cfg(), 1.0);
+
+        // latent format, noise, noise scaling
+        float[] latent = in.samples();
+        if (!in.isAllZero()) latent = processIn(latent);
+        float[] noise = job.addNoise() ? new TorchGenerator(job.noiseSeed()).randnFloats(latent.length) : new float[latent.length];
+        float s0 = sigmas[0], oneMinus = 1.0f - s0;
+        float[] x = new float[latent.length];
+        for (int i = 0; i < x.length; i++) x[i] = s0 * noise[i] + oneMinus * latent[i];
+
+        boolean graphs = ops instanceof CudaBackend && (ref.compile() == null || ref.compile().cudaGraphs());
+        List<Branch> branches = new ArrayList<>();
+        CudaGraph graph = null;
+        Tensor[] graphOut = null;
+        float[] denoised = null;
+        try {
+            branches.add(branch(model, job.positive(), g));
+            if (cfgPass) branches.add(branch(model, job.negative(), g));
+            FluxTransformer transformer = model.transformer();
+            int steps = sigmas.length - 1;
+            float cfgScale = (float) job.cfg();
+            for (int i = 0; i < steps; i++) {
+                float sigma = sigmas[i];
+                float t = sampling.timestep(sigma);
+                float[][] den = new float[branches.size()][];
+                try (Scope s = Scope.open()) {
+                    float[] tb = new float[g.b];
+                    java.util.Arrays.fill(tb, t);
+                    Tensor tSin = FluxEmbeddings.sinEmb(ops, tb, act);
+                    Tensor xPacked = ops.upload(Tensor.of(pack(x, g), g.b, g.tokens(), 4L * g.c));
+                    Tensor xAct = ops.cast(xPacked, act);
+                    Tensor[] v = new Tensor[branches.size()];
+                    if (graphs) {
+                        CudaBackend cuda = (CudaBackend) ops;
+                        for (Branch br : branches) {
+                            cuda.copyInto(br.cond.timeSin(), tSin);
+                            cuda.copyInto(br.imgIn, br.ref == null ? xAct : ops.concat(1, xAct, br.ref));
+                        }
+                        if (i == 0) {
+                            for (int k = 0; k < v.length; k++) {
+                                Branch br = branches.get(k);
+                                v[k] = transformer.forward(br.imgIn, br.txt, br.y, br.cond);    // eager: kernels compile, plans cached
+                            }
+                        } else {
+                            if (graph == null) {
+                                graphOut = new Tensor[branches.size()];
+                                graph = capture(cuda, transformer, branches, graphOut);
+                            }
+                            graph.replay();
+                            v = graphOut;
+                        }
+                    } else {
+                        for (int k = 0; k < v.length; k++) {
+                            Branch br = branches.get(k);
+                            FluxTransformer.Conditioning c = new FluxTransformer.Conditioning(tSin, br.cond.guidanceSin(), br.cond.pe(),
+                                    br.cond.nTxt(), br.cond.nImg());
+                            v[k] = transformer.forward(br.ref == null ? xAct : ops.concat(1, xAct, br.ref), br.txt, br.y, c);
+                        }
+                    }
+                    for (int k = 0; k < v.length; k++) {
+                        Tensor vi = ops.slice(v[k], 1, 0, g.tokens());
+                        Tensor host = vi.device().isCpu() ? vi : ops.toHost(vi);
+                        float[] vel = unpack(host.toFloatArray(), g);
+                        float[] d = new float[x.length];
+                        for (int j = 0; j < d.length; j++) d[j] = x[j] - vel[j] * sigma;           // CONST.calculate_denoised
+                        den[k] = d;
+                    }
+                }
+                denoised = den[0];
+                if (den.length == 2) {                                                             // cfg_function
+                    float[] c = den[0], u = den[1];
+                    denoised = new float[x.length];
+                    for (int j = 0; j < x.length; j++) denoised[j] = u[j] + (c[j] - u[j]) * cfgScale;
+                }
+                float dt = sigmas[i + 1] - sigma;
+                for (int j = 0; j < x.length; j++) {                                               // sample_euler
+                    float d = (x[j] - denoised[j]) / sigma;
+                    x[j] = x[j] + d * dt;
+                }
+                observer.stepDone(i, steps);
+            }
+        } finally {
+            if (graph != null) graph.close();
+            if (graphOut != null) for (Tensor t : graphOut) if (t != null) t.close();
+            for (Branch br : branches) br.close();
+        }
+        float last = sigmas[sigmas.length - 1];
+        if (last != 0f) {                                                                          // CONST.inverse_noise_scaling
+            float keep = 1.0f - last;
+            for (int j = 0; j < x.length; j++) x[j] = x[j] / keep;
+        }
+        return new SampleResult(new Latent(shape, processOut(x)), new Latent(shape, processOut(denoised)));
+    }
+
+    /** Patches of the MODEL this engine does not apply fail here, before any work, with what to change. */
+    static void requireSupported(ModelRef ref) {
+        if (!ref.loras().isEmpty())
+            throw new UnsupportedOperationException("LoRAs are not applied by dit4j's Flux engine yet; remove the LoRA loader nodes");
+        CacheSpec spec = ref.cache().spec();
+        if (spec.kind() != CacheSpec.Kind.NONE && (spec.threshold().isEmpty() || spec.threshold().getAsDouble() > 0))
+            throw new UnsupportedOperationException(spec.kind().word() + " (threshold " + (spec.threshold().isPresent()
+                    ? spec.threshold().getAsDouble() : "default") + ") is not yet supported by dit4j serve's Flux engine; set the "
+                    + "threshold to 0 or remove the node");
+        ModelRef.ParallelSetting p = ref.parallel();
+        if (p.gpus() > 1)
+            throw new UnsupportedOperationException("num_gpus " + p.gpus() + ": multi-GPU sampling is not yet wired into dit4j serve; "
+                    + "set num_gpus to 1 (ulysses/ring/cfg/pipefusion degrees 1)");
+    }
+
+    static boolean isClose(double a, double b) { return Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b)); }
+
+    static float[] processIn(float[] x) {
+        float[] o = new float[x.length];
+        for (int i = 0; i < x.length; i++) o[i] = (x[i] - SHIFT) * SCALE;
+        return o;
+    }
+
+    static float[] processOut(float[] x) {
+        float[] o = new float[x.length];
+        for (int i = 0; i < x.length; i++) o[i] = x[i] / SCALE + SHIFT;
+        return o;
+    }
+
+    // ------------------------------------------------------------------------------------------------ geometry
+
+    /** A latent [b, c, h, w] and its 2×2 patch grid (sides rounded up: odd sides are padded by wrapping around). */
+    record Geometry(int b, int c, int h, int w) {
+        int hl() { return (h + 1) / 2; }
+
+        int wl() { return (w + 1) / 2; }
+
+        int tokens() { return hl() * wl(); }
+    }
+
+    /** [b, c, h, w] → [b, hl·wl, 4c] ("b c (h ph) (w pw) -> b (h w) (c ph pw)") after circular padding to even sides. */
+    static float[] pack(float[] x, Geometry g) {
+        int hl = g.hl(), wl = g.wl(), f = 4 * g.c;
+        float[] out = new float[g.b * hl * wl * f];
+        for (int n = 0; n < g.b; n++)
+            for (int ch = 0; ch < g.c; ch++) {
+                int base = (n * g.c + ch) * g.h * g.w;
+                for (int row = 0; row < 2 * hl; row++) {
+                    int sr = row < g.h ? row : row - g.h;
+                    int hi = row >> 1, ph = row & 1;
+                    for (int col = 0; col < 2 * wl; col++) {
+                        int sc = col < g.w ? col : col - g.w;
+                        int token = hi * wl + (col >> 1);
+                        out[(n * hl * wl + token) * f + ch * 4 + ph * 2 + (col & 1)] = x[base + sr * g.w + sc];
+                    }
+                }
+            }
+        return out;
+    }
+
+    /** [b, hl·wl, 4c] → [b, c, h, w], the padding cut off. */
+    static float[] unpack(float[] v, Geometry g) {
+        int hl = g.hl(), wl = g.wl(), f = 4 * g.c;
+        float[] out = new float[g.b * g.c * g.h * g.w];
+        for (int n = 0; n < g.b; n++)
+            for (int ch = 0; ch < g.c; ch++)
+                for (int row = 0; row < g.h; row++)
+                    for (int col = 0; col < g.w; col++) {
+                        int token = (row >> 1) * wl + (col >> 1);
+                        out[((n * g.c + ch) * g.h + row) * g.w + col] = v[(n * hl * wl + token) * f + ch * 4 + (row & 1) * 2 + (col & 1)];
+                    }
+        return out;
+    }
+
+    // ------------------------------------------------------------------------------------------------ branches
+
+    /** One conditioning's device inputs: T5 states, pooled vector, reference tokens, prepared embeddings and RoPE. */
+    private static final class Branch implements AutoCloseable {
+        Tensor txt, y, ref, imgIn;
+        FluxTransformer.Conditioning cond;
+
+        @Override public void close() {
+            for (Tensor t : new Tensor[] {txt, y, ref, imgIn}) if (t != null) t.close();
+            if (cond != null) cond.close();
+        }
+    }
+
+    private Branch branch(FluxModel model, Conditioning conditioning, Geometry g) {
+        if (conditioning.entries().size() != 1)
+            throw new UnsupportedOperationException("conditioning with " + conditioning.entries().size() + " entries (combined or area "
+                    + "conditioning) is not supported by dit4j's Flux engine yet");
+        Conditioning.Entry e = conditioning.entries().getFirst();
+        if (!(e.embedding() instanceof FluxTextEmbedding emb))
+            throw new IllegalArgumentException("conditioning " + e.embedding() + " was not made by dit4j's Flux text encoder");
+        FluxConfig cfg = model.config();
+        if (emb.width() != cfg.contextDim() || emb.pooled().length != cfg.vecDim())
+            throw new IllegalArgumentException("the text encoder gives T5 states of width " + emb.width() + " and a pooled vector of "
+                    + emb.pooled().length + ", but model " + model.name() + " takes " + cfg.contextDim() + " and " + cfg.vecDim()
+                    + ": text encoder and model do not belong together");
+        Branch br = new Branch();
+        try {
+            br.txt = toDevice(repeat(emb.t5(), g.b), g.b, emb.tokens(), emb.width());
+            br.y = toDevice(repeat(emb.pooled(), g.b), g.b, emb.pooled().length);
+
+            // position ids: image grid, then the references by ComfyUI's "offset" rule
+            List<float[]> ids = new ArrayList<>();
+            for (int hi = 0; hi < g.hl(); hi++) for (int wi = 0; wi < g.wl(); wi++) ids.add(new float[] {0, hi, wi});
+            List<float[]> refTokens = new ArrayList<>();
+            int accH = 0, accW = 0, refCount = 0;
+            for (Latent r : e.referenceLatents()) {
+                if (r.shape().length != 4 || r.channels() != g.c)
+                    throw new IllegalArgumentException("reference latent " + r + " must be an image latent [B, " + g.c + ", H, W] (VAEEncode of the Flux VAE)");
+                int rh = r.height(), rw = r.width(), hOff = 0, wOff = 0;
+                if (rh + accH > rw + accW) wOff = accW;
+                else hOff = accH;
+                accH = Math.max(accH, rh + hOff);
+                accW = Math.max(accW, rw + wOff);
+                Geometry rg = new Geometry(r.batch(), g.c, rh, rw);
+                float[] packed = pack(processIn(r.samples()), rg);
+                refTokens.add(repeatBatch(packed, r.batch(), g.b));
+                int ho = (hOff + 1) / 2, wo = (wOff + 1) / 2;
+                for (int hi = 0; hi < rg.hl(); hi++) for (int wi = 0; wi < rg.wl(); wi++) ids.add(new float[] {1, hi + ho, wi + wo});
+                refCount += rg.tokens();
+            }
+            if (!refTokens.isEmpty()) br.ref = refDevice(refTokens, g, refCount);
+            long nImg = ids.size();
+            float[][] txtIds = new float[emb.tokens()][3];
+            FluxRope.Tables pe = FluxRope.tables(ops, cfg, txtIds, ids.toArray(float[][]::new));
+            Tensor gSin = null, tSin = null;
+            try {
+                if (cfg.guidanceEmbed()) gSin = guidanceEmbedding(e.guidance() == null ? 3.5 : e.guidance(), g.b);
+                float[] zeros = new float[g.b];
+                tSin = FluxEmbeddings.sinEmb(ops, zeros, act);
+            } catch (RuntimeException ex) {
+                pe.close();
+                if (gSin != null) gSin.close();
+                throw ex;
+            }
+            br.cond = new FluxTransformer.Conditioning(tSin, gSin, pe, emb.tokens(), nImg);
+            if (ops instanceof CudaBackend) br.imgIn = ops.empty(act, Shape.of(g.b, nImg, cfg.inChannels()));
+            return br;
+        } catch (RuntimeException ex) {
+            br.close();
+            throw ex;
+        }
+    }
+
+    /**
+     * The guidance embedding as ComfyUI computes it: the guidance value becomes a float32 tensor, is cast to the model's
+     * compute dtype with the other conditioning inputs, multiplied by 1000 in that dtype, and embedded in float32.
+     */
+    private Tensor guidanceEmbedding(double guidance, int b) {
+        float gv = round(act, (float) guidance);
+        float t = round(act, 1000f * gv);
+        float[] gb = new float[b];
+        java.util.Arrays.fill(gb, t);
+        Tensor host = Timesteps.embedding(gb, FluxEmbeddings.TIME_DIM, 1f);
+        try (Scope s = Scope.open()) {
+            Tensor dev = ops.upload(host);
+            return s.keep(dev.dtype() == act ? ops.copy(dev) : ops.cast(dev, act));
+        } finally {
+            host.close();
+        }
+    }
+
+    static float round(DType dt, float v) {
+        return switch (dt) {
+            case BF16 -> DType.bf16ToFloat(DType.floatToBf16(v));
+            case F16 -> DType.f16ToFloat(DType.floatToF16(v));
+            default -> v;
+        };
+    }
+
+    private Tensor refDevice(List<float[]> parts, Geometry g, int refTokens) {
+        int f = 4 * g.c;
+        float[] all = new float[g.b * refTokens * f];
+        for (int n = 0; n < g.b; n++) {
+            int off = n * refTokens * f;
+            for (float[] p : parts) {
+                int per = p.length / g.b;
+                System.arraycopy(p, n * per, all, off, per);
+                off += per;
+            }
+        }
+        return toDevice(all, g.b, refTokens, f);
+    }
+
+    /** A host float32 array as a device tensor of the compute dtype (owned by the caller). */
+    private Tensor toDevice(float[] v, long... dims) {
+        try (Scope s = Scope.open()) {
+            Tensor d = ops.upload(Tensor.of(v, dims));
+            return s.keep(d.dtype() == act ? ops.copy(d) : ops.cast(d, act));
+        }
+    }
+
+    /** B copies of a batch-1 array. */
+    private static float[] repeat(float[] one, int b) {
+        float[] out = new float[one.length * b];
+        for (int n = 0; n < b; n++) System.arraycopy(one, 0, out, n * one.length, one.length);
+        return out;
+    }
+
+    /** comfy.utils.repeat_to_batch_size: element n of the result is element n mod have. */
+    private static float[] repeatBatch(float[] x, int have, int want) {
+        if (have == want) return x;
+        int per = x.length / have;
+        float[] out = new float[per * want];
+        for (int n = 0; n < want; n++) System.arraycopy(x, (n % have) * per, out, n * per, per);
+        return out;
+    }
+
+    /** Captures the transformer calls of one step; their outputs stay in {@code out} (the same memory at every replay). */
+    private static CudaGraph capture(CudaBackend cuda, FluxTransformer transformer, List<Branch> branches, Tensor[] out) {
+        return CudaGraph.capture(cuda, () -> {
+            for (int k = 0; k < branches.size(); k++) {
+                Branch br = branches.get(k);
+                Tensor v = transformer.forward(br.imgIn, br.txt, br.y, br.cond);
+                out[k] = Scope.current() != null ? Scope.current().keep(v) : v;
+            }
+        });
+    }
+}
