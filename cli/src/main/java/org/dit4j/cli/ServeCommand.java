@@ -76,7 +76,7 @@ final class ServeCommand implements Runnable {
                     + "but loaders cannot load weights";
         }
         try {
-            ComfyServer server = flux != null ? new ComfyServer(cfg, flux) : new ComfyServer(cfg, new UnavailableEngine(unavailable));
+            ComfyServer server = (flux != null ? new ComfyServer(cfg, flux) : new ComfyServer(cfg, new UnavailableEngine(unavailable))).start();
             if (flux != null) System.out.println("dit4j serve: Flux engine on " + flux.ops().name());
             else System.out.println("dit4j serve: WARNING: " + unavailable);
             String host = listen.contains(":") ? "[" + listen + "]" : listen;
