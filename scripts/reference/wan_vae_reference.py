@@ -28,6 +28,7 @@ The io files hold (video tensors [1, C, T, H, W]):
   mean_img    posterior mean of the first frame alone (T = 1)
   z           a random normalised latent                     dec        vae.decode(z / (1/std) + mean), clamped
   dec_raw     the same decode without the final clamp (diffusers' own chunk loop, clamp left out)
+  dec_raw_f64 dec_raw computed in float64 (weights and input cast up), stored as float32
   dec_img     decode of z's first latent frame alone (1 frame out)
   dec_u8      postprocess_video(dec, "pil") as 8-bit [T, H, W, 3] (round half to even)           (BF16, exact)
   dec_u8_trunc (postprocess_video(dec, "np") * 255).astype(uint8) as export_to_video does          (BF16, exact)
@@ -198,6 +199,12 @@ def build(name, seed, cfg, grid, frames, size, z_frames, factor):
         dec_raw = decode_unclamped(vae, raw)
         dec_img = vae.decode(raw[:, :, :1]).sample
     assert torch.equal(dec, dec_raw.clamp(-1, 1)), "diffusers' decode is not clamp(our replay of its loop)"
+    with torch.no_grad():   # the float32 reference's own rounding error, against float64
+        v64 = AutoencoderKLWan(**cfg).double().eval()
+        v64.load_state_dict({k: v.double() for k, v in vae.state_dict().items()})
+        mean64 = v64.encode(x.double()).latent_dist.mean
+        dec64 = decode_unclamped(v64, raw.double())
+    log(f"[{name}] float32 reference vs float64: rel-L2 mean {rel_l2(mean, mean64):.2e}, dec_raw {rel_l2(dec_raw, dec64):.2e}")
     pil = proc.postprocess_video(dec, output_type="pil")[0]
     dec_u8 = torch.from_numpy(np.stack([np.array(im) for im in pil]))                  # [T, H, W, 3]
     as_np = proc.postprocess_video(dec, output_type="np")[0]
@@ -209,7 +216,7 @@ def build(name, seed, cfg, grid, frames, size, z_frames, factor):
         f"min {dec_raw.min():.3f} max {dec_raw.max():.3f}, clamped fraction {(dec_raw.abs() > 1).float().mean():.3f}; "
         f"8-bit round vs trunc differ at {(dec_u8 != dec_u8_trunc).float().mean():.3f}")
     io = dict(pixels=pixels.to(torch.bfloat16), x=x, mean=mean, mean_img=mean_img, latent=latent, z=z, dec=dec,
-              dec_raw=dec_raw, dec_img=dec_img, dec_u8=dec_u8.to(torch.bfloat16),
+              dec_raw=dec_raw, dec_raw_f64=dec64.float(), dec_img=dec_img, dec_u8=dec_u8.to(torch.bfloat16),
               dec_u8_trunc=dec_u8_trunc.to(torch.bfloat16))
     return vae, {k: v.contiguous() for k, v in io.items()}
 
