@@ -39,9 +39,12 @@ final class BenchCommand implements Runnable {
 
     @Option(names = "--seed", defaultValue = "0") long seed;
 
+    @Option(names = "--profile", description = "on a GPU, also time every launch of one eager forward and print the breakdown "
+            + "(GEMM / attention / other, per kernel and GEMM shape)") boolean profile;
+
     @Override public void run() {
         if (randomWeights && weights != null) throw new IllegalArgumentException("--random-weights and --weights exclude each other");
-        new FluxBench(System.out).run(new FluxBench.Options(model, resolutions, backend, warmup, iters, !noCompile, textTokens,
+        new FluxBench(System.out).profile(profile).run(new FluxBench.Options(model, resolutions, backend, warmup, iters, !noCompile, textTokens,
                 weights, seed));
     }
 }

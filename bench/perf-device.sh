@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# On the GPU machine: the issue-3 performance runs (bench/NOTES-perf.md). Staged by bench/perf-stage.sh into a
+# git-ignored folder of the main checkout (default .device-perf): dit4j.jar (this branch), base.jar (the version to
+# compare against, optional), tests.zip (core + cuda + engine test classes), the JUnit console launcher, this script.
+#   bash .device-perf/perf-device.sh [steps] [resolutions]
+# steps, comma-separated, run in this order:
+#   base   dit4j bench --profile with base.jar          new   the same with dit4j.jar
+#   tests  GPU tests: package org.dit4j.cuda (conformance suite, kernels, graphs, cuDNN, profiler) and FluxGpuTest
+#   tune   dit4j.jar bench --profile at 1024 with -Ddit4j.gemm.autotune=8
+# Device call: carry [".device", ".device-perf"]; logs under $OUT.
+set -uo pipefail
+D=$(cd "$(dirname "$0")" && pwd)
+steps=${1:-base,tests,new}
+res=${2:-1024}
+OUT=${OUT:-/tmp/perf-out}; mkdir -p "$OUT"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+[ -x /tmp/jre/bin/java ] || tar xzf .device/jre.tgz -C /tmp
+J=(/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC)
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader | tee "$OUT/gpu.txt"
+date -u +%FT%TZ | tee -a "$OUT/gpu.txt"
+
+bench() {   # name jar resolutions [java options...]
+  local name=$1 jar=$2 r=$3; shift 3
+  echo "== bench $name ($r) $*"
+  timeout 300 "${J[@]}" "$@" -jar "$jar" bench --resolution "$r" --iters 10 --profile > "$OUT/bench-$name.txt" 2>&1
+  echo "exit $?"
+  grep -E "^\| (model|flux)|^profile|^\| (GEMM|ATTENTION|OTHER) \||weights ready" "$OUT/bench-$name.txt"
+}
+
+IFS=, read -ra S <<< "$steps"
+for s in "${S[@]}"; do
+  case $s in
+    base) bench base "$D/base.jar" "$res" ;;
+    new) bench new "$D/dit4j.jar" "$res" ;;
+    tune) bench tune "$D/dit4j.jar" 1024 -Ddit4j.gemm.autotune=8 ;;
+    tests)
+      rm -rf /tmp/pt && mkdir -p /tmp/pt && (cd /tmp/pt && python3 -m zipfile -e "$D/tests.zip" .)
+      timeout 420 "${J[@]}" -jar "$(ls "$D"/junit-platform-console-standalone-*.jar | head -1)" execute \
+        --class-path "/tmp/pt:$D/dit4j.jar" --select-package org.dit4j.cuda --select-class org.dit4j.engine.FluxGpuTest \
+        --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
+      echo "== tests: exit $?"
+      grep -E "\[dit4j-engine\]" "$OUT/tests.log" | head -20
+      sed -n '/^Failures (/,/^Test run finished/p' "$OUT/tests.log" | grep -vE "^\s+(org\.junit|java\.base|app//org\.junit)" | head -60
+      grep -E "tests (successful|failed|skipped|found)|containers failed" "$OUT/tests.log"
+      ;;
+    *) echo "unknown step $s" ;;
+  esac
+done
