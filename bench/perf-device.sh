@@ -22,7 +22,7 @@ date -u +%FT%TZ | tee -a "$OUT/gpu.txt"
 bench() {   # name jar resolutions [java options...]
   local name=$1 jar=$2 r=$3; shift 3
   echo "== bench $name ($r) $*"
-  timeout 300 "${J[@]}" "$@" -jar "$jar" bench --resolution "$r" --iters 10 --profile > "$OUT/bench-$name.txt" 2>&1
+  timeout 170 "${J[@]}" "$@" -jar "$jar" bench --resolution "$r" --iters 10 --profile > "$OUT/bench-$name.txt" 2>&1
   echo "exit $?"
   grep -E "^\| (model|flux)|^profile|^\| (GEMM|ATTENTION|OTHER) \||weights ready" "$OUT/bench-$name.txt"
 }
@@ -35,7 +35,7 @@ for s in "${S[@]}"; do
     tune) bench tune "$D/dit4j.jar" 1024 -Ddit4j.gemm.autotune=8 ;;
     tests)
       rm -rf /tmp/pt && mkdir -p /tmp/pt && (cd /tmp/pt && python3 -m zipfile -e "$D/tests.zip" .)
-      timeout 420 "${J[@]}" -jar "$(ls "$D"/junit-platform-console-standalone-*.jar | head -1)" execute \
+      timeout 240 "${J[@]}" -jar "$(ls "$D"/junit-platform-console-standalone-*.jar | head -1)" execute \
         --class-path "/tmp/pt:$D/dit4j.jar" --select-package org.dit4j.cuda --select-class org.dit4j.engine.FluxGpuTest \
         --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
       echo "== tests: exit $?"

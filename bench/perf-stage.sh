@@ -9,7 +9,7 @@ DEST=${1:-/work/main/.device-perf}
 mkdir -p "$DEST" && DEST=$(cd "$DEST" && pwd)
 . scripts/find-jdk.sh
 ./mvnw -B -q -o -ntp -pl cli -am package -DskipTests
-./mvnw -B -q -o -ntp -pl core,cuda,engine test-compile
+./mvnw -B -q -o -ntp -pl engine -am test-compile
 rm -f "$DEST"/dit4j.jar "$DEST"/tests.zip
 cp cli/target/dit4j.jar "$DEST"/
 if [ -n "${BASE_JAR:-}" ]; then cp "$BASE_JAR" "$DEST"/base.jar; fi
