@@ -708,8 +708,12 @@ public final class CudaBackend implements Ops {
                 && x.dim(0) == 1 && residual.shape().equals(x.shape().with(-1, nOut));
         if (!fast) return Ops.super.linearGatedResidual(residual, gate, x, w, bias);
         long m = x.numel() / k;
-        Tensor g32 = gate.dtype() == DType.F32 ? gate : cast(gate, DType.F32);
-        Tensor scaledBias = bias == null ? null : mul(gate.view(nOut), bias);      // gate⊙b, activation dtype
+        // alpha = gate as f32, scaledBias = gate⊙b in the activation dtype: one small launch
+        Tensor g32 = alloc(DType.F32, Shape.of(nOut));
+        Tensor scaledBias = bias == null ? null : alloc(t, Shape.of(nOut));
+        args().ptr(g32.address()).ptr(addr(scaledBias)).ptr(gate.address()).i32(code(gate.dtype())).ptr(addr(bias))
+                .i32(codeOrZero(bias)).i32(code(t)).i64(nOut);
+        launch1d("gemm_prep", "gate_bias_prep", nOut);
         Tensor out = alloc(t, residual.shape());
         int epi = bias == null ? CublasLt.EPILOGUE_DEFAULT : CublasLt.EPILOGUE_BIAS;
         int align = Gemm.alignment(w.address(), x.address(), out.address(), residual.address(), k * t.byteSize(), nOut * t.byteSize());
@@ -724,11 +728,11 @@ public final class CudaBackend implements Ops {
             System.err.println("dit4j: cuBLASLt refused a row-scaled product (" + e.getMessage()
                     + "); linearGatedResidual runs linear + gatedResidual from now on");
             out.close();
-            closeIfTemp(g32, gate);
+            g32.close();
             if (scaledBias != null) scaledBias.close();
             return Ops.super.linearGatedResidual(residual, gate, x, w, bias);
         }
-        closeIfTemp(g32, gate);
+        g32.close();
         if (scaledBias != null) scaledBias.close();
         return out;
     }
