@@ -20,10 +20,8 @@ public final class CublasLt {
     // cublasOperation_t
     public static final int OP_N = 0, OP_T = 1;
     // cublasLtMatmulDescAttributes_t
-    public static final int DESC_POINTER_MODE = 2, DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_EPILOGUE = 7, DESC_BIAS_POINTER = 8,
+    public static final int DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_EPILOGUE = 7, DESC_BIAS_POINTER = 8,
             DESC_BIAS_DATA_TYPE = 26;
-    // cublasLtPointerMode_t
-    public static final int POINTER_MODE_HOST = 0, POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST = 4;
     // cublasLtEpilogue_t
     public static final int EPILOGUE_DEFAULT = 1, EPILOGUE_BIAS = 4, EPILOGUE_GELU = 32, EPILOGUE_GELU_BIAS = 36;
     // cublasLtMatrixLayoutAttribute_t

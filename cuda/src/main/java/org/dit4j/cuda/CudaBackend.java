@@ -56,8 +56,6 @@ public final class CudaBackend implements Ops {
     private boolean fusedLayouts = !"false".equalsIgnoreCase(System.getProperty("dit4j.cuda.fused"));
     /** Set when cuDNN refused an attention output with a row stride: attentionInto then uses the default. */
     private boolean stridedSdpaBroken;
-    /** Set when cuBLASLt refused the per-row alpha mode: linearGatedResidual then uses the default. */
-    private boolean rowScaledBroken;
     /** Non-null while profiling ({@link #startProfile}): every launch is bracketed by timing events. */
     private CudaProfiler profiler;
     private CudaProfiler profilerEvents;
@@ -687,54 +685,6 @@ public final class CudaBackend implements Ops {
         gemm(key, wc.address(), x.address(), d, addr(bc), "linear");
         closeIfTemp(wc, w);
         closeIfTemp(bc, bias);
-    }
-
-    /**
-     * For batch 1: one cuBLASLt product with a per-row alpha vector (the gate, as f32) and beta = 1 onto the residual,
-     * D = gate⊙(x·Wᵀ) + residual + gate⊙b, the bias pre-scaled by the gate; rounded to the activation type once.
-     * Other batch sizes, dtypes, or a cuBLASLt without this mode take Ops' default (linear, then gatedResidual).
-     */
-    @Override public Tensor linearGatedResidual(Tensor residual, Tensor gate, Tensor x, Tensor w, Tensor bias) {
-        checkOpen();
-        requireFloat(residual, "residual");
-        requireFloat(gate, "gate");
-        requireFloat(x, "x");
-        requireFloat(w, "w");
-        DType t = x.dtype();
-        long k = x.rank() < 1 ? 0 : x.dim(-1), nOut = w.rank() == 2 ? w.dim(0) : -1;
-        boolean fast = fusedLayouts && !rowScaledBroken && (t == DType.BF16 || t == DType.F16 || t == DType.F32)
-                && x.rank() >= 2 && k > 0 && nOut > 0 && w.dim(1) == k && w.dtype() == t && residual.dtype() == t
-                && (bias == null || (bias.dtype() == t && bias.numel() == nOut)) && gate.numel() == nOut && gate.dim(-1) == nOut
-                && x.dim(0) == 1 && residual.shape().equals(x.shape().with(-1, nOut));
-        if (!fast) return Ops.super.linearGatedResidual(residual, gate, x, w, bias);
-        long m = x.numel() / k;
-        // alpha = gate as f32, scaledBias = gate⊙b in the activation dtype: one small launch
-        Tensor g32 = alloc(DType.F32, Shape.of(nOut));
-        Tensor scaledBias = bias == null ? null : alloc(t, Shape.of(nOut));
-        args().ptr(g32.address()).ptr(addr(scaledBias)).ptr(gate.address()).i32(code(gate.dtype())).ptr(addr(bias))
-                .i32(codeOrZero(bias)).i32(code(t)).i64(nOut);
-        launch1d("gemm_prep", "gate_bias_prep", nOut);
-        Tensor out = alloc(t, residual.shape());
-        int epi = bias == null ? CublasLt.EPILOGUE_DEFAULT : CublasLt.EPILOGUE_BIAS;
-        int align = Gemm.alignment(w.address(), x.address(), out.address(), residual.address(), k * t.byteSize(), nOut * t.byteSize());
-        Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), true, false, nOut, m, k, k, k, nOut, 1, 0, 0, 0, epi, align, true);
-        try {
-            if (profiler != null) profiler.begin(stream);
-            gemm.runRowScaled(key, w.address(), x.address(), residual.address(), out.address(), addr(scaledBias), g32.address(), stream);
-            if (profiler != null) profiler.end(stream, CudaProfiler.Category.GEMM, gemmLabel(key, "linear") + " rowscale+residual",
-                    2.0 * nOut * m * k);
-        } catch (CudaException e) {
-            rowScaledBroken = true;
-            System.err.println("dit4j: cuBLASLt refused a row-scaled product (" + e.getMessage()
-                    + "); linearGatedResidual runs linear + gatedResidual from now on");
-            out.close();
-            g32.close();
-            if (scaledBias != null) scaledBias.close();
-            return Ops.super.linearGatedResidual(residual, gate, x, w, bias);
-        }
-        g32.close();
-        if (scaledBias != null) scaledBias.close();
-        return out;
     }
 
     private Tensor geluReplace(Tensor h) {

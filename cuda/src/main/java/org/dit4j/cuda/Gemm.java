@@ -17,18 +17,9 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 final class Gemm implements AutoCloseable {
     static final long WORKSPACE_BYTES = 32L << 20;
 
-    /**
-     * Everything that selects a plan. Types are cudaDataType codes; alignments in bytes (≤ 256). {@code rowScaled}:
-     * D = alpha[i]·(op(A)·op(B))[i, j] + C[i, j] (+ bias[i]) with a device f32 vector alpha of length m and C of D's
-     * layout ({@link #runRowScaled}).
-     */
+    /** Everything that selects a plan. Types are cudaDataType codes; alignments in bytes (≤ 256). */
     record Key(int type, boolean transA, boolean transB, long m, long n, long k, long lda, long ldb, long ldd,
-               int batch, long strideA, long strideB, long strideD, int epilogue, int align, boolean rowScaled) {
-        Key(int type, boolean transA, boolean transB, long m, long n, long k, long lda, long ldb, long ldd,
-            int batch, long strideA, long strideB, long strideD, int epilogue, int align) {
-            this(type, transA, transB, m, n, k, lda, ldb, ldd, batch, strideA, strideB, strideD, epilogue, align, false);
-        }
-    }
+               int batch, long strideA, long strideB, long strideD, int epilogue, int align) {}
 
     private static final class Plan {
         long desc, la, lb, ld;
@@ -46,7 +37,7 @@ final class Gemm implements AutoCloseable {
     private final long handle;
     private final long workspace;
     private final Arena arena = Arena.ofShared();
-    private final MemorySegment alpha, beta, betaOne, scratch;
+    private final MemorySegment alpha, beta, scratch;
     private final Map<Key, Plan> plans = new HashMap<>();
 
     private final CudaDriver drv;
@@ -58,7 +49,6 @@ final class Gemm implements AutoCloseable {
         this.workspace = workspace;
         alpha = arena.allocateFrom(JAVA_FLOAT, 1f);
         beta = arena.allocateFrom(JAVA_FLOAT, 0f);
-        betaOne = arena.allocateFrom(JAVA_FLOAT, 1f);
         scratch = arena.allocate(16, 16);
     }
 
@@ -89,24 +79,6 @@ final class Gemm implements AutoCloseable {
         if (p.candidates != null && p.candidates.length > 1 && !drv.streamIsCapturing(stream)) tune(p, a, b, d, stream);
         p.candidates = null;
         lt.matmul(handle, p.desc, alpha, a, p.la, b, p.lb, beta, d, p.ld, d, p.ld, p.algo, workspace, WORKSPACE_BYTES, stream);
-    }
-
-    /**
-     * D = diag(alpha)·op(A)·op(B) + C [+ bias] for a {@code rowScaled} key: alpha is a device f32 vector of m values
-     * (one per row of D), C has D's layout (it may be D itself). Throws {@link CudaException} when cuBLASLt offers no
-     * algorithm for this mode (the caller falls back).
-     */
-    void runRowScaled(Key key, long a, long b, long c, long d, long bias, long alphaVector, long stream) {
-        if (!key.rowScaled()) throw new IllegalArgumentException("runRowScaled needs a rowScaled key, got " + key);
-        Plan p = plans.get(key);
-        if (p == null) {
-            p = plan(key);
-            plans.put(key, p);
-        }
-        if (bias != 0) lt.matmulDescSetLong(p.desc, CublasLt.DESC_BIAS_POINTER, bias, scratch);
-        p.candidates = null;   // no autotuning: the timing loop runs host-pointer alpha
-        lt.matmul(handle, p.desc, MemorySegment.ofAddress(alphaVector), a, p.la, b, p.lb, betaOne, c, p.ld, d, p.ld, p.algo,
-                workspace, WORKSPACE_BYTES, stream);
     }
 
     /**
@@ -167,7 +139,7 @@ final class Gemm implements AutoCloseable {
         Plan p = new Plan();
         try {
             return build(key, p);
-        } catch (RuntimeException e) {   // no algorithm, or a mode this cuBLASLt rejects: free what was made
+        } catch (RuntimeException e) {   // no algorithm for the key: free what was made
             if (p.desc != 0) lt.matmulDescDestroy(p.desc);
             if (p.la != 0) lt.matrixLayoutDestroy(p.la);
             if (p.lb != 0) lt.matrixLayoutDestroy(p.lb);
@@ -181,7 +153,6 @@ final class Gemm implements AutoCloseable {
         lt.matmulDescSetInt(p.desc, CublasLt.DESC_TRANSA, key.transA() ? CublasLt.OP_T : CublasLt.OP_N);
         lt.matmulDescSetInt(p.desc, CublasLt.DESC_TRANSB, key.transB() ? CublasLt.OP_T : CublasLt.OP_N);
         lt.matmulDescSetInt(p.desc, CublasLt.DESC_EPILOGUE, key.epilogue());
-        if (key.rowScaled()) lt.matmulDescSetInt(p.desc, CublasLt.DESC_POINTER_MODE, CublasLt.POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST);
         long aRows = key.transA() ? key.k() : key.m(), aCols = key.transA() ? key.m() : key.k();
         long bRows = key.transB() ? key.n() : key.k(), bCols = key.transB() ? key.k() : key.n();
         p.la = lt.matrixLayoutCreate(key.type(), aRows, aCols, key.lda());

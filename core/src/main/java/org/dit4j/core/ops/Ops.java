@@ -179,17 +179,6 @@ public interface Ops extends AutoCloseable {
         return out;
     }
 
-    /**
-     * residual + gate·(x·Wᵀ + b): a DiT block's gated residual update together with the linear that feeds it.
-     * residual:[B, L, N], gate:[B, N] (broadcast over L), x:[B, L, in], w:[N, in], bias:[N] or null → [B, L, N].
-     */
-    default Tensor linearGatedResidual(Tensor residual, Tensor gate, Tensor x, Tensor w, Tensor bias) {
-        Tensor y = linear(x, w, bias);
-        Tensor out = gatedResidual(residual, gate, y);
-        y.close();
-        return out;
-    }
-
     /** rope(rmsNorm(x, w, eps), cos, sin) for q/k of shape [B, L, H, d] (the norm is per head vector). */
     default Tensor rmsNormRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
         Tensor n = rmsNorm(x, w, eps);

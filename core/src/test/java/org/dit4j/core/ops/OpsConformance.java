@@ -510,24 +510,6 @@ public abstract class OpsConformance {
         }
     }
 
-    @Test void linearGatedResidualEqualsItsParts() {
-        Random rnd = new Random(71);
-        for (DType t : new DType[] {F32, BF16}) {
-            for (int b : new int[] {1, 2}) {
-                Tensor res = randn(rnd, t, b, 7, 48), gate = randn(rnd, t, b, 48), x = randn(rnd, t, b, 7, 40);
-                Tensor w = randn(rnd, t, 0.15, 48, 40), bias = randn(rnd, t, 48);
-                for (boolean withBias : new boolean[] {true, false}) {
-                    Tensor got = ops().linearGatedResidual(up(res), up(gate), up(x), up(w), withBias ? up(bias) : null);
-                    check("linearGatedResidual " + t + " B=" + b + (withBias ? "" : " no bias"), got, t,
-                            ReferenceOps.gatedResidual(ref(res), ref(gate), ReferenceOps.linear(ref(x), ref(w), withBias ? ref(bias) : null)));
-                }
-            }
-        }
-        Tensor res = up(randn(rnd, F32, 1, 3, 8)), gate = up(randn(rnd, F32, 1, 8)), x = up(randn(rnd, F32, 1, 3, 4));
-        Tensor w = up(randn(rnd, F32, 6, 4));
-        assertThrows(IllegalArgumentException.class, () -> ops().linearGatedResidual(res, gate, x, w, null));
-    }
-
     // ------------------------------------------------------------------ writing into a part of a tensor
 
     /**

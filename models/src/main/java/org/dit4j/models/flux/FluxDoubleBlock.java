@@ -64,9 +64,9 @@ public record FluxDoubleBlock(Stream img, Stream txt, int numHeads) {
 
     /** x + gate1·proj(a); then + gate2·mlp(modulate(LN(x), shift2, scale2)). x, a:[B, N, D]. */
     private static Tensor streamUpdate(Ops ops, Stream s, Modulation m, Tensor x, Tensor a) {
-        Tensor x1 = s.proj.forwardGatedResidual(ops, x, m.gate1, a);
+        Tensor x1 = ops.gatedResidual(x, m.gate1, s.proj.forward(ops, a));
         Tensor h = s.mlpIn.forwardGeluTanh(ops, ops.layerNormModulate(x1, m.shift2, m.scale2, FluxConfig.EPS));
-        return s.mlpOut.forwardGatedResidual(ops, x1, m.gate2, h);
+        return ops.gatedResidual(x1, m.gate2, s.mlpOut.forward(ops, h));
     }
 
     /** xm:[B, N, D] → rows [offset, offset + N) of q, k, v:[B, L, H, hd], q and k RMS-normed per head and rotated. */

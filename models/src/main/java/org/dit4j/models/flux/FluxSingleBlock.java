@@ -43,7 +43,8 @@ public record FluxSingleBlock(Linear mod, Linear qkv, Linear mlpIn, Tensor qNorm
             Tensor h = ops.empty(x.dtype(), Shape.of(b, len, d + mlpIn.out()));           // [B, L, D+M] = attn ‖ gelu(mlp)
             ops.attentionInto(h, 0, q, k, v, null, (float) (1.0 / Math.sqrt(hd)));
             ops.linearGeluInto(h, d, xm, mlpIn.weight(), mlpIn.bias(), true);
-            return scope.keep(linear2.forwardGatedResidual(ops, x, gate, h));            // x + gate·linear2(h): [B, L, D]
+            Tensor out = linear2.forward(ops, h);                                         // [B, L, D]
+            return scope.keep(ops.gatedResidual(x, gate, out));
         }
     }
 }

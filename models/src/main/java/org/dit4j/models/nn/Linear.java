@@ -25,11 +25,6 @@ public record Linear(Tensor weight, Tensor bias) {
     /** gelu_tanh(x·Wᵀ + b), through the backend's fused form. */
     public Tensor forwardGeluTanh(Ops ops, Tensor x) { return ops.linearGelu(x, weight, bias, true); }
 
-    /** residual + gate·(x·Wᵀ + b) (DiT gated residual), through the backend's fused form. gate:[B, out]. */
-    public Tensor forwardGatedResidual(Ops ops, Tensor residual, Tensor gate, Tensor x) {
-        return ops.linearGatedResidual(residual, gate, x, weight, bias);
-    }
-
     /** Output rows [start, end) of this layer as a layer of its own: zero-copy views of W and b. */
     public Linear rows(long start, long end) {
         return new Linear(weight.narrowOuter(start, end), bias == null ? null : bias.narrowOuter(start, end));
