@@ -23,12 +23,15 @@ if has tests; then
 fi
 if has bench; then
   echo "== dit4j bench"
-  timeout 420 "${J[@]}" -jar .device-main/dit4j.jar bench --resolution "$res" --iters 10 2>&1 | grep -v "incubator" | tee "$OUT/dit4j-bench.txt"
+  timeout 420 "${J[@]}" -jar .device-main/dit4j.jar bench --resolution "$res" --iters 10 --json "$OUT/dit4j.json" ${BENCH_ARGS:-} 2>&1 | grep -v "incubator" | tee "$OUT/dit4j-bench.txt"
 fi
 if has torch; then
   echo "== PyTorch baseline"
   timeout 540 python3 bench/flux_torch_baseline.py --resolutions ${res//,/ } --compile 1024 --json "$OUT/torch.json" 2>&1 \
     | grep -vE "Warning|warn\(" | tee "$OUT/torch.txt"
+fi
+if [ -f "$OUT/dit4j.json" ] && [ -f "$OUT/torch.json" ]; then
+  python3 bench/compare.py "$OUT/dit4j.json" "$OUT/torch.json" | tee "$OUT/compare.md"
 fi
 if has exact; then
   echo "== full-size exactness vs diffusers"

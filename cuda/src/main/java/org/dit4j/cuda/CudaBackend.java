@@ -483,6 +483,15 @@ public final class CudaBackend implements Ops {
         return out;
     }
 
+    /**
+     * Strided 2-D byte copy on this backend's stream: rows × rowBytes from src (row pitch srcPitch) to dst (pitch
+     * dstPitch), device addresses. For the NCCL communicator's chunk layouts.
+     */
+    void copy2d(long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows) {
+        checkOpen();
+        copyRows(dst, dstPitch, src, srcPitch, rowBytes, rows, "copy2d");
+    }
+
     /** rows × rowBytes from src (pitch srcPitch) to dst (pitch dstPitch), all in bytes; {@code what} names it in profiles. */
     private void copyRows(long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows, String what) {
         if (rowBytes == 0 || rows == 0) return;

@@ -20,9 +20,10 @@ final class Attention {
     /**
      * @param bias       null, or additive bias values addressed as {@code bias[b*bs[0] + h*bs[1] + i*bs[2] + j*bs[3]]}
      * @param biasStride strides of the bias broadcast to [B, H, Lq, Lk] (0 on broadcast dimensions)
+     * @param lse        null, or [B, H, Lq] receiving each row's log-sum-exp of the scaled, biased logits (−∞ when fully masked)
      */
     static void run(float[] q, float[] k, float[] v, float[] out, int batch, int lq, int lk, int heads, int d, int dv,
-                    float[] bias, long[] biasStride, float scale, Parallel par) {
+                    float[] bias, long[] biasStride, float scale, float[] lse, Parallel par) {
         int qBlocks = (lq + QB - 1) / QB;
         int tasks = batch * heads * qBlocks;
         par.forEach(tasks, t -> {
@@ -35,7 +36,8 @@ final class Attention {
                     Gemm.transposed(k, b * lk * ldq + h * d, ldq), s, 0, lk, false, par);
             for (int r = 0; r < rows; r++) {
                 long bo = bias == null ? 0 : b * biasStride[0] + h * biasStride[1] + (i0 + r) * biasStride[2];
-                softmaxRow(s, r * lk, lk, scale, bias, (int) bo, (int) biasStride[3]);
+                double l = softmaxRow(s, r * lk, lk, scale, bias, (int) bo, (int) biasStride[3]);
+                if (lse != null) lse[(b * heads + h) * lq + i0 + r] = (float) l;
             }
             // O[rows, dv] = P · V
             Gemm.gemm(rows, dv, lk, s, 0, lk, Gemm.dense(v, b * lk * ldv + h * dv, ldv),
@@ -46,8 +48,9 @@ final class Attention {
 
     /**
      * In place: x[j] ← softmax_j(x[j]·scale + bias[bo + j·bstep]); a row whose every logit is −∞ becomes zeros.
+     * Returns the row's log-sum-exp of the logits (−∞ for a fully masked row).
      */
-    static void softmaxRow(float[] x, int off, int n, float scale, float[] bias, int bo, int bstep) {
+    static double softmaxRow(float[] x, int off, int n, float scale, float[] bias, int bo, int bstep) {
         float max = Float.NEGATIVE_INFINITY;
         if (bias == null) {
             for (int j = 0; j < n; j++) { float y = x[off + j] * scale; x[off + j] = y; max = Math.max(max, y); }
@@ -59,7 +62,7 @@ final class Attention {
         }
         if (max == Float.NEGATIVE_INFINITY) {
             java.util.Arrays.fill(x, off, off + n, 0f);
-            return;
+            return Double.NEGATIVE_INFINITY;
         }
         double sum = expInPlace(x, off, n, max);
         float inv = (float) (1.0 / sum);
@@ -67,6 +70,7 @@ final class Attention {
         for (int upper = SPECIES.loopBound(n); j < upper; j += LANES)
             FloatVector.fromArray(SPECIES, x, off + j).mul(inv).intoArray(x, off + j);
         for (; j < n; j++) x[off + j] *= inv;
+        return max + Math.log(sum);
     }
 
     /** x[j] ← exp(x[j] − max) for j in [off, off+n); returns the sum (partial sums in float, total in double). */

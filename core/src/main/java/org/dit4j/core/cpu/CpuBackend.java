@@ -1,6 +1,7 @@
 package org.dit4j.core.cpu;
 
 import org.dit4j.core.ops.Ops;
+import org.dit4j.core.ops.PartialAttention;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Device;
 import org.dit4j.core.tensor.Shape;
@@ -329,6 +330,17 @@ public final class CpuBackend implements Ops {
     }
 
     @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        return attention(q, k, v, bias, scale, null);
+    }
+
+    @Override public PartialAttention attentionWithLse(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        float[][] lse = new float[1][];
+        Tensor out = attention(q, k, v, bias, scale, lse);
+        return new PartialAttention(out, result(lse[0], Shape.of(q.dim(0), q.dim(2), q.dim(1)), DType.F32));
+    }
+
+    /** Attention; when {@code lseOut} is given, lseOut[0] receives the rows' log-sum-exp [B, H, Lq]. */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale, float[][] lseOut) {
         requireFloating("attention", "q", q);
         requireFloating("attention", "k", k);
         requireFloating("attention", "v", v);
@@ -363,9 +375,47 @@ public final class CpuBackend implements Ops {
             b = floats(bias);
         }
         float[] out = new float[Math.multiplyExact(batch * lq, heads * dv)];
+        float[] lse = lseOut == null ? null : new float[Math.multiplyExact(batch * heads, lq)];
+        if (lseOut != null) lseOut[0] = lse;
         Attention.run(floats(q), floats(k), floats(v), out,
-                batch, lq, lk, heads, d, dv, b, bs, scale, par);
+                batch, lq, lk, heads, d, dv, b, bs, scale, lse, par);
         return result(out, Shape.of(batch, lq, heads, dv), q.dtype());
+    }
+
+    @Override public PartialAttention mergeAttention(PartialAttention a, PartialAttention b) {
+        requireFloating("mergeAttention", "a.out", a.out());
+        requireFloating("mergeAttention", "b.out", b.out());
+        requireFloating("mergeAttention", "a.lse", a.lse());
+        requireFloating("mergeAttention", "b.lse", b.lse());
+        Shape o = a.out().shape();
+        if (o.rank() != 4 || !b.out().shape().equals(o))
+            throw new IllegalArgumentException("mergeAttention: a.out and b.out must both be [B, Lq, H, dv], got " + o + " and " + b.out().shape());
+        int batch = o.dimInt(0), lq = o.dimInt(1), heads = o.dimInt(2), dv = o.dimInt(3);
+        Shape ls = Shape.of(batch, heads, lq);
+        if (!a.lse().shape().equals(ls) || !b.lse().shape().equals(ls) || a.lse().dtype() != DType.F32 || b.lse().dtype() != DType.F32)
+            throw new IllegalArgumentException("mergeAttention: a.lse and b.lse must be F32 " + ls + " ([B, H, Lq] of out " + o
+                    + "), got " + a.lse().dtype() + " " + a.lse().shape() + " and " + b.lse().dtype() + " " + b.lse().shape());
+        float[] oa = floats(a.out()), ob = floats(b.out()), la = floats(a.lse()), lb = floats(b.lse());
+        float[] lse = new float[la.length];
+        par.forRange(batch * lq, grainRows(heads * dv), (lo, hi) -> {
+            for (int row = lo; row < hi; row++) {
+                int bi = row / lq, i = row % lq;
+                for (int h = 0; h < heads; h++) {
+                    int li = (bi * heads + h) * lq + i, oo = (row * heads + h) * dv;
+                    double x = la[li], y = lb[li], m = Math.max(x, y);
+                    if (m == Double.NEGATIVE_INFINITY) {
+                        lse[li] = Float.NEGATIVE_INFINITY;
+                        Arrays.fill(oa, oo, oo + dv, 0f);
+                        continue;
+                    }
+                    double wa = Math.exp(x - m), wb = Math.exp(y - m), sum = wa + wb;
+                    lse[li] = (float) (m + Math.log(sum));
+                    float fa = (float) (wa / sum), fb = (float) (wb / sum);
+                    for (int c = 0; c < dv; c++) oa[oo + c] = fa * oa[oo + c] + fb * ob[oo + c];
+                }
+            }
+        });
+        return new PartialAttention(result(oa, o, a.out().dtype()), result(lse, ls, DType.F32));
     }
 
     // ================================================================== normalisation

@@ -98,6 +98,25 @@ public interface Ops extends AutoCloseable {
      */
     Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale);
 
+    /**
+     * {@link #attention} plus the log-sum-exp of each row's logits: lse[b, h, i] = log Σ_j exp(q_i·k_j·scale + bias_ij),
+     * F32 [B, Lq] per head, laid out [B, H, Lq]; −∞ (and out = 0) for fully masked rows. Attention over a key set split
+     * into blocks is recovered exactly by {@link #mergeAttention} (ring attention). The default computes on the host
+     * (correct everywhere, slow on a GPU); backends override it.
+     */
+    default PartialAttention attentionWithLse(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        return HostAttention.attentionWithLse(this, q, k, v, bias, scale);
+    }
+
+    /**
+     * Log-sum-exp merge of two {@link PartialAttention}s of the same queries over disjoint key sets:
+     * lse = log(e^lse_a + e^lse_b), out = e^(lse_a−lse)·out_a + e^(lse_b−lse)·out_b (rows where both are −∞ give 0).
+     * Output dtype: a.out's. The default computes on the host; backends override it.
+     */
+    default PartialAttention mergeAttention(PartialAttention a, PartialAttention b) {
+        return HostAttention.merge(this, a, b);
+    }
+
     // ------------------------------------------------------------------ normalisation
 
     /** y = (x−μ)/√(σ²+eps)·w + b over the last dim; w, b nullable (no affine). */

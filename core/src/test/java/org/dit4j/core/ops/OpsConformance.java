@@ -329,6 +329,71 @@ public abstract class OpsConformance {
         }
     }
 
+    @Test void attentionWithLseReturnsOutputAndRowLogSumExp() {
+        Random rnd = new Random(23);
+        int b = 2, lq = 5, lk = 7, h = 3, d = 8;
+        Tensor q = randn(rnd, F32, b, lq, h, d), k = randn(rnd, F32, b, lk, h, d), v = randn(rnd, F32, b, lk, h, 6);
+        float scale = 0.3f;
+        PartialAttention p = ops().attentionWithLse(up(q), up(k), up(v), null, scale);
+        check("attention (withLse) out", p.out(), F32, ReferenceOps.attention(ref(q), ref(k), ref(v), null, scale));
+        check("attention (withLse) lse", p.lse(), F32, ReferenceOps.attentionLse(ref(q), ref(k), null, scale));
+        // [Lq, Lk] bias with fully masked row 2: out 0, lse −∞
+        float[] rows = new float[lq * lk];
+        for (int i = 0; i < rows.length; i++) rows[i] = (float) rnd.nextGaussian();
+        for (int j = 0; j < lk; j++) rows[2 * lk + j] = Float.NEGATIVE_INFINITY;
+        Tensor rowMask = Tensor.of(rows, lq, lk);
+        PartialAttention m = ops().attentionWithLse(up(q), up(k), up(v), up(rowMask), scale);
+        check("attention (withLse, masked) out", m.out(), F32, ReferenceOps.attention(ref(q), ref(k), ref(v), ref(rowMask), scale));
+        DoubleTensor lse = ReferenceOps.attentionLse(ref(q), ref(k), ref(rowMask), scale);
+        check("attention (withLse, masked) lse", m.lse(), F32, lse);
+        Tensor lseHost = down(m.lse());
+        for (int bi = 0; bi < b; bi++)
+            for (int hi = 0; hi < h; hi++)
+                assertEquals(Float.NEGATIVE_INFINITY, lseHost.getFloat((bi * h + hi) * lq + 2), "fully masked row: lse −∞");
+    }
+
+    @Test void mergeOfKeyBlocksEqualsAttentionOverAllKeys() {
+        Random rnd = new Random(24);
+        for (DType t : new DType[] {F32, BF16}) {
+            int b = 1, lq = 19, h = 2, d = 16;
+            int[] blocks = {11, 4, 17};     // three disjoint key blocks, merged left to right
+            int lk = 0;
+            for (int n : blocks) lk += n;
+            Tensor q = randn(rnd, t, b, lq, h, d), k = randn(rnd, t, b, lk, h, d), v = randn(rnd, t, b, lk, h, d);
+            float scale = 0.25f;
+            Tensor qd = up(q), kd = up(k), vd = up(v);
+            PartialAttention acc = null;
+            for (int i = 0, from = 0; i < blocks.length; from += blocks[i], i++) {
+                PartialAttention part = ops().attentionWithLse(qd, ops().slice(kd, 1, from, from + blocks[i]),
+                        ops().slice(vd, 1, from, from + blocks[i]), null, scale);
+                acc = acc == null ? part : ops().mergeAttention(acc, part);
+            }
+            check("attention (merged blocks) " + t, acc.out(), t, ReferenceOps.attention(ref(q), ref(k), ref(v), null, scale));
+            check("attention (merged lse) " + t, acc.lse(), F32, ReferenceOps.attentionLse(ref(q), ref(k), null, scale));
+        }
+        // a block whose rows are all masked contributes nothing; two masked blocks give zeros and −∞
+        Tensor q = randn(rnd, F32, 1, 3, 1, 4), k = randn(rnd, F32, 1, 5, 1, 4), v = randn(rnd, F32, 1, 5, 1, 4);
+        float[] none = new float[3 * 5];
+        java.util.Arrays.fill(none, Float.NEGATIVE_INFINITY);
+        Tensor masked = Tensor.of(none, 3, 5);
+        PartialAttention real = ops().attentionWithLse(up(q), up(k), up(v), null, 0.5f);
+        PartialAttention dead = ops().attentionWithLse(up(q), up(k), up(v), up(masked), 0.5f);
+        PartialAttention merged = ops().mergeAttention(dead, real);
+        check("attention (merge with a masked block)", merged.out(), F32, ReferenceOps.attention(ref(q), ref(k), ref(v), null, 0.5));
+        PartialAttention both = ops().mergeAttention(dead, dead);
+        for (float x : down(both.out()).toFloatArray()) assertEquals(0f, x, "two masked blocks merge to zeros");
+        for (float x : down(both.lse()).toFloatArray()) assertEquals(Float.NEGATIVE_INFINITY, x, "two masked blocks: lse −∞");
+    }
+
+    @Test void mergeRejectsMismatchedParts() {
+        Random rnd = new Random(25);
+        Tensor q = up(randn(rnd, F32, 1, 3, 2, 4)), k = up(randn(rnd, F32, 1, 5, 2, 4));
+        Tensor q2 = up(randn(rnd, F32, 1, 4, 2, 4));
+        PartialAttention a = ops().attentionWithLse(q, k, k, null, 1f), b = ops().attentionWithLse(q2, k, k, null, 1f);
+        var e = assertThrows(IllegalArgumentException.class, () -> ops().mergeAttention(a, b));
+        assertTrue(e.getMessage().contains("b.out") || e.getMessage().contains("a.out"), e.getMessage());
+    }
+
     // ------------------------------------------------------------------ normalisation
 
     @Test void layerNormWithAndWithoutAffine() {

@@ -179,6 +179,31 @@ public final class ReferenceOps {
         return out;
     }
 
+    /** Per-row log-sum-exp of the scaled, biased logits, [B, H, Lq] (−∞ for fully masked rows). */
+    public static DoubleTensor attentionLse(DoubleTensor q, DoubleTensor k, DoubleTensor bias, double scale) {
+        int bsz = q.dim(0), lq = q.dim(1), heads = q.dim(2), d = q.dim(3), lk = k.dim(1);
+        DoubleTensor out = DoubleTensor.zeros(bsz, heads, lq);
+        double[] logits = new double[lk];
+        for (int b = 0; b < bsz; b++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < lq; i++) {
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = 0; j < lk; j++) {
+                        double s = 0;
+                        for (int c = 0; c < d; c++) s += q.get(b, i, h, c) * k.get(b, j, h, c);
+                        s *= scale;
+                        if (bias != null) s += bias.broadcastGet(new int[] {b, h, i, j});
+                        logits[j] = s;
+                        max = Math.max(max, s);
+                    }
+                    if (max == Double.NEGATIVE_INFINITY) { out.set(max, b, h, i); continue; }
+                    double sum = 0;
+                    for (int j = 0; j < lk; j++) sum += Math.exp(logits[j] - max);
+                    out.set(max + Math.log(sum), b, h, i);
+                }
+        return out;
+    }
+
     // ------------------------------------------------------------------ normalisation
 
     public static DoubleTensor layerNorm(DoubleTensor x, DoubleTensor w, DoubleTensor b, double eps) {

@@ -36,7 +36,7 @@ class TorchGeneratorTest {
     private static float[] scalarValues;
 
     @BeforeAll static void load() throws IOException {
-        manifest = map(MiniJson.parse(new String(resource("manifest.json"), StandardCharsets.UTF_8)));
+        manifest = map(org.dit4j.core.io.Json.parse(new String(resource("manifest.json"), StandardCharsets.UTF_8)));
         avx2Values = floats(resource(str(kernel("avx2").get("file"))));
         scalarValues = floats(resource(str(kernel("scalar").get("file"))));
     }

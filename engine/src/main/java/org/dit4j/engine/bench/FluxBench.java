@@ -231,6 +231,26 @@ public final class FluxBench {
         }
     }
 
+    /** Writes results as a JSON array (one object per resolution; NaN → null). */
+    public static void writeJson(Path file, List<Result> rs) {
+        StringBuilder sb = new StringBuilder("[\n");
+        for (int i = 0; i < rs.size(); i++) {
+            Result r = rs.get(i);
+            sb.append(String.format(Locale.ROOT, "  {\"model\": \"%s\", \"resolution\": %d, \"image_tokens\": %d, \"text_tokens\": %d, "
+                            + "\"eager_ms\": %s, \"graph_ms\": %s, \"tflop\": %s, \"tflops\": %s, \"first_forward_s\": %s, \"peak_gb\": %s}%s%n",
+                    r.model(), r.resolution(), r.imageTokens(), r.textTokens(), num(r.eagerMs()), num(r.graphMs()), num(r.tflop()),
+                    num(r.tflops()), num(r.firstForwardS()), num(r.peakGb()), i + 1 < rs.size() ? "," : ""));
+        }
+        sb.append("]\n");
+        try {
+            java.nio.file.Files.writeString(file, sb);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static String num(double v) { return Double.isNaN(v) || Double.isInfinite(v) ? "null" : String.format(Locale.ROOT, "%.4f", v); }
+
     private static String describe(FluxConfig c) {
         return "hidden " + c.hiddenSize() + ", " + c.numHeads() + " heads, " + c.depth() + " double + " + c.depthSingle() + " single blocks";
     }

@@ -127,7 +127,7 @@ class ClipTokenizerReferenceTest {
         for (Map.Entry<String, Object> e : vocab.entrySet()) {
             if (!first) sb.append(',');
             first = false;
-            sb.append(SyntheticUnigram.quote(e.getKey())).append(':').append(((Double) e.getValue()).intValue());
+            sb.append(SyntheticUnigram.quote(e.getKey())).append(':').append(((Number) e.getValue()).intValue());
         }
         sb.append("},\"merges\":[");
         for (int i = 1; i < lines.length; i++) {

@@ -42,7 +42,7 @@ final class Refs {
     static int[] ints(Object list) {
         List<?> l = (List<?>) list;
         int[] a = new int[l.size()];
-        for (int i = 0; i < a.length; i++) a[i] = ((Double) l.get(i)).intValue();
+        for (int i = 0; i < a.length; i++) a[i] = ((Number) l.get(i)).intValue();
         return a;
     }
 

@@ -36,7 +36,7 @@ class TokenizerErrorsTest {
         String vocab = Files.readString(tmp.resolve("vocab.json"));
         Files.writeString(tmp.resolve("vocab.json"), vocab.substring(0, vocab.length() / 2));
         assertMessage(assertThrows(TokenizerException.class, () -> ClipTokenizer.fromFolder(tmp)),
-                "vocab.json", "invalid JSON at character", "expected");
+                "vocab.json", "invalid JSON", "character");
 
         TokenizerBehaviourTest.tinyClip(tmp);
         Files.writeString(tmp.resolve("merges.txt"), "#version: 0.2\nl o\nthree parts here\n");

@@ -1,0 +1,73 @@
+package org.dit4j.core.parallel;
+
+import org.dit4j.core.tensor.Tensor;
+
+/**
+ * A group of ranks that exchange tensors: the SPI under every multi-GPU strategy. One object per rank; each rank
+ * drives its own from its own thread. Tensors are on the caller's backend (host tensors for {@link LocalCommunicator},
+ * the GPU's for the NCCL communicator); results are new tensors allocated on the calling thread, so they belong to
+ * its current {@link org.dit4j.core.tensor.Scope}, and inputs are never modified.
+ *
+ * <p>Every method except {@link #rank()}, {@link #size()} and {@link #abort} is <em>collective</em>: all ranks of the
+ * group call it, in the same order, with tensors of equal dtype and shape (what each method says otherwise). Ranks are
+ * numbered 0..size−1; "in rank order" below means rank 0's part first.
+ *
+ * <p>Layout conventions follow the tensors' row-major order: {@link #allGather} concatenates along a dim,
+ * {@link #allToAll} splits one dim into size() equal chunks, sends chunk j to rank j, and concatenates what it receives
+ * along another dim (for Ulysses: split heads, gather the sequence, and back).
+ */
+public interface Communicator extends AutoCloseable {
+
+    /** This rank's index in the group, 0..size−1. */
+    int rank();
+
+    /** Number of ranks in the group. */
+    int size();
+
+    /** Sum of x over all ranks, on every rank. Same shape and dtype as x. */
+    Tensor allReduce(Tensor x);
+
+    /** Every rank's x concatenated along {@code dim} in rank order: shape of x with dim multiplied by size(). */
+    Tensor allGather(Tensor x, int dim);
+
+    /**
+     * x split along {@code splitDim} into size() equal chunks; chunk j goes to rank j; the size() chunks a rank receives
+     * are concatenated along {@code concatDim} in rank order. x.dim(splitDim) must be divisible by size(). Output: x's
+     * shape with splitDim divided and concatDim multiplied by size().
+     */
+    Tensor allToAll(Tensor x, int splitDim, int concatDim);
+
+    /**
+     * Sends x to rank {@code dst} and returns the tensor received from rank {@code src} (same shape and dtype as x).
+     * Collective: the (rank → dst) pairs of all ranks must form a permutation, with each rank's src its sender.
+     */
+    Tensor sendRecv(Tensor x, int dst, int src);
+
+    /** One step around the ring: sends x to rank+1 and returns what rank−1 sent (modulo size()). */
+    default Tensor ringPass(Tensor x) {
+        int n = size(), r = rank();
+        return sendRecv(x, (r + 1) % n, (r + n - 1) % n);
+    }
+
+    /** Rank {@code root}'s x on every rank (the others' x only gives the shape and dtype). */
+    Tensor broadcast(Tensor x, int root);
+
+    /** Returns once every rank has called it and all earlier collectives of this rank are complete. */
+    void barrier();
+
+    /**
+     * Splits the group (collective): ranks passing the same {@code color} (≥ 0) form a new group, ordered by
+     * {@code key} (ties by rank here). The new communicator is a child of this one: aborting this one aborts it.
+     */
+    Communicator split(int color, int key);
+
+    /**
+     * Marks the group failed (not collective): every rank blocked in or later entering a collective of this group or
+     * of its split children throws {@link CommunicatorAbortedException} carrying {@code cause}. Used by the mesh
+     * runner when one rank fails, so the others do not wait forever.
+     */
+    void abort(Throwable cause);
+
+    /** Releases this rank's resources (not collective). Split children are closed separately by their owners. */
+    @Override void close();
+}

@@ -1,0 +1,79 @@
+package org.dit4j.engine.parallel;
+
+import org.dit4j.core.parallel.Communicator;
+import org.dit4j.core.parallel.CommunicatorAbortedException;
+import org.dit4j.core.parallel.LocalCommunicator;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * One JVM, one worker thread per rank: builds each rank's {@link MeshComms} from its world communicator and runs a
+ * task on every rank at once. If a rank fails, the world (and thus every axis group) is aborted so that the other ranks
+ * leave their collectives, and the first real failure is rethrown, naming the rank. Tasks manage their own tensor
+ * lifetimes (no scope is opened for them) and should return host values or tensors they own.
+ */
+public final class MeshRunner {
+    private MeshRunner() {}
+
+    /** The work of one rank. */
+    @FunctionalInterface
+    public interface RankTask<T> {
+        T run(MeshComms comms) throws Exception;
+    }
+
+    /** Runs {@code task} on every rank of an in-process mesh (threads over {@link LocalCommunicator}). */
+    public static <T> List<T> local(ParallelConfig config, RankTask<T> task) {
+        return run(config, LocalCommunicator.group(config.worldSize()), task);
+    }
+
+    /** Runs {@code task} with world communicator {@code worlds.get(r)} for rank r, one thread per rank. */
+    public static <T> List<T> run(ParallelConfig config, List<? extends Communicator> worlds, RankTask<T> task) {
+        config.checkWorldSize(worlds.size());
+        int n = worlds.size();
+        List<T> results = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) results.add(null);
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        int[] failedRank = {-1};
+        List<Thread> threads = new ArrayList<>();
+        for (int r = 0; r < n; r++) {
+            int rank = r;
+            Communicator world = worlds.get(r);
+            Thread t = Thread.ofPlatform().name("dit4j-rank-" + r).unstarted(() -> {
+                try (MeshComms comms = MeshComms.create(config, world)) {
+                    T out = task.run(comms);
+                    synchronized (results) { results.set(rank, out); }
+                } catch (Throwable e) {
+                    boolean secondary = e instanceof CommunicatorAbortedException;
+                    synchronized (failedRank) {
+                        if (failure.get() == null || (!secondary && failure.get() instanceof CommunicatorAbortedException)) {
+                            failure.set(e);
+                            failedRank[0] = rank;
+                        }
+                    }
+                    world.abort(e);
+                }
+            });
+            threads.add(t);
+        }
+        threads.forEach(Thread::start);
+        for (Thread t : threads) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                worlds.forEach(w -> w.abort(e));
+                throw new IllegalStateException("interrupted while waiting for the mesh ranks", e);
+            }
+        }
+        Throwable f = failure.get();
+        if (f != null) {
+            String msg = "rank " + failedRank[0] + " of mesh " + config + " failed: " + f.getMessage();
+            if (f instanceof Error err) throw err;
+            if (f instanceof IllegalArgumentException) throw new IllegalArgumentException(msg, f);
+            throw new IllegalStateException(msg, f);
+        }
+        return results;
+    }
+}
