@@ -17,9 +17,9 @@ has() { [ "$what" = all ] || [[ ",$what," == *",$1,"* ]]; }
 if has tests; then
   rm -rf /tmp/et && mkdir -p /tmp/et && (cd /tmp/et && python3 -m zipfile -e "$OLDPWD/.device-main/engine-tests.zip" .)
   timeout 300 "${J[@]}" -jar .device-main/junit-platform-console-standalone-*.jar execute \
-    --class-path "/tmp/et:.device-main/dit4j.jar" --select-class org.dit4j.engine.FluxGpuTest \
+    --class-path "/tmp/et:.device-main/dit4j.jar" --select-class org.dit4j.engine.FluxGpuTest --select-class org.dit4j.cuda.AttentionGemmFallbackTest \
     --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
-  grep -E "dit4j-engine|✘|tests (successful|failed|skipped)" "$OUT/tests.log"
+  grep -E "dit4j-engine|✘|tests (successful|failed|skipped)|Exception|expected" "$OUT/tests.log" | head -30
 fi
 if has bench; then
   echo "== dit4j bench"

@@ -843,11 +843,33 @@ public final class CudaBackend implements Ops {
                         .ptr(addr(biasF)).i32(codeOrZero(biasF)).struct(bst);
                 launch("attention_ref", "attention_ref", (int) ((lq + 3) / 4), (int) h, (int) bsz, 128, 0);
             }
+            case GEMM -> {
+                Tensor r = attentionByGemm(q, kc, vc, biasF, scale);
+                copyInto(out, r);
+                r.close();
+            }
         }
         closeIfTemp(kc, k);
         closeIfTemp(vc, v);
         closeIfTemp(biasF, bias);
         return out;
+    }
+
+    /**
+     * softmax(q·kᵀ·scale + bias)·v as two f32 batched products around a softmax: q:[B, Lq, H, d] → [B, Lq, H, dv] in q's
+     * dtype. Holds the f32 score matrix [B, H, Lq, Lk]. Fully masked rows give NaN here (softmax of −∞), not 0.
+     */
+    private Tensor attentionByGemm(Tensor q, Tensor k, Tensor v, Tensor biasF, float scale) {
+        try (org.dit4j.core.tensor.Scope s = org.dit4j.core.tensor.Scope.open()) {
+            Tensor qh = permute(as(q, DType.F32), 0, 2, 1, 3);           // [B, H, Lq, d]
+            Tensor kt = permute(as(k, DType.F32), 0, 2, 3, 1);           // [B, H, d, Lk]
+            Tensor scores = scale(matmul(qh, kt), scale);                  // [B, H, Lq, Lk]
+            if (biasF != null) scores = add(scores, biasF);
+            Tensor p = softmax(scores);
+            Tensor vh = permute(as(v, DType.F32), 0, 2, 1, 3);           // [B, H, Lk, dv]
+            Tensor o = permute(matmul(p, vh), 0, 2, 1, 3);                 // [B, Lq, H, dv]
+            return s.keep(o.dtype() == q.dtype() ? o : cast(o, q.dtype()));
+        }
     }
 
     /**
