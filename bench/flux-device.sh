@@ -33,6 +33,18 @@ fi
 if [ -f "$OUT/dit4j.json" ] && [ -f "$OUT/torch.json" ]; then
   python3 bench/compare.py "$OUT/dit4j.json" "$OUT/torch.json" | tee "$OUT/compare.md"
 fi
+if [[ ",$what," == *",pipeline,"* ]]; then
+  echo "== full pipeline, random full-size Flux.1-dev files (transformer, clip_l, t5xxl, ae), 1024², 28 steps"
+  D=/tmp/fluxrand; rm -rf "$D"
+  timeout 240 "${J[@]}" -cp .device-main/dit4j.jar org.dit4j.engine.bench.RandomFluxFiles "$D" 2>&1 | grep -v incubator
+  mkdir -p "$D/tokenizers/clip-vit-large-patch14" "$D/tokenizers/t5-v1_1-xxl"
+  cp .device-main/tokenizers/clip/vocab.json .device-main/tokenizers/clip/merges.txt "$D/tokenizers/clip-vit-large-patch14/"
+  cp .device-main/tokenizers/t5/tokenizer.json "$D/tokenizers/t5-v1_1-xxl/"
+  timeout 300 "${J[@]}" -jar .device-main/dit4j.jar generate --model "$D" --prompt "a lighthouse on a cliff at dawn, oil painting" \
+    --width 1024 --height 1024 --steps 28 --seed 1 --runs 3 --out "$OUT/pipeline-random.png" 2>&1 | grep -vE "incubator|denoise \[" \
+    | tee "$OUT/pipeline.txt"
+  rm -rf "$D"
+fi
 if has exact; then
   echo "== full-size exactness vs diffusers"
   timeout 300 python3 bench/flux_torch_baseline.py --resolutions 1024 --save-dir /tmp/fluxref --iters 1 --warmup 0 2>&1 | tail -3

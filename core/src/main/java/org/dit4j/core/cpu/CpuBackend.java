@@ -137,6 +137,26 @@ public final class CpuBackend implements Ops {
         return out;
     }
 
+    @Override public void writeSlice(Tensor dst, int dim, long start, Tensor src) {
+        requireHost("writeSlice", "dst", dst);
+        requireHost("writeSlice", "src", src);
+        int d = normDim("writeSlice", dst, dim);
+        boolean ok = src.rank() == dst.rank();
+        for (int j = 0; ok && j < dst.rank(); j++) ok = j == d || src.dim(j) == dst.dim(j);
+        if (!ok)
+            throw new IllegalArgumentException("writeSlice: src must match dst " + dst.shape() + " in every dim but " + dim
+                    + ", got " + src.shape());
+        if (start < 0 || start + src.dim(d) > dst.dim(d))
+            throw new IllegalArgumentException("writeSlice: rows [" + start + ", " + (start + src.dim(d)) + ") of dim " + dim
+                    + " must lie within [0, " + dst.dim(d) + "] of dst " + dst.shape());
+        Tensor s = src.dtype() == dst.dtype() ? src : cast(src, dst.dtype());
+        long[] dstStride = Layout.strides(dst.shape().dims());
+        long[] dims = src.shape().dims();
+        Layout.copyBox(s.segment(), 0, Layout.strides(dims), dst.segment(), start * dstStride[d], dstStride, dims,
+                dst.dtype().byteSize());
+        if (s != src) s.close();
+    }
+
     @Override public Tensor concat(int dim, Tensor... xs) {
         if (xs == null || xs.length == 0) throw new IllegalArgumentException("concat: needs at least one tensor");
         Tensor first = xs[0];
