@@ -50,6 +50,10 @@ public abstract class ForwardingOps implements Ops {
     @Override public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
         return delegate.groupNorm(x, groups, weight, bias, eps);
     }
+    @Override public Tensor groupStats(Tensor x, int groups, Tensor center) { return delegate.groupStats(x, groups, center); }
+    @Override public Tensor groupNormWithStats(Tensor x, int groups, Tensor mean, Tensor var, Tensor weight, Tensor bias, float eps) {
+        return delegate.groupNormWithStats(x, groups, mean, var, weight, bias, eps);
+    }
     @Override public Tensor rope(Tensor x, Tensor cos, Tensor sin) { return delegate.rope(x, cos, sin); }
     @Override public Tensor add(Tensor a, Tensor b) { return delegate.add(a, b); }
     @Override public Tensor sub(Tensor a, Tensor b) { return delegate.sub(a, b); }

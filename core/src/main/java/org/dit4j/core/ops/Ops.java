@@ -131,6 +131,34 @@ public interface Ops extends AutoCloseable {
      */
     Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps);
 
+    /**
+     * Partial sums of a group normalisation whose positions are spread over several tensors (e.g. the row slabs of a
+     * spatially split image). x:[N, C, ...] in {@code groups} groups of C/groups channels; center: null (= 0) or F32
+     * [N, groups]. Returns F32 [N, groups, 2] with, over the group's channels and all positions of x,
+     * <pre>
+     *   out[n, g, 0] = Σ (x − center[n, g]),   out[n, g, 1] = Σ (x − center[n, g])²
+     * </pre>
+     * accumulated in at least f32. {@link #groupNorm}'s two-pass statistics of the whole tensor follow from the sums over
+     * all pieces (count = C/groups · all positions): mean = Σ out[n, g, 0] / count with center null, then
+     * var = Σ out[n, g, 1] / count with center = mean. The default composes other ops on the device; backends may
+     * override it.
+     */
+    default Tensor groupStats(Tensor x, int groups, Tensor center) {
+        return GroupNormParts.groupStats(this, x, groups, center);
+    }
+
+    /**
+     * Group normalisation with statistics given from outside (e.g. reduced over all ranks of a spatial split):
+     * y = (x − mean[n, g]) / √(var[n, g] + eps) · w[c] + b[c] for channel c of group g; x:[N, C, ...], mean, var: F32
+     * [N, groups], w, b:[C] or null. {@code groupNorm(x, groups, w, b, eps)} equals this with the mean and (biased)
+     * variance of x's own groups. The default composes other ops on the device, except that it reads the [N, groups]
+     * variances back to the host to form 1/√(var + eps) (a synchronisation, as Ops has no reciprocal square root);
+     * backends may override it.
+     */
+    default Tensor groupNormWithStats(Tensor x, int groups, Tensor mean, Tensor var, Tensor weight, Tensor bias, float eps) {
+        return GroupNormParts.groupNormWithStats(this, x, groups, mean, var, weight, bias, eps);
+    }
+
     // ------------------------------------------------------------------ position
 
     /**

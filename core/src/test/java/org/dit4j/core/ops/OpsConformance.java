@@ -433,6 +433,59 @@ public abstract class OpsConformance {
                 ReferenceOps.groupNorm(ref(v), 2, ref(vw), ref(vb), 1e-6));
     }
 
+    @Test void groupStatsSumsEachGroup() {
+        Random rnd = new Random(33);
+        Tensor x = uniform(rnd, F32, 1, 4, 2, 6, 5, 7);              // mean far from 0: centering matters
+        for (int groups : new int[] {1, 3, 6})
+            check("groupStats groups=" + groups, ops().groupStats(up(x), groups, null), F32,
+                    ReferenceOps.groupStats(ref(x), groups, null));
+        Tensor c = uniform(rnd, F32, 1, 4, 2, 3);
+        check("groupStats centered", ops().groupStats(up(x), 3, up(c)), F32, ReferenceOps.groupStats(ref(x), 3, ref(c)));
+        Tensor v = randn(rnd, BF16, 1, 4, 3, 4, 5);
+        check("groupStats 5-D bf16", ops().groupStats(up(v), 2, null), F32, ReferenceOps.groupStats(ref(v), 2, null));
+        Tensor flat = randn(rnd, F32, 3, 4);
+        check("groupStats [N, C]", ops().groupStats(up(flat), 2, null), F32, ReferenceOps.groupStats(ref(flat), 2, null));
+    }
+
+    @Test void groupNormWithStatsUsesTheGivenStatistics() {
+        Random rnd = new Random(34);
+        Tensor x = randn(rnd, F32, 2, 6, 5, 7), w = randn(rnd, F32, 6), b = randn(rnd, F32, 6);
+        Tensor mean = randn(rnd, F32, 2, 3), var = uniform(rnd, F32, 0.1, 2, 2, 3);
+        check("groupNormWithStats affine", ops().groupNormWithStats(up(x), 3, up(mean), up(var), up(w), up(b), 1e-6f), F32,
+                ReferenceOps.groupNormWithStats(ref(x), 3, ref(mean), ref(var), ref(w), ref(b), 1e-6));
+        check("groupNormWithStats no affine", ops().groupNormWithStats(up(x), 3, up(mean), up(var), null, null, 1e-5f), F32,
+                ReferenceOps.groupNormWithStats(ref(x), 3, ref(mean), ref(var), null, null, 1e-5));
+        check("groupNormWithStats weight only", ops().groupNormWithStats(up(x), 3, up(mean), up(var), up(w), null, 1e-5f), F32,
+                ReferenceOps.groupNormWithStats(ref(x), 3, ref(mean), ref(var), ref(w), null, 1e-5));
+        Tensor v = randn(rnd, BF16, 1, 4, 3, 4, 5), vw = randn(rnd, BF16, 4), vb = randn(rnd, F32, 4);
+        Tensor vm = randn(rnd, F32, 1, 2), vv = uniform(rnd, F32, 0.5, 1.5, 1, 2);
+        check("groupNormWithStats 5-D bf16", ops().groupNormWithStats(up(v), 2, up(vm), up(vv), up(vw), up(vb), 1e-6f), BF16,
+                ReferenceOps.groupNormWithStats(ref(v), 2, ref(vm), ref(vv), ref(vw), ref(vb), 1e-6));
+        assertThrows(IllegalArgumentException.class,
+                () -> ops().groupNormWithStats(up(x), 3, up(randn(rnd, F32, 2, 2)), up(var), null, null, 1e-6f));
+        assertThrows(IllegalArgumentException.class, () -> ops().groupStats(up(x), 4, null));
+    }
+
+    /**
+     * A group norm of x computed from the sums of its row pieces (as a spatially split image does across ranks): the
+     * two-pass statistics from summed {@code groupStats} fed to {@code groupNormWithStats} equal {@code groupNorm} of x.
+     */
+    @Test void groupNormFromPiecesEqualsGroupNorm() {
+        Random rnd = new Random(35);
+        Tensor x = uniform(rnd, F32, -1, 3, 2, 6, 5, 7), w = randn(rnd, F32, 6), b = randn(rnd, F32, 6);
+        Tensor dx = up(x);
+        Tensor[] pieces = {ops().slice(dx, 2, 0, 2), ops().slice(dx, 2, 2, 3), ops().slice(dx, 2, 3, 5)};
+        float inv = 1f / (2 * 5 * 7);                                   // 2 channels per group × 5 × 7 positions
+        Tensor sum = null;
+        for (Tensor p : pieces) sum = sum == null ? ops().groupStats(p, 3, null) : ops().add(sum, ops().groupStats(p, 3, null));
+        Tensor mean = ops().scale(ops().slice(sum, 2, 0, 1), inv).view(2, 3);
+        Tensor sq = null;
+        for (Tensor p : pieces) sq = sq == null ? ops().groupStats(p, 3, mean) : ops().add(sq, ops().groupStats(p, 3, mean));
+        Tensor var = ops().scale(ops().slice(sq, 2, 1, 2), inv).view(2, 3);
+        check("groupNormWithStats from pieces", ops().groupNormWithStats(dx, 3, mean, var, up(w), up(b), 1e-6f), F32,
+                ReferenceOps.groupNorm(ref(x), 3, ref(w), ref(b), 1e-6));
+    }
+
     // ------------------------------------------------------------------ position
 
     @Test void ropeRotatesAdjacentPairs() {
