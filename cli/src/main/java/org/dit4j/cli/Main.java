@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code dit4j} command line. */
 @Command(name = "dit4j", mixinStandardHelpOptions = true, version = "dit4j 0.1.0-SNAPSHOT",
         description = "Diffusion-Transformer inference engine for NVIDIA GPUs.",
-        subcommands = {InspectCommand.class, BenchCommand.class})
+        subcommands = {GenerateCommand.class, InspectCommand.class, BenchCommand.class, ServeCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

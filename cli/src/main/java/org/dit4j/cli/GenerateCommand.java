@@ -1,0 +1,257 @@
+package org.dit4j.cli;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+import org.dit4j.core.ops.Ops;
+import org.dit4j.core.tensor.DType;
+import org.dit4j.engine.Backends;
+import org.dit4j.engine.flux.FluxModelFiles;
+import org.dit4j.engine.flux.FluxModelResolver;
+import org.dit4j.engine.flux.FluxPipeline;
+import org.dit4j.engine.flux.FluxProgress;
+import org.dit4j.engine.flux.FluxRequest;
+import org.dit4j.engine.flux.GenerationMetadata;
+import org.dit4j.engine.hub.HfHub;
+import org.dit4j.engine.image.Images;
+import org.dit4j.engine.image.Png;
+import org.dit4j.engine.image.RgbImage;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code dit4j generate}: Flux text-to-image and Kontext editing from real checkpoints. */
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Generate images with Flux.1 (dev, schnell) or edit one with Flux.1 Kontext (--image).",
+                "Without --model, FLUX.1-schnell is taken from the Hugging Face cache (downloaded when missing)."})
+final class GenerateCommand implements Runnable {
+
+    @Option(names = "--model", paramLabel = "DIR|FILES|REPO", description = {"a diffusers pipeline folder, ComfyUI-style files "
+            + "(transformer, clip_l, t5xxl, ae; comma-separated or repeated; or a folder of them), or a Hugging Face repo id "
+            + "(org/name[@revision]). Default: " + FluxModelResolver.DEFAULT_REPO})
+    List<String> model = new ArrayList<>();
+
+    @Option(names = "--models-dir", paramLabel = "DIR", description = "folder with tokenizers/<name>/ for single-file text encoders "
+            + "(default: the folders above the checkpoint files, as ComfyUI's models/)")
+    Path modelsDir;
+
+    @Option(names = {"-p", "--prompt"}, required = true, description = "what to draw (or, with --image, how to edit it)")
+    String prompt;
+
+    @Option(names = "--negative-prompt", description = "negative prompt for true CFG (used when --true-cfg > 1)")
+    String negativePrompt;
+
+    @Option(names = "--true-cfg", defaultValue = "1", description = "true CFG scale (1 = off; e.g. 4 with a negative prompt; doubles the work)")
+    float trueCfg;
+
+    @Option(names = {"-W", "--width"}, defaultValue = "0", description = "width in pixels, a multiple of 16 (default 1024; Kontext: from the image)")
+    int width;
+
+    @Option(names = {"-H", "--height"}, defaultValue = "0", description = "height in pixels, a multiple of 16 (default 1024; Kontext: from the image)")
+    int height;
+
+    @Option(names = "--steps", defaultValue = "0", description = "denoising steps (default: schnell 4, dev/Kontext 28)")
+    int steps;
+
+    @Option(names = "--guidance", defaultValue = "NaN", description = "distilled guidance of dev/Kontext (default 3.5, Kontext 2.5)")
+    float guidance;
+
+    @Option(names = "--seed", description = "noise seed (default: random, printed)")
+    Long seed;
+
+    @Option(names = "--batch", defaultValue = "1", description = "images per run")
+    int batch;
+
+    @Option(names = "--image", paramLabel = "REF.png", description = "reference image for Kontext editing (PNG)")
+    Path image;
+
+    @Option(names = "--no-kontext-resize", description = "use the --image at its own size (cut to a multiple of 16) instead of "
+            + "resizing it to the closest Kontext resolution")
+    boolean noKontextResize;
+
+    @Option(names = "--save-reference", paramLabel = "PNG", description = "also write the Kontext reference as the model sees it (resized)")
+    Path saveReference;
+
+    @Option(names = "--t5-length", defaultValue = "0", description = "T5 tokens (default: dev/Kontext 512, schnell 256)")
+    int t5Length;
+
+    @Option(names = "--backend", defaultValue = "auto", description = "auto, cpu, cuda or cuda:N (default ${DEFAULT-VALUE})")
+    String backend;
+
+    @Option(names = "--dtype", defaultValue = "auto", description = "weights and activations: auto (bf16 on GPUs, f32 on the CPU), bf16, f32")
+    String dtype;
+
+    @Option(names = "--fp8", description = "keep fp8 transformer weights in fp8 (scaled) instead of converting them to bf16")
+    boolean fp8;
+
+    @Option(names = "--vae-tile", defaultValue = "0", paramLabel = "PIXELS", description = "decode in tiles of this size (e.g. 1024) to save memory")
+    int vaeTile;
+
+    @Option(names = "--no-compile", description = "run every step eagerly instead of replaying a CUDA graph")
+    boolean noCompile;
+
+    @Option(names = {"-o", "--out"}, defaultValue = "out.png", description = "output PNG (batches: NAME-1.png, NAME-2.png, …)")
+    Path out;
+
+    @Option(names = "--runs", defaultValue = "1", description = "generate this many times in one process, keeping the models "
+            + "loaded (benchmarking: run 1 includes loading, kernel compilation and CUDA-graph capture; the last run is warm)")
+    int runs;
+
+    @Override public void run() {
+        if (runs < 1) throw new IllegalArgumentException("--runs must be at least 1, got " + runs);
+        PrintStream err = System.err;
+        long started = System.nanoTime();
+        long seedValue = seed != null ? seed : new SecureRandom().nextLong() & 0x7FFFFFFFFFFFL;
+        if (negativePrompt != null && trueCfg <= 1f)
+            err.println("note: --negative-prompt is used only with --true-cfg > 1 (e.g. --true-cfg 4)");
+        RgbImage reference = image == null ? null : Images.read(image);
+        HfHub hub = HfHub.fromEnvironment();
+        FluxModelResolver resolver = new FluxModelResolver(hub, modelsDir, new DownloadBar(err));
+        FluxModelFiles files = resolver.resolve(model);
+        err.println("model:   " + files.description());
+        try (Ops ops = Backends.open(backend)) {
+            FluxPipeline.Settings s = FluxPipeline.Settings.defaults(ops).withKeepLoaded(runs > 1).withVaeTile(vaeTile)
+                    .withCudaGraphs(!noCompile && !ops.device().isCpu());
+            switch (dtype.toLowerCase(Locale.ROOT)) {
+                case "auto" -> { }
+                case "bf16" -> s = s.withDtype(DType.BF16);
+                case "f32", "fp32" -> s = s.withDtype(DType.F32);
+                default -> throw new IllegalArgumentException("--dtype must be auto, bf16 or f32, got " + dtype);
+            }
+            if (fp8) s = s.withWeightDtype(DType.F8_E4M3);
+            if (noKontextResize) s = s.withKontextResize(false);
+            err.println("backend: " + ops.name() + ", " + s.weightDtype() + " weights, " + s.activation() + " activations");
+            try (FluxPipeline pipe = new FluxPipeline(ops, files, s)) {
+                FluxRequest req = new FluxRequest(prompt, negativePrompt, trueCfg, width, height, steps, guidance, seedValue, batch,
+                        reference, t5Length);
+                FluxRequest full = pipe.withDefaults(req);
+                err.printf(Locale.ROOT, "flux %s%s: %d×%d, %d steps%s, seed %d%s%n", pipe.kind(), reference != null ? " (Kontext)" : "",
+                        full.width(), full.height(), full.steps(), pipe.transformerConfig().guidanceEmbed() ? ", guidance " + full.guidance() : "",
+                        seedValue, batch > 1 ? ", batch " + batch : "");
+                if (saveReference != null) {
+                    if (reference == null) throw new IllegalArgumentException("--save-reference needs --image");
+                    Png.write(saveReference, pipe.scaledReference(reference), Map.of());
+                }
+                FluxPipeline.Result result = null;
+                for (int run = 1; run <= runs; run++) {
+                    long r0 = System.nanoTime();
+                    result = pipe.generate(req, new Bar(err));
+                    if (runs > 1) {
+                        err.printf(Locale.ROOT, "run %d of %d:%n", run, runs);
+                        summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
+                    }
+                }
+                Map<String, String> text = GenerationMetadata.chunks(files, result, modelName(), image == null ? null : image.getFileName().toString(),
+                        pipe.transformerConfig().guidanceEmbed());
+                long w0 = System.nanoTime();
+                List<Path> written = new ArrayList<>();
+                for (int i = 0; i < result.images().size(); i++) {
+                    Path p = result.images().size() == 1 ? out : numbered(out, i + 1);
+                    Png.write(p, result.images().get(i), text);
+                    written.add(p);
+                }
+                double writeS = (System.nanoTime() - w0) / 1e9;
+                summary(err, result, writeS, (System.nanoTime() - started) / 1e9);
+                for (Path p : written) System.out.println(p);
+            }
+        }
+    }
+
+    private String modelName() {
+        if (model.isEmpty()) return FluxModelResolver.DEFAULT_REPO;
+        List<String> names = new ArrayList<>();
+        for (String m : model) for (String part : m.split(",")) {
+            Path p = Path.of(part.strip());
+            names.add(Files.exists(p) && p.getFileName() != null ? p.getFileName().toString() : part.strip());
+        }
+        return String.join(", ", names);
+    }
+
+    private static Path numbered(Path out, int i) {
+        String n = out.getFileName().toString();
+        int dot = n.lastIndexOf('.');
+        String stem = dot > 0 ? n.substring(0, dot) : n, ext = dot > 0 ? n.substring(dot) : ".png";
+        return out.resolveSibling(stem + "-" + i + ext);
+    }
+
+    private static void summary(PrintStream err, FluxPipeline.Result r, double writeS, double totalS) {
+        err.println("summary:");
+        for (Map.Entry<String, Double> e : r.stageSeconds().entrySet())
+            err.printf(Locale.ROOT, "  %-20s %8.2f s%n", e.getKey(), e.getValue());
+        err.printf(Locale.ROOT, "  %-20s %8.2f s%n", "write PNG", writeS);
+        err.printf(Locale.ROOT, "  %-20s %8.2f s%n", "total", totalS);
+        double denoise = r.stageSeconds().getOrDefault("denoise", Double.NaN);
+        err.printf(Locale.ROOT, "  %d steps, %.2f it/s%s%n", r.request().steps(), r.request().steps() / denoise,
+                r.usedCudaGraph() ? " (CUDA graph)" : "");
+        if (r.peakDeviceBytes() >= 0) err.printf(Locale.ROOT, "  peak GPU memory      %8.2f GB%n", r.peakDeviceBytes() / 1e9);
+        long rss = peakRssBytes();
+        if (rss > 0) err.printf(Locale.ROOT, "  peak host memory     %8.2f GB (resident)%n", rss / 1e9);
+    }
+
+    /** VmHWM of this process (Linux), or −1. */
+    static long peakRssBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // not Linux: no figure
+        }
+        return -1;
+    }
+
+    /** The progress bar: stage names, then "denoise [####----] 7/28 2.31 it/s ETA 9s" redrawn in place. */
+    static final class Bar implements FluxProgress {
+        private final PrintStream err;
+
+        Bar(PrintStream err) { this.err = err; }
+
+        @Override public void stage(String name) {
+            if (!name.equals("denoise")) err.println("  " + name + " …");
+        }
+
+        @Override public void step(int done, int total, double seconds) {
+            int width = 24, filled = (int) Math.round((double) width * done / total);
+            double rate = done / seconds, eta = (total - done) / rate;
+            err.printf(Locale.ROOT, "\r  denoise [%s%s] %d/%d  %.2f it/s  ETA %s   ", "#".repeat(filled), "-".repeat(width - filled),
+                    done, total, rate, done == total ? "0s" : formatSeconds(eta));
+            if (done == total) err.println();
+            err.flush();
+        }
+
+        @Override public void note(String message) { err.println("note: " + message); }
+    }
+
+    /** Download progress, one line per file, redrawn in place. */
+    static final class DownloadBar implements HfHub.Listener {
+        private final PrintStream err;
+        private String current;
+
+        DownloadBar(PrintStream err) { this.err = err; }
+
+        @Override public void progress(String repo, String file, long done, long total) {
+            if (!file.equals(current)) {
+                if (current != null) err.println();
+                current = file;
+            }
+            err.printf(Locale.ROOT, "\r  download %s/%s %.1f%s MB   ", repo, file, done / 1e6, total > 0 ? String.format(Locale.ROOT, " / %.1f", total / 1e6) : "");
+            if (total > 0 && done >= total) {
+                err.println();
+                current = null;
+            }
+            err.flush();
+        }
+    }
+
+    private static String formatSeconds(double s) {
+        if (!Double.isFinite(s)) return "?";
+        long t = Math.round(s);
+        return t >= 60 ? (t / 60) + "m" + (t % 60) + "s" : t + "s";
+    }
+}

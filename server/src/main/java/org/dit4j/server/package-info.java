@@ -1,0 +1,40 @@
+/**
+ * dit4j's ComfyUI-compatible server ({@code dit4j serve}): ComfyUI clients and API-format workflows run unchanged.
+ *
+ * <h2>Map</h2>
+ * <table>
+ *   <tr><th>package / class</th><th>what</th><th>ComfyUI counterpart</th></tr>
+ *   <tr><td>{@link org.dit4j.server.ComfyServer}, {@code http.Api}, {@code http.WsHub}</td><td>routes (also under /api),
+ *       WebSocket events, bearer token, origin check, /view and /upload/image with traversal checks</td><td>server.py</td></tr>
+ *   <tr><td>{@code exec.Validator}</td><td>prompt validation and its error types/messages</td><td>execution.validate_prompt</td></tr>
+ *   <tr><td>{@code exec.Executor}, {@code exec.OutputCache}</td><td>node execution, input-signature cache (classic
+ *       policy: entries of the last prompt), events, history entry</td><td>execution.PromptExecutor, comfy_execution/caching.py</td></tr>
+ *   <tr><td>{@code exec.PromptQueue}</td><td>priority queue, history (≤ 10000), /free flags</td><td>execution.PromptQueue</td></tr>
+ *   <tr><td>{@code nodes.*}</td><td>node catalog: schemas (/object_info) and bodies</td><td>nodes.py, comfy_extras/*</td></tr>
+ *   <tr><td>{@code sampling.*}</td><td>sigma tables and schedulers in float32</td><td>comfy/model_sampling.py, comfy/samplers.py</td></tr>
+ *   <tr><td>{@code files.*}</td><td>models folders, extra_model_paths.yaml, safe path resolution, atomic writes</td><td>folder_paths.py, utils/extra_config.py</td></tr>
+ *   <tr><td>{@code engine.*}</td><td>the interfaces nodes call: {@link org.dit4j.server.engine.ModelProvider} (loading) and
+ *       {@link org.dit4j.server.engine.Sampling} (sampler loop), and the values passed between nodes</td><td>comfy.sd, comfy.sample</td></tr>
+ * </table>
+ *
+ * <h2>Division of work with the engine</h2>
+ * The server computes what ComfyUI computes around the model — schedules ({@code simple}, {@code normal}, {@code beta},
+ * {@code sgm_uniform}, ... for ModelSamplingFlux / ModelSamplingDiscreteFlow), KSampler's denoise and start/end
+ * step cuts, ModelSamplingFlux's shift, empty latents, Kontext resizing, PNG encoding — and hands the engine a
+ * {@link org.dit4j.server.engine.SampleJob}: patched model ({@link org.dit4j.server.engine.ModelRef}: sampling,
+ * LoRAs, step cache, compile, parallel layout), conditioning, cfg, sigmas, seed, latent. The engine owns noise
+ * generation, noise scaling (σ·ε + (1−σ)·x for flow models), the latent-format shift, CFG and the step loop, and
+ * reports each step to a {@link org.dit4j.server.engine.StepObserver} (progress events, interrupts).
+ *
+ * <h2>Known departures from ComfyUI</h2>
+ * <ul>
+ *   <li>Validation checks inputs in declaration order (ComfyUI iterates a set: its order varies by process).</li>
+ *   <li>Execution order: dependencies first, outputs in prompt order (ComfyUI's staging prefers output nodes, same
+ *       results). Node ids have no subgraph expansion (no node dit4j ships expands).</li>
+ *   <li>execution_success is sent after the history entry is stored, so a client that reads /history on it never
+ *       sees an empty answer.</li>
+ *   <li>/view?preview=webp answers JPEG (the JDK has no WebP encoder); LoadImage reads PNG, JPEG, BMP, GIF.</li>
+ *   <li>Binary preview frames are not sent; /features reports supports_preview_metadata=false.</li>
+ * </ul>
+ */
+package org.dit4j.server;
