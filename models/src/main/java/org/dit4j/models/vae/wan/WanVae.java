@@ -15,6 +15,7 @@ import org.dit4j.core.io.WeightSource;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.models.vae.wan.WanVaeBlocks.CausalCache;
 
@@ -203,15 +204,24 @@ public final class WanVae implements AutoCloseable {
         }
     }
 
-    /** {@link #decodeRaw(Tensor, int, Consumer)} collected into one video [N, out, T, H, W]. */
+    /**
+     * {@link #decodeRaw(Tensor, int, Consumer)} collected into one video [N, out, T, H, W] (each chunk written into
+     * place, so the peak is the video plus one chunk).
+     */
     public Tensor decodeRaw(Tensor raw, int latentFramesPerChunk) {
-        List<Tensor> parts = new ArrayList<>();
-        try {
-            decodeRaw(raw, latentFramesPerChunk, chunk -> parts.add(Scope.detach(chunk)));
-            return parts.size() == 1 ? ops.copy(parts.get(0)) : ops.concat(2, parts.toArray(Tensor[]::new));
-        } finally {
-            for (Tensor t : parts) t.close();
-        }
+        checkLatent(raw, "decode");
+        WanVaeConfig c = config();
+        long sf = c.spatialFactor();
+        Tensor out = ops.empty(raw.dtype(), Shape.of(raw.dim(0), c.outChannels(),
+                c.videoFrames(raw.shape().dimInt(2)), raw.dim(3) * sf, raw.dim(4) * sf));
+        long[] at = {0};
+        decodeRaw(raw, latentFramesPerChunk, chunk -> {
+            ops.writeSlice(out, 2, at[0], chunk);
+            at[0] += chunk.dim(2);
+        });
+        if (at[0] != out.dim(2))
+            throw new IllegalStateException("internal: the decoder gave " + at[0] + " frames, expected " + out.dim(2));
+        return out;
     }
 
     /**

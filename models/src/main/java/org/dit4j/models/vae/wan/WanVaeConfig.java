@@ -171,8 +171,6 @@ public record WanVaeConfig(int inChannels, int outChannels, int baseDim, int[] c
         if (json.get("attn_scales") instanceof List<?> l && !l.isEmpty())
             throw new CheckpointException("VAE config " + file + ": attn_scales " + l + " puts attention blocks inside the "
                     + "levels, which Wan2.1 does not have and dit4j does not implement");
-        if (json.containsKey("dropout") && json.get("dropout") instanceof Number n && n.doubleValue() != 0)
-            throw new CheckpointException("VAE config " + file + ": dropout " + n + " (inference needs none; check the file)");
         if (hasEncoder) checkAgrees(json, "base_dim", baseDim, file);
         if (json.get("dim_mult") instanceof List<?> mult && json.get("base_dim") instanceof Number base) {
             int[] fromJson = new int[mult.size()];
