@@ -17,8 +17,9 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * The engine the server uses while no inference pipeline is wired in: the API, validation and queue work, and
- * every loader fails with a message that says so (reported as the node's execution_error).
+ * The engine the server uses when no inference backend can be opened (see {@code dit4j serve}; the normal engine is
+ * {@link org.dit4j.server.flux.FluxEngine}): the API, validation and queue work, and every loader fails with a message
+ * that says why (reported as the node's execution_error). Also useful for API-only tests.
  */
 public final class UnavailableEngine implements ModelProvider, Sampling {
 

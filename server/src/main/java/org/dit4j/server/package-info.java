@@ -15,6 +15,9 @@
  *   <tr><td>{@code files.*}</td><td>models folders, extra_model_paths.yaml, safe path resolution, atomic writes</td><td>folder_paths.py, utils/extra_config.py</td></tr>
  *   <tr><td>{@code engine.*}</td><td>the interfaces nodes call: {@link org.dit4j.server.engine.ModelProvider} (loading) and
  *       {@link org.dit4j.server.engine.Sampling} (sampler loop), and the values passed between nodes</td><td>comfy.sd, comfy.sample</td></tr>
+ *   <tr><td>{@code flux.*}</td><td>the engine {@code dit4j serve} runs: {@link org.dit4j.server.flux.FluxEngine} (Flux.1
+ *       loaders, text encoding, VAE, ComfyUI's sampler semantics on the GPU or the CPU); {@link org.dit4j.server.UnavailableEngine}
+ *       only when no backend opens</td><td>comfy.sd, comfy.samplers, comfy.model_sampling, comfy.ldm.flux</td></tr>
  * </table>
  *
  * <h2>Division of work with the engine</h2>
@@ -35,6 +38,8 @@
  *       sees an empty answer.</li>
  *   <li>/view?preview=webp answers JPEG (the JDK has no WebP encoder); LoadImage reads PNG, JPEG, BMP, GIF.</li>
  *   <li>Binary preview frames are not sent; /features reports supports_preview_metadata=false.</li>
+ *   <li>Flux engine: T5 runs in BF16 on GPUs (ComfyUI: FP16); cond and uncond run as two forwards (ComfyUI batches them and
+ *       pads T5 states of different lengths by repetition); prompt weights are not interpreted; see {@code flux}.</li>
  * </ul>
  */
 package org.dit4j.server;

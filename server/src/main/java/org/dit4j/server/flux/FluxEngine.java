@@ -59,6 +59,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     private final Ops ops;
     private final FluxModelResolver resolver;
     private final boolean ownsOps;
+    private final long deviceTotalBytes;
     private Ops cpu;
 
     /**
@@ -73,6 +74,16 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
         this.ownsOps = ownsOps;
         this.resolver = new FluxModelResolver(hub == null ? HfHub.fromEnvironment() : hub, modelsDir, null);
         if (ops.device().isCpu()) cpu = ops;
+        long total = -1;
+        if (ops instanceof CudaBackend cuda) {
+            try {
+                cuda.synchronize();                          // makes the backend's context current on this thread
+                total = CudaDriver.get().memoryInfo()[1];
+            } catch (RuntimeException e) {
+                total = -1;                                  // reported as unknown
+            }
+        }
+        this.deviceTotalBytes = total;
     }
 
     /** Opens a backend ({@code auto}, {@code cpu}, {@code cuda}, {@code cuda:N}) and an engine on it, which owns it. */
@@ -240,15 +251,10 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     @Override public List<DeviceInfo> devices() {
         List<DeviceInfo> out = new ArrayList<>();
         if (ops instanceof CudaBackend cuda) {
-            long total = -1, free = -1;
-            try {
-                long[] m = CudaDriver.get().memoryInfo();
-                free = m[0];
-                total = m[1];
-            } catch (RuntimeException e) {
-                // unknown: reported as -1
-            }
-            out.add(new DeviceInfo(cuda.name(), "cuda", cuda.device().index(), total, free));
+            // the driver answers memory queries only on a thread with the context current; /system_stats runs on an HTTP
+            // thread, so free memory is the total less what dit4j's allocator holds (other processes are not seen)
+            long free = deviceTotalBytes < 0 ? -1 : Math.max(0, deviceTotalBytes - cuda.allocator().reservedBytes());
+            out.add(new DeviceInfo(cuda.name(), "cuda", cuda.device().index(), deviceTotalBytes, free));
         } else {
             var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
             out.add(new DeviceInfo("cpu", "cpu", 0, os.getTotalMemorySize(), os.getFreeMemorySize()));

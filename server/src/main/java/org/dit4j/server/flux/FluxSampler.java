@@ -106,6 +106,7 @@ final class FluxSampler {
         List<Branch> branches = new ArrayList<>();
         CudaGraph graph = null;
         Tensor[] graphOut = null;
+        boolean captureFailed = false;
         float[] denoised = null;
         try {
             branches.add(branch(model, job.positive(), g));
@@ -130,18 +131,25 @@ final class FluxSampler {
                             cuda.copyInto(br.cond.timeSin(), tSin);
                             cuda.copyInto(br.imgIn, br.ref == null ? xAct : ops.concat(1, xAct, br.ref));
                         }
-                        if (i == 0) {
-                            for (int k = 0; k < v.length; k++) {
-                                Branch br = branches.get(k);
-                                v[k] = transformer.forward(br.imgIn, br.txt, br.y, br.cond);    // eager: kernels compile, plans cached
-                            }
-                        } else {
-                            if (graph == null) {
-                                graphOut = new Tensor[branches.size()];
+                        if (i > 0 && graph == null && !captureFailed) {
+                            graphOut = new Tensor[branches.size()];
+                            try {
                                 graph = capture(cuda, transformer, branches, graphOut);
+                            } catch (RuntimeException ex) {
+                                for (Tensor o : graphOut) if (o != null) o.close();
+                                graphOut = null;
+                                captureFailed = true;
+                                System.err.println("dit4j server: CUDA graph capture failed (" + ex.getMessage() + "); running the steps eagerly");
                             }
+                        }
+                        if (graph != null) {
                             graph.replay();
                             v = graphOut;
+                        } else {
+                            for (int k = 0; k < v.length; k++) {
+                                Branch br = branches.get(k);
+                                v[k] = transformer.forward(br.imgIn, br.txt, br.y, br.cond);    // eager (step 0: kernels compile, plans cached)
+                            }
                         }
                     } else {
                         for (int k = 0; k < v.length; k++) {
