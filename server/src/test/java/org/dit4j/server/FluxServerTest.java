@@ -109,6 +109,7 @@ class FluxServerTest {
         writeAllInOne(models.resolve("checkpoints/flux-tiny-aio.safetensors"));
         Files.write(models.resolve("diffusion_models/broken.safetensors"), new byte[] {9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3});
         Files.copy(models.resolve("vae/ae.safetensors"), models.resolve("diffusion_models/not-flux.safetensors"));
+        Files.write(models.resolve("diffusion_models/old.ckpt"), new byte[] {(byte) 0x80, 2});
         ops = new CpuBackend();
         flux = new FluxEngine(ops, models, hub());
         engine = new Counting(flux);
@@ -330,6 +331,11 @@ class FluxServerTest {
             assertEquals("1", err.path("data").path("node_id").asText());
             assertEquals("UNETLoader", err.path("data").path("node_type").asText());
             assertTrue(err.path("data").path("exception_message").asText().contains("broken.safetensors"), err.toString());
+
+            // a pickle checkpoint is refused by name
+            String pidPickle = id(h.queue(ksamplerWorkflow(5, 32, "x", "old.ckpt"), client, 200));
+            JsonNode errPickle = ws.await(Harness.WsClient.type("execution_error", pidPickle), 60_000);
+            assertTrue(errPickle.path("data").path("exception_message").asText().contains("safetensors files only"), errPickle.toString());
 
             // a VAE where the transformer should be
             String pid2 = id(h.queue(ksamplerWorkflow(5, 32, "x", "not-flux.safetensors"), client, 200));

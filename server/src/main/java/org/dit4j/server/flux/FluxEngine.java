@@ -103,6 +103,20 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
 
     // ------------------------------------------------------------------------------------------------ loading
 
+    /** Opens a model file; pickle checkpoints are refused by name before any byte is read. */
+    static WeightSource open(Path file) {
+        requireSafetensors(file);
+        return WeightSource.open(file);
+    }
+
+    private static void requireSafetensors(Path file) {
+        String n = file.getFileName().toString().toLowerCase(Locale.ROOT);
+        for (String ext : List.of(".ckpt", ".pt", ".pt2", ".pth", ".bin", ".pkl"))
+            if (n.endsWith(ext))
+                throw new CheckpointException(file.getFileName() + " is a PyTorch pickle checkpoint (" + ext + "); dit4j loads safetensors "
+                        + "files only (pickles can run code when loaded): convert it to .safetensors or use the .safetensors release");
+    }
+
     /** The weight dtype of UNETLoader's {@code weight_dtype} on this device. */
     DType weightDtype(String weightDtype) {
         return switch (weightDtype == null ? "default" : weightDtype) {
@@ -116,7 +130,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
 
     @Override public DiffusionModel loadDiffusionModel(Path file, String weightDtype) {
         DType wd = weightDtype(weightDtype);
-        try (WeightSource w = WeightSource.open(file)) {
+        try (WeightSource w = open(file)) {
             return loadTransformer(w, file, wd);
         }
     }
@@ -144,6 +158,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
                     + "whose text encoders are clip_l + t5xxl with type 'flux'");
         Path clipFile = null, t5File = null;
         for (Path f : files) {
+            requireSafetensors(f);
             for (FluxModelResolver.Role r : FluxModelResolver.rolesOf(f)) {
                 if (r == FluxModelResolver.Role.CLIP) clipFile = pick(clipFile, f, "CLIP-L");
                 if (r == FluxModelResolver.Role.T5) t5File = pick(t5File, f, "T5-XXL");
@@ -174,11 +189,11 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
         var clipTok = FluxPipeline.loadClipTokenizer(tok.clip());
         var t5Tok = FluxPipeline.loadT5Tokenizer(tok.t5());
         ClipTextModel clip;
-        try (WeightSource w = WeightSource.open(clipFile)) {
+        try (WeightSource w = open(clipFile)) {
             clip = ClipTextModel.load(o, w, act);
         }
         T5Encoder t5;
-        try (WeightSource w = WeightSource.open(t5File)) {
+        try (WeightSource w = open(t5File)) {
             t5 = T5Encoder.load(o, w, act);
         } catch (RuntimeException e) {
             clip.close();
@@ -194,7 +209,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     }
 
     @Override public Vae loadVae(Path file) {
-        try (WeightSource w = WeightSource.open(file)) {
+        try (WeightSource w = open(file)) {
             return loadVae(w, file);
         }
     }
@@ -212,12 +227,13 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     }
 
     @Override public Checkpoint loadCheckpoint(Path file) {
+        requireSafetensors(file);
         List<FluxModelResolver.Role> roles = FluxModelResolver.rolesOf(file);
         if (!roles.contains(FluxModelResolver.Role.TRANSFORMER))
             throw new CheckpointException("checkpoint " + file.getFileName() + " holds no Flux.1 transformer (no 'model.diffusion_model.img_in.weight' "
                     + "or similar); dit4j's server runs Flux.1 checkpoints");
         FluxModel model;
-        try (WeightSource w = WeightSource.open(file)) {
+        try (WeightSource w = open(file)) {
             model = loadTransformer(w, file, activation());
         }
         TextEncoder clip = null;
@@ -226,7 +242,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
             if (roles.contains(FluxModelResolver.Role.CLIP) && roles.contains(FluxModelResolver.Role.T5))
                 clip = loadText(List.of(file), file, file, false);
             if (roles.contains(FluxModelResolver.Role.VAE)) {
-                try (WeightSource w = WeightSource.open(file)) {
+                try (WeightSource w = open(file)) {
                     vae = loadVae(w, file);
                 }
             }
