@@ -39,7 +39,7 @@
  *   <li>/view?preview=webp answers JPEG (the JDK has no WebP encoder); LoadImage reads PNG, JPEG, BMP, GIF.</li>
  *   <li>Binary preview frames are not sent; /features reports supports_preview_metadata=false.</li>
  *   <li>Flux engine: T5 runs in BF16 on GPUs (ComfyUI: FP16); cond and uncond run as two forwards (ComfyUI batches them and
- *       pads T5 states of different lengths by repetition); prompt weights are not interpreted; see {@code flux}.</li>
+ *       pads T5 states of different lengths by repetition); {@code embedding:} names are not interpreted; see {@code flux}.</li>
  * </ul>
  */
 package org.dit4j.server;

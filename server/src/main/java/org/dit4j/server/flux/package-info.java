@@ -8,7 +8,7 @@
  *       names, weight_dtype default / fp8_e4m3fn(_fast) / fp8_e5m2</td><td>FluxWeights, FluxTransformer</td></tr>
  *   <tr><td>{@code FluxTextEncoder}, {@code FluxTextEmbedding}</td><td>CLIP (DualCLIPLoader type flux, CLIPLoader with a
  *       file holding both, checkpoint text_encoders.*), CLIPTextEncode's conditioning (T5 ≥ 256 tokens + pooled CLIP-L,
- *       on the host)</td><td>ClipTextModel, T5Encoder, TextConditioning (ComfyUI mode); tokenizers found as
+ *       on the host)</td><td>ClipTextModel, T5Encoder, TextConditioning (ComfyUI mode), PromptWeights; tokenizers found as
  *       FluxModelResolver finds them ({@code <models-dir>/tokenizers/}, the checkpoint, the Hugging Face cache)</td></tr>
  *   <tr><td>{@code FluxVae}</td><td>VAE: decode, decode_tiled_ (three feathered tilings), encode (posterior mode)</td>
  *       <td>AutoencoderKL (raw latent space)</td></tr>
@@ -24,7 +24,7 @@
  *
  * <h2>Not yet supported (clear execution_error)</h2>
  * LoRA files; TeaCache / MagCache with a non-zero threshold; num_gpus &gt; 1; samplers other than {@code euler};
- * conditioning with several entries (combine/area); latent noise masks. Prompt-weight syntax ({@code (word:1.2)}) is
- * tokenized as written, not interpreted.
+ * conditioning with several entries (combine/area); latent noise masks. Prompt weights ({@code (word:1.2)}) are applied
+ * as ComfyUI applies them ({@code PromptWeights}); {@code embedding:} names (textual inversion) are not.
  */
 package org.dit4j.server.flux;
