@@ -99,7 +99,12 @@ final class GenerateCommand implements Runnable {
     @Option(names = {"-o", "--out"}, defaultValue = "out.png", description = "output PNG (batches: NAME-1.png, NAME-2.png, …)")
     Path out;
 
+    @Option(names = "--runs", defaultValue = "1", description = "generate this many times in one process, keeping the models "
+            + "loaded (benchmarking: run 1 includes loading, kernel compilation and CUDA-graph capture; the last run is warm)")
+    int runs;
+
     @Override public void run() {
+        if (runs < 1) throw new IllegalArgumentException("--runs must be at least 1, got " + runs);
         PrintStream err = System.err;
         long started = System.nanoTime();
         long seedValue = seed != null ? seed : new SecureRandom().nextLong() & 0x7FFFFFFFFFFFL;
@@ -111,7 +116,7 @@ final class GenerateCommand implements Runnable {
         FluxModelFiles files = resolver.resolve(model);
         err.println("model:   " + files.description());
         try (Ops ops = Backends.open(backend)) {
-            FluxPipeline.Settings s = FluxPipeline.Settings.defaults(ops).withKeepLoaded(false).withVaeTile(vaeTile)
+            FluxPipeline.Settings s = FluxPipeline.Settings.defaults(ops).withKeepLoaded(runs > 1).withVaeTile(vaeTile)
                     .withCudaGraphs(!noCompile && !ops.device().isCpu());
             switch (dtype.toLowerCase(Locale.ROOT)) {
                 case "auto" -> { }
@@ -133,7 +138,15 @@ final class GenerateCommand implements Runnable {
                     if (reference == null) throw new IllegalArgumentException("--save-reference needs --image");
                     Png.write(saveReference, pipe.scaledReference(reference), Map.of());
                 }
-                FluxPipeline.Result result = pipe.generate(req, new Bar(err));
+                FluxPipeline.Result result = null;
+                for (int run = 1; run <= runs; run++) {
+                    long r0 = System.nanoTime();
+                    result = pipe.generate(req, new Bar(err));
+                    if (runs > 1) {
+                        err.printf(Locale.ROOT, "run %d of %d:%n", run, runs);
+                        summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
+                    }
+                }
                 Map<String, String> text = GenerationMetadata.chunks(files, result, modelName(), image == null ? null : image.getFileName().toString(),
                         pipe.transformerConfig().guidanceEmbed());
                 long w0 = System.nanoTime();
