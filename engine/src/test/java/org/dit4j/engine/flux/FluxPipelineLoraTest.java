@@ -83,7 +83,7 @@ class FluxPipelineLoraTest {
         float[] withLora, reference, plain;
         try (FluxPipeline p = new FluxPipeline(ops, folder, settings, List.of(new LoraSpec(lora, strength)), false)) {
             assertEquals(1, p.loraSummary().size());
-            assertTrue(p.loraSummary().get(0).startsWith("style.safetensors ×0.9: kohya, 3 low-rank pairs (rank 2/4, alpha 2/8) → 3 tensors"),
+            assertTrue(p.loraSummary().get(0).startsWith("style.safetensors ×0.9: kohya, 3 low-rank pairs (rank 2/4, alpha 2/8); changes 3 weight tensors"),
                     p.loraSummary().get(0));
             withLora = p.generate(req, FluxProgress.NONE).latents();
         }

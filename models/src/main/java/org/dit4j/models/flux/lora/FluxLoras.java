@@ -165,14 +165,14 @@ public final class FluxLoras implements FluxWeights.Patch, AutoCloseable {
     /** The files, in order. */
     public List<LoraFile> files() { return files; }
 
-    /** One line per file: "name ×0.8: kohya, 494 low-rank pairs (rank 16, alpha 16) on 494 tensors". */
+    /** One line per file: "name ×0.8: kohya, 494 low-rank pairs (rank 16, alpha 16); changes 494 weight tensors". */
     public List<String> describe() {
         List<String> out = new ArrayList<>();
         for (int i = 0; i < files.size(); i++) {
             LoraFile f = files.get(i);
             WeightSource w = sources.get(i);
             long targets = byTarget.values().stream().filter(l -> l.stream().anyMatch(c -> c.w() == w)).count();
-            out.add(String.format(Locale.ROOT, "%s ×%s: %s → %d tensors", f.path().getFileName(), fmt(specs.get(i).strength()), f.summary(), targets));
+            out.add(String.format(Locale.ROOT, "%s ×%s: %s; changes %d weight tensors", f.path().getFileName(), fmt(specs.get(i).strength()), f.summary(), targets));
         }
         return out;
     }
