@@ -395,7 +395,16 @@ class FluxLoraTest {
             SafeTensorsWriter.write(half, Map.of(
                     "transformer.proj_out.lora_A.weight", random(rnd, DType.F32, 0.1, 2, D)), Map.of());
         }
-        String m = assertThrows(CheckpointException.class, () -> FluxLoras.open(List.of(new LoraSpec(sdxl, 1f)), CFG, true)).getMessage();
+        Path control = tmp.resolve("control.safetensors");
+        try (Scope scope = Scope.open()) {     // BFL's FLUX.1-Depth-dev-lora layout: img_in widened to 128 inputs, norm scales set
+            Random rnd = new Random(3);
+            SafeTensorsWriter.write(control, Map.of(
+                    "img_in.lora_A.weight", random(rnd, DType.BF16, 0.1, 2, 128), "img_in.lora_B.weight", random(rnd, DType.BF16, 0.1, D, 2),
+                    "double_blocks.0.img_attn.norm.query_norm.scale", random(rnd, DType.BF16, 0.1, 16)), Map.of());
+        }
+        String m = assertThrows(CheckpointException.class, () -> FluxLoras.open(List.of(new LoraSpec(control, 1f)), CFG, true)).getMessage();
+        assertTrue(m.contains("Flux Control LoRA") && m.contains("128 inputs"), m);
+        m = assertThrows(CheckpointException.class, () -> FluxLoras.open(List.of(new LoraSpec(sdxl, 1f)), CFG, true)).getMessage();
         assertTrue(m.contains("no tensor for a Flux.1 transformer") && m.contains("Stable Diffusion 1.x/2.x/XL (UNet)"), m);
         m = assertThrows(CheckpointException.class, () -> FluxLoras.open(List.of(new LoraSpec(dora, 1f)), CFG, true)).getMessage();
         assertTrue(m.contains("DoRA") && m.contains("lora_magnitude_vector"), m);
@@ -406,6 +415,9 @@ class FluxLoraTest {
         assertTrue(m.contains("guidance embedder"), m);
         m = assertThrows(CheckpointException.class, () -> FluxLoras.open(List.of(new LoraSpec(half, 1f)), CFG, true)).getMessage();
         assertTrue(m.contains("'transformer.proj_out.lora_A.weight' has no matching up (B) tensor"), m);
+        try (FluxLoras off = FluxLoras.open(List.of(new LoraSpec(zeroTe, 0f)), CFG, false)) {   // strength 0: checked, nothing patched
+            assertTrue(off.names().isEmpty());
+        }
         try (FluxLoras l = FluxLoras.open(List.of(new LoraSpec(zeroTe, 1f)), CFG, false)) {      // an all-zero text-encoder part is no loss
             assertEquals(Set.of("final_layer.linear.weight"), l.names());
             assertTrue(l.notes().isEmpty());

@@ -115,6 +115,7 @@ public final class FluxLoras implements FluxWeights.Patch, AutoCloseable {
                         + "apply the rest anyway with --lora-ignore-unknown (FluxLoras.open(…, ignoreUnknown = true))");
             notes.add(what);
         }
+        if (spec.strength() == 0f) return;     // checked, but changes nothing
         for (Contribution c : found) byTarget.computeIfAbsent(c.e().target(), k -> new ArrayList<>()).add(c);
     }
 
