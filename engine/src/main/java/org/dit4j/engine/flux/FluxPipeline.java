@@ -55,6 +55,7 @@ import org.dit4j.models.vae.VaeImages;
  *       copied into the same tensors; on the CPU every step runs eagerly;</li>
  *   <li>VAE decode (optionally tiled) and 8-bit RGB as diffusers' image processor rounds it.</li>
  * </ol>
+ * LoRAs given to the constructor are merged into the transformer weights as they load ({@link FluxLoras}).
  * Parts load on first use. With {@code keepLoaded} false (the CLI) every part is released as soon as its stage is
  * over, so the peak memory is that of the largest part rather than the sum. Call {@link #generate} from one thread,
  * outside any open {@link Scope}.
