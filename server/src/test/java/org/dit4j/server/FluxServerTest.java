@@ -14,6 +14,7 @@ import org.dit4j.engine.flux.FluxRequest;
 import org.dit4j.engine.flux.TinyFluxAccess;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.RgbImage;
+import org.dit4j.models.flux.lora.LoraSpec;
 import org.dit4j.server.engine.Checkpoint;
 import org.dit4j.server.engine.DeviceInfo;
 import org.dit4j.server.engine.DiffusionModel;
@@ -110,6 +111,8 @@ class FluxServerTest {
         Files.write(models.resolve("diffusion_models/broken.safetensors"), new byte[] {9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3});
         Files.copy(models.resolve("vae/ae.safetensors"), models.resolve("diffusion_models/not-flux.safetensors"));
         Files.write(models.resolve("diffusion_models/old.ckpt"), new byte[] {(byte) 0x80, 2});
+        writeLora(models.resolve("loras/style.safetensors"));
+        Files.copy(models.resolve("vae/ae.safetensors"), models.resolve("loras/not-a-lora.safetensors"));
         ops = new CpuBackend();
         flux = new FluxEngine(ops, models, hub());
         engine = new Counting(flux);
@@ -142,6 +145,31 @@ class FluxServerTest {
         } finally {
             for (WeightSource w : open) w.close();
         }
+    }
+
+    /** A kohya-style LoRA on double block 0's image qkv, single block 0's linear1 and the final linear of the tiny model. */
+    static void writeLora(Path file) throws Exception {
+        org.dit4j.models.flux.FluxConfig fc;
+        try (WeightSource w = WeightSource.open(models.resolve("diffusion_models/flux-tiny.safetensors"))) {
+            fc = org.dit4j.models.flux.FluxConfig.detect(w);
+        }
+        int d = fc.hiddenSize(), rank = 4;
+        java.util.Random rnd = new java.util.Random(5);
+        Map<String, Tensor> t = new LinkedHashMap<>();
+        Map<String, long[]> mods = Map.of("lora_unet_double_blocks_0_img_attn_qkv", new long[] {3L * d, d},
+                "lora_unet_single_blocks_0_linear1", new long[] {3L * d + fc.mlpHidden(), d},
+                "lora_unet_final_layer_linear", new long[] {fc.outChannels(), d});
+        for (var m : mods.entrySet()) {
+            long rows = m.getValue()[0], cols = m.getValue()[1];
+            float[] a = new float[(int) (rank * cols)], b = new float[(int) (rows * rank)];
+            for (int i = 0; i < a.length; i++) a[i] = (float) (rnd.nextGaussian() / Math.sqrt(cols));
+            for (int i = 0; i < b.length; i++) b[i] = (float) (rnd.nextGaussian() * 2.0);
+            t.put(m.getKey() + ".lora_down.weight", Tensor.of(a, rank, cols));
+            t.put(m.getKey() + ".lora_up.weight", Tensor.of(b, rows, rank));
+            t.put(m.getKey() + ".alpha", Tensor.of(new float[] {2f}));
+        }
+        Files.createDirectories(file.getParent());
+        SafeTensorsWriter.write(file, t, Map.of());
     }
 
     static String id(JsonNode r) { return r.get("prompt_id").asText(); }
@@ -230,11 +258,13 @@ class FluxServerTest {
         return m;
     }
 
-    static RgbImage pipelineImage(String prompt, long seed, int size) {
+    static RgbImage pipelineImage(String prompt, long seed, int size) { return pipelineImage(prompt, seed, size, List.of()); }
+
+    static RgbImage pipelineImage(String prompt, long seed, int size, List<LoraSpec> loras) {
         var files = new FluxModelResolver(hub(), models, null).fromFiles(List.of(models.resolve("diffusion_models/flux-tiny.safetensors"),
                 models.resolve("vae/ae.safetensors"), models.resolve("text_encoders/clip_l.safetensors"),
                 models.resolve("text_encoders/t5xxl_tiny.safetensors")));
-        try (FluxPipeline p = new FluxPipeline(ops, files, FluxPipeline.Settings.defaults(ops))) {
+        try (FluxPipeline p = new FluxPipeline(ops, files, FluxPipeline.Settings.defaults(ops), loras, false)) {
             return p.generate(FluxRequest.of(prompt, seed).withSize(size, size).withSteps(4).withGuidance(3.5f)
                     .withT5Length(FluxEngine.COMFY_T5_MIN_LENGTH), FluxProgress.NONE).images().getFirst();
         }
@@ -304,6 +334,40 @@ class FluxServerTest {
             String pid2 = id(h.queue(p, client, 200));
             JsonNode err2 = ws.await(Harness.WsClient.type("execution_error", pid2), 120_000);
             assertTrue(err2.path("data").path("exception_message").asText().contains("num_gpus 2"), err2.toString());
+        }
+    }
+
+    @Test void loraLoaderModelOnlyMergesTheLoraAsFluxPipelineDoes() throws Exception {
+        ObjectNode p = ksamplerWorkflow(21, 32, "a red fox", "flux-tiny.safetensors");
+        p.set("15", Json.parse("{\"class_type\":\"LoraLoaderModelOnly\",\"inputs\":{\"model\":[\"1\",0],"
+                + "\"lora_name\":\"style.safetensors\",\"strength_model\":0.8}}"));
+        ((ObjectNode) p.get("8").get("inputs")).set("model", Json.parse("[\"15\", 0]"));
+        BufferedImage withLora = image(run(p, null));
+        RgbImage ref = pipelineImage("a red fox", 21, 32, List.of(new LoraSpec(models.resolve("loras/style.safetensors"), 0.8f)));
+        int d = maxDiff(withLora, ref);
+        assertTrue(d <= 1, "LoRA 0.8 vs FluxPipeline with the same LoRA: " + d + " levels");
+        BufferedImage plain = image(run(ksamplerWorkflow(21, 32, "a red fox", "flux-tiny.safetensors"), null));
+        assertTrue(maxDiff(plain, withLora) > 5, "the LoRA changes the image: " + maxDiff(plain, withLora));
+        int d0 = maxDiff(plain, pipelineImage("a red fox", 21, 32));
+        assertTrue(d0 <= 1, "after a LoRA run the model without LoRA is the plain model again: " + d0 + " levels");
+
+        // ParallelLoraLoader with strength_clip 1: this LoRA has no text-encoder tensors, so the CLIP is unchanged (as in ComfyUI)
+        ObjectNode pl = ksamplerWorkflow(21, 32, "a red fox", "flux-tiny.safetensors");
+        pl.set("15", Json.parse("{\"class_type\":\"ParallelLoraLoader\",\"inputs\":{\"model\":[\"1\",0],\"clip\":[\"2\",0],"
+                + "\"lora_name\":\"style.safetensors\",\"strength_model\":0.8,\"strength_clip\":1.0}}"));
+        ((ObjectNode) pl.get("8").get("inputs")).set("model", Json.parse("[\"15\", 0]"));
+        ((ObjectNode) pl.get("4").get("inputs")).set("clip", Json.parse("[\"15\", 1]"));
+        int dp = maxDiff(image(run(pl, null)), ref);
+        assertTrue(dp <= 1, "ParallelLoraLoader vs FluxPipeline with the LoRA: " + dp + " levels");
+
+        // a file that is no LoRA
+        ((ObjectNode) p.get("15").get("inputs")).put("lora_name", "not-a-lora.safetensors");
+        String client = UUID.randomUUID().toString();
+        try (Harness.WsClient ws = h.ws(client)) {
+            String pid = id(h.queue(p, client, 200));
+            JsonNode err = ws.await(Harness.WsClient.type("execution_error", pid), 60_000);
+            assertEquals("LoraLoaderModelOnly", err.path("data").path("node_type").asText());
+            assertTrue(err.path("data").path("exception_message").asText().contains("not a LoRA"), err.toString());
         }
     }
 

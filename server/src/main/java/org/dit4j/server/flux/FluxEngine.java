@@ -12,8 +12,8 @@ import org.dit4j.engine.flux.FluxModelResolver;
 import org.dit4j.engine.flux.FluxPipeline;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.models.flux.FluxConfig;
-import org.dit4j.models.flux.FluxTransformer;
 import org.dit4j.models.flux.FluxWeights;
+import org.dit4j.models.flux.lora.LoraFile;
 import org.dit4j.models.text.ClipTextModel;
 import org.dit4j.models.text.T5Encoder;
 import org.dit4j.models.vae.AutoencoderKL;
@@ -149,7 +149,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
         FluxWeights weights = FluxWeights.load(ops, w, prefix, cfg, wd, vectors);
         String name = file.getFileName().toString();
         String family = !cfg.guidanceEmbed() ? "flux-schnell" : name.toLowerCase(Locale.ROOT).contains("kontext") ? "flux-kontext" : "flux-dev";
-        return new FluxModel(name, family, cfg, weights, new FluxTransformer(ops, weights));
+        return new FluxModel(name, family, file, prefix, ops, cfg, wd, vectors, weights);
     }
 
     @Override public TextEncoder loadTextEncoder(List<Path> files, String type, String device) {
@@ -254,9 +254,18 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
         return new Checkpoint(model, clip, vae);
     }
 
+    /**
+     * A LoRA file (LoraLoaderModelOnly, ParallelLoraLoader…): checked to be a LoRA here, bound to the model and merged
+     * into its weights when a sampler runs ({@link FluxModel#transformer(List)}).
+     */
     @Override public LoraWeights loadLora(Path file) {
-        throw new UnsupportedOperationException("cannot load LoRA " + file.getFileName() + ": dit4j's Flux engine does not apply LoRAs "
-                + "yet; remove the LoRA loader node or set its strength to 0");
+        try (WeightSource w = open(file)) {
+            if (!LoraFile.looksLikeLora(w))
+                throw new CheckpointException(file.getFileName() + " is not a LoRA file (no lora_up/lora_down, lora_A/lora_B or alpha "
+                        + "tensors); put LoRAs into models/loras");
+            LoraFile.read(w);                                   // key styles understood (fails naming what is not)
+        }
+        return new FluxLora(file);
     }
 
     /** Returns pooled device memory to the driver (the loaded weights stay with the node outputs that hold them). */

@@ -13,6 +13,7 @@ import org.dit4j.models.flux.FluxConfig;
 import org.dit4j.models.flux.FluxEmbeddings;
 import org.dit4j.models.flux.FluxRope;
 import org.dit4j.models.flux.FluxTransformer;
+import org.dit4j.models.flux.lora.LoraSpec;
 import org.dit4j.models.nn.Timesteps;
 import org.dit4j.models.vae.VaeConfig;
 import org.dit4j.server.engine.Conditioning;
@@ -111,7 +112,7 @@ final class FluxSampler {
         try {
             branches.add(branch(model, job.positive(), g));
             if (cfgPass) branches.add(branch(model, job.negative(), g));
-            FluxTransformer transformer = model.transformer();
+            FluxTransformer transformer = model.transformer(loraSpecs(ref));
             int steps = sigmas.length - 1;
             float cfgScale = (float) job.cfg();
             for (int i = 0; i < steps; i++) {
@@ -196,8 +197,6 @@ final class FluxSampler {
 
     /** Patches of the MODEL this engine does not apply fail here, before any work, with what to change. */
     static void requireSupported(ModelRef ref) {
-        if (!ref.loras().isEmpty())
-            throw new UnsupportedOperationException("LoRAs are not applied by dit4j's Flux engine yet; remove the LoRA loader nodes");
         CacheSpec spec = ref.cache().spec();
         if (spec.kind() != CacheSpec.Kind.NONE && (spec.threshold().isEmpty() || spec.threshold().getAsDouble() > 0))
             throw new UnsupportedOperationException(spec.kind().word() + " (threshold " + (spec.threshold().isPresent()
@@ -207,6 +206,17 @@ final class FluxSampler {
         if (p.gpus() > 1)
             throw new UnsupportedOperationException("num_gpus " + p.gpus() + ": multi-GPU sampling is not yet wired into dit4j serve; "
                     + "set num_gpus to 1 (ulysses/ring/cfg/pipefusion degrees 1)");
+    }
+
+    /** The MODEL's LoRAs as files and strengths, in application order. */
+    static List<LoraSpec> loraSpecs(ModelRef ref) {
+        List<LoraSpec> out = new ArrayList<>();
+        for (ModelRef.LoraApplication l : ref.loras()) {
+            if (!(l.weights() instanceof FluxLora f))
+                throw new IllegalArgumentException("LoRA " + l.weights().name() + " was not loaded by dit4j's Flux engine");
+            out.add(new LoraSpec(f.file(), (float) l.strength()));
+        }
+        return out;
     }
 
     static boolean isClose(double a, double b) { return Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b)); }

@@ -9,6 +9,9 @@ import org.dit4j.models.text.T5Encoder;
 import org.dit4j.models.text.TextConditioning;
 import org.dit4j.models.text.tokenizer.ClipTokenizer;
 import org.dit4j.models.text.tokenizer.T5Tokenizer;
+import org.dit4j.core.io.WeightSource;
+import org.dit4j.models.flux.lora.LoraFile;
+import org.dit4j.server.engine.LoraWeights;
 import org.dit4j.server.engine.TextEmbedding;
 import org.dit4j.server.engine.TextEncoder;
 
@@ -156,6 +159,22 @@ final class FluxTextEncoder implements TextEncoder {
         try (Tensor h = ops.toHost(t)) {
             return h.toFloatArray();
         }
+    }
+
+    /**
+     * ParallelLoraLoader's strength_clip: a LoRA without effective text-encoder tensors changes nothing here (ComfyUI
+     * patches no CLIP key then either), so the encoder is returned as is; one with text-encoder tensors is refused.
+     */
+    @Override public TextEncoder withLora(LoraWeights lora, double strength) {
+        if (!(lora instanceof FluxLora f)) throw new IllegalArgumentException("LoRA " + lora.name() + " was not loaded by dit4j's Flux engine");
+        try (WeightSource w = FluxEngine.open(f.file())) {
+            LoraFile lf = LoraFile.read(w);
+            if (lf.textEncoderEffective())
+                throw new UnsupportedOperationException("LoRA " + f.name() + " changes the text encoders (" + lf.textEncoderKeys().size()
+                        + " tensors such as " + lf.textEncoderKeys().getFirst() + "); dit4j applies LoRAs to the Flux transformer only: "
+                        + "set strength_clip to 0");
+        }
+        return this;
     }
 
     @Override public synchronized void close() {

@@ -10,6 +10,11 @@
  *       file holding both, checkpoint text_encoders.*), CLIPTextEncode's conditioning (T5 ≥ 256 tokens + pooled CLIP-L,
  *       on the host)</td><td>ClipTextModel, T5Encoder, TextConditioning (ComfyUI mode), PromptWeights; tokenizers found as
  *       FluxModelResolver finds them ({@code <models-dir>/tokenizers/}, the checkpoint, the Hugging Face cache)</td></tr>
+ *   <tr><td>{@code FluxLora}</td><td>LoRA (LoraLoaderModelOnly, ParallelLoraLoader(ModelOnly)): merged into the model's
+ *       weights before sampling, W + Σ strength·scale·B·A in F32 rounded once (ComfyUI rounds fp8 weights stochastically
+ *       back to fp8; dit4j keeps merged fp8 weights in BF16); keys that fit no module are left out with a warning, as
+ *       ComfyUI does; strength_clip changes nothing for a LoRA without text-encoder tensors and is refused for one with
+ *       them</td><td>models.flux.lora (FluxLoras)</td></tr>
  *   <tr><td>{@code FluxVae}</td><td>VAE: decode, decode_tiled_ (three feathered tilings), encode (posterior mode)</td>
  *       <td>AutoencoderKL (raw latent space)</td></tr>
  *   <tr><td>{@code FluxSampler}</td><td>comfy.samplers CFGGuider + KSAMPLER(euler), CONST model sampling,
@@ -23,7 +28,7 @@
  * table); the saved PNGs are within one 8-bit level (ComfyUI truncates, the pipeline rounds).
  *
  * <h2>Not yet supported (clear execution_error)</h2>
- * LoRA files; TeaCache / MagCache with a non-zero threshold; num_gpus &gt; 1; samplers other than {@code euler};
+ * TeaCache / MagCache with a non-zero threshold; num_gpus &gt; 1; samplers other than {@code euler};
  * conditioning with several entries (combine/area); latent noise masks. Prompt weights ({@code (word:1.2)}) are applied
  * as ComfyUI applies them ({@code PromptWeights}); {@code embedding:} names (textual inversion) are not.
  */

@@ -257,6 +257,36 @@ class FluxEngineTest {
         }
     }
 
+    @Test void loraSetsReloadTheWeightsOnlyWhenTheyChange() throws Exception {
+        Path lora = tmp.resolve("lora.safetensors");
+        org.dit4j.models.flux.FluxConfig fc;
+        try (org.dit4j.core.io.WeightSource w = org.dit4j.core.io.WeightSource.open(dev.resolve("diffusion_models/flux-tiny.safetensors"))) {
+            fc = org.dit4j.models.flux.FluxConfig.detect(w);
+        }
+        int d = fc.hiddenSize();
+        float[] a = new float[2 * d], b = new float[3 * d * 2];
+        for (int i = 0; i < a.length; i++) a[i] = (float) Math.sin(i);
+        for (int i = 0; i < b.length; i++) b[i] = (float) Math.cos(i);
+        org.dit4j.core.io.SafeTensorsWriter.write(lora, java.util.Map.of(
+                "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight", org.dit4j.core.tensor.Tensor.of(a, 2, d),
+                "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight", org.dit4j.core.tensor.Tensor.of(b, 3L * d, 2)), java.util.Map.of());
+        try (FluxModel m = (FluxModel) engine.loadDiffusionModel(dev.resolve("diffusion_models/flux-tiny.safetensors"), "default")) {
+            var base = m.transformer();
+            assertTrue(base == m.transformer(List.of()), "same set: no reload");
+            var specs = List.of(new org.dit4j.models.flux.lora.LoraSpec(lora, 0.5f));
+            var patched = m.transformer(specs);
+            assertTrue(patched != base, "another set: reloaded with the LoRA merged");
+            assertTrue(patched == m.transformer(List.of(new org.dit4j.models.flux.lora.LoraSpec(lora, 0.5f))), "equal set: no reload");
+            assertTrue(m.transformer(List.of(new org.dit4j.models.flux.lora.LoraSpec(lora, 0.6f))) != patched, "another strength: reloaded");
+            assertTrue(engine.loadLora(lora) instanceof FluxLora);
+            IllegalStateException released = assertThrows(IllegalStateException.class, () -> {
+                m.close();
+                m.transformer();
+            });
+            assertTrue(released.getMessage().contains("released"), released.getMessage());
+        }
+    }
+
     @Test void oddLatentSidesArePaddedByWrappingAndCropped() {
         FluxSampler.Geometry g = new FluxSampler.Geometry(1, 1, 3, 3);
         float[] x = {1, 2, 3, 4, 5, 6, 7, 8, 9};
