@@ -13,6 +13,8 @@ import java.util.Map;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.engine.Backends;
+import org.dit4j.engine.cache.MagCacheCalibration;
+import org.dit4j.engine.cache.NoCache;
 import org.dit4j.engine.flux.FluxModelFiles;
 import org.dit4j.engine.flux.FluxModelResolver;
 import org.dit4j.engine.flux.FluxPipeline;
@@ -96,6 +98,15 @@ final class GenerateCommand implements Runnable {
     @Option(names = "--no-compile", description = "run every step eagerly instead of replaying a CUDA graph")
     boolean noCompile;
 
+    @Option(names = "--cache", paramLabel = "SPEC", description = {"step cache: none, teacache[:thresh] (0.4), "
+            + "magcache[:thresh,K,retention] (0.24,5,0.1), fbcache[:thresh] (0.08); or magcache-calibrate[=OUT.json] to record "
+            + "a MagCache γ table for this step count (default file: magcache-flux-<kind>-<steps>.json next to the image)"})
+    String cache;
+
+    @Option(names = "--mag-ratios", paramLabel = "JSON", description = "MagCache γ table from --cache magcache-calibrate, used "
+            + "with --cache magcache instead of MagCache4FLUX's 28-step table")
+    Path magRatios;
+
     @Option(names = {"-o", "--out"}, defaultValue = "out.png", description = "output PNG (batches: NAME-1.png, NAME-2.png, …)")
     Path out;
 
@@ -105,6 +116,7 @@ final class GenerateCommand implements Runnable {
         long seedValue = seed != null ? seed : new SecureRandom().nextLong() & 0x7FFFFFFFFFFFL;
         if (negativePrompt != null && trueCfg <= 1f)
             err.println("note: --negative-prompt is used only with --true-cfg > 1 (e.g. --true-cfg 4)");
+        CacheOption caching = CacheOption.parse(cache, magRatios);
         RgbImage reference = image == null ? null : Images.read(image);
         HfHub hub = HfHub.fromEnvironment();
         FluxModelResolver resolver = new FluxModelResolver(hub, modelsDir, new DownloadBar(err));
@@ -133,7 +145,10 @@ final class GenerateCommand implements Runnable {
                     if (reference == null) throw new IllegalArgumentException("--save-reference needs --image");
                     Png.write(saveReference, pipe.scaledReference(reference), Map.of());
                 }
-                FluxPipeline.Result result = pipe.generate(req, new Bar(err));
+                MagCacheCalibration calibration = caching.calibrate() ? pipe.magCacheCalibration(req) : null;
+                if (calibration != null) err.println("cache:   recording a MagCache γ table (" + calibration.id() + ", every step computed)");
+                else if (!(caching.policy() instanceof NoCache)) err.println("cache:   " + caching.policy().describe());
+                FluxPipeline.Result result = pipe.generate(req, new Bar(err), caching.policy(), calibration);
                 Map<String, String> text = GenerationMetadata.chunks(files, result, modelName(), image == null ? null : image.getFileName().toString(),
                         pipe.transformerConfig().guidanceEmbed());
                 long w0 = System.nanoTime();
@@ -145,6 +160,12 @@ final class GenerateCommand implements Runnable {
                 }
                 double writeS = (System.nanoTime() - w0) / 1e9;
                 summary(err, result, writeS, (System.nanoTime() - started) / 1e9);
+                if (result.cache() != null) err.println(result.cache().summary());
+                if (calibration != null) {
+                    Path f = caching.calibrationFile(out, calibration.id());
+                    calibration.writeJson(f);
+                    err.println("MagCache γ table (" + calibration.id() + ") written to " + f + "; use it with --cache magcache --mag-ratios " + f);
+                }
                 for (Path p : written) System.out.println(p);
             }
         }
