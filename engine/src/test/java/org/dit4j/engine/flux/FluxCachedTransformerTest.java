@@ -207,6 +207,16 @@ class FluxCachedTransformerTest {
         }
     }
 
+    /** {@link #drive}, then {@link #checkAgainstModel} for every branch (bit for bit; see {@link Repeatable}). */
+    static Outcome driveAndCheck(Run run, StepCache policy, FluxCachedTransformer.Signal signal) {
+        Outcome[] out = new Outcome[1];
+        Repeatable.check(() -> {
+            out[0] = drive(run, policy, null);
+            for (Branch br : run.texts.keySet()) checkAgainstModel(run, br, signal, out[0]);
+        });
+        return out[0];
+    }
+
     static void assertPatternIsReplayable(Outcome out, StepCache fresh) {
         RunSummary replay = out.trace().replay(fresh, STEPS);
         for (Branch br : out.summary().branches())
@@ -220,9 +230,8 @@ class FluxCachedTransformerTest {
     @Test void teaCacheSkipsAsThePolicyDecidesAndReusesTheWholeStackResidual() {
         Run run = new Run(1, 1);
         TeaCache policy = new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0.6));
-        Outcome out = drive(run, policy, null);
+        Outcome out = driveAndCheck(run, policy, FluxCachedTransformer.Signal.MODULATED_INPUT);
         assertComputesAndSkips(out.summary(), Branch.COND);
-        checkAgainstModel(run, Branch.COND, FluxCachedTransformer.Signal.MODULATED_INPUT, out);
         assertPatternIsReplayable(out, new TeaCache(policy.config()));
         // the jumps must be computed (TeaCache's accumulated distance explodes there), first and last are forced
         String p = out.summary().pattern(Branch.COND);
@@ -235,9 +244,8 @@ class FluxCachedTransformerTest {
     @Test void firstBlockCacheComparesBlockZerosResidualAndAddsTheCachedRestToItsOutput() {
         Run run = new Run(1, 1);
         FirstBlockCache policy = FirstBlockCache.of(0.3);
-        Outcome out = drive(run, policy, null);
+        Outcome out = driveAndCheck(run, policy, FluxCachedTransformer.Signal.FIRST_BLOCK_RESIDUAL);
         assertComputesAndSkips(out.summary(), Branch.COND);
-        checkAgainstModel(run, Branch.COND, FluxCachedTransformer.Signal.FIRST_BLOCK_RESIDUAL, out);
         assertPatternIsReplayable(out, FirstBlockCache.of(0.3));
         // the jumps change block 0's residual by ≈ 0.5–0.7 relative: computed; the slow drift (≈ 0.2) is skipped
         String p = out.summary().pattern(Branch.COND);
@@ -247,10 +255,9 @@ class FluxCachedTransformerTest {
     @Test void magCacheNeedsNoSignalAndFollowsItsTable() {
         Run run = new Run(1, 1);
         MagCache policy = new MagCache(MagCache.Config.reference(MagCache.FLUX_DEV).withThreshold(0.3));
-        Outcome out = drive(run, policy, null);
+        Outcome out = driveAndCheck(run, policy, FluxCachedTransformer.Signal.NONE);
         assertComputesAndSkips(out.summary(), Branch.COND);
         for (CacheTrace.Call c : out.trace().calls()) assertEquals(Signals.NONE, c.signals());
-        checkAgainstModel(run, Branch.COND, FluxCachedTransformer.Signal.NONE, out);
         assertPatternIsReplayable(out, new MagCache(policy.config()));
     }
 
@@ -258,21 +265,17 @@ class FluxCachedTransformerTest {
         Run run = new Run(1, 1);
         for (StepCache p : new StepCache[] {new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0)), FirstBlockCache.of(0),
                 new MagCache(MagCache.Config.reference(MagCache.FLUX_DEV).withThreshold(0))}) {
-            Outcome out = drive(run, p, null);
+            Outcome out = driveAndCheck(run, p, FluxCachedTransformer.Signal.of(p));     // every step = forward
             assertEquals(STEPS, out.summary().computed(Branch.COND), p.describe());
-            checkAgainstModel(run, Branch.COND, FluxCachedTransformer.Signal.of(p), out);     // every step = forward
         }
     }
 
     @Test void cfgBranchesKeepTheirOwnSignalsReferencesAndResiduals() {
         Run run = new Run(2, 2);       // batch 2, cond and uncond with different texts
         TeaCache policy = new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0.6));
-        Outcome out = drive(run, policy, null);
+        Outcome out = driveAndCheck(run, policy, FluxCachedTransformer.Signal.MODULATED_INPUT);
         assertEquals(List.of(Branch.COND, Branch.UNCOND), out.summary().branches());
-        for (Branch br : Branch.values()) {
-            assertComputesAndSkips(out.summary(), br);
-            checkAgainstModel(run, br, FluxCachedTransformer.Signal.MODULATED_INPUT, out);
-        }
+        for (Branch br : Branch.values()) assertComputesAndSkips(out.summary(), br);
         // the branches measure different things (different texts → different modulation): not one shared state
         Signals.RelL1 c = (Signals.RelL1) out.trace().calls(Branch.COND).get(1).signals();
         Signals.RelL1 u = (Signals.RelL1) out.trace().calls(Branch.UNCOND).get(1).signals();
