@@ -60,7 +60,10 @@ import org.dit4j.models.vae.VaeImages;
  *       true CFG with a negative prompt. The latent stays in float32 (as ComfyUI keeps it; diffusers' bf16 pipelines
  *       round it to bf16 between steps); the transformer sees it in its activation dtype. On a CUDA backend the
  *       transformer call is captured once as a CUDA graph after an eager first step and replayed with new inputs
- *       copied into the same tensors; on the CPU every step runs eagerly;</li>
+ *       copied into the same tensors; on the CPU every step runs eagerly. With a step cache
+ *       ({@link #generate(FluxRequest, FluxProgress, StepCache)}) the transformer runs in stages instead
+ *       ({@link FluxCachedTransformer}): per step and CFG branch, embeddings and the policy's signal, then the remaining
+ *       blocks or the cached residual, with one CUDA graph per branch and stage;</li>
  *   <li>VAE decode (optionally tiled) and 8-bit RGB as diffusers' image processor rounds it.</li>
  * </ol>
  * Parts load on first use. With {@code keepLoaded} false (the CLI) every part is released as soon as its stage is
