@@ -255,6 +255,16 @@ public final class FluxPipeline implements AutoCloseable {
         if (Scope.current() != null)
             throw new IllegalStateException("call FluxPipeline.generate outside any open Scope: the pipeline owns its tensors");
         FluxRequest r = withDefaults(request);
+        if (calibration != null) {             // checked before anything loads
+            if (!(cache instanceof NoCache))
+                throw new IllegalArgumentException("MagCache calibration computes every step; run it without a cache (NoCache), not "
+                        + cache.describe());
+            int branches = r.trueCfg() ? 2 : 1;
+            if (calibration.totalSteps() != r.steps() || calibration.branches() != branches)
+                throw new IllegalArgumentException("MagCache calibration " + calibration.id() + " is for " + calibration.totalSteps()
+                        + " steps × " + calibration.branches() + " branch(es), the request runs " + r.steps() + " × " + branches
+                        + "; make it with magCacheCalibration(request)");
+        }
         if (progress == null) progress = FluxProgress.NONE;
         if (r.width() != request.width() && request.width() != 0 || r.height() != request.height() && request.height() != 0)
             progress.note("image size adjusted to " + r.width() + "×" + r.height() + " (a multiple of " + sizeMultiple() + ")");
