@@ -17,9 +17,9 @@ has() { [ "$what" = all ] || [[ ",$what," == *",$1,"* ]]; }
 if has tests; then
   rm -rf /tmp/et && mkdir -p /tmp/et && (cd /tmp/et && python3 -m zipfile -e "$OLDPWD/.device-main/engine-tests.zip" .)
   timeout 300 "${J[@]}" -jar .device-main/junit-platform-console-standalone-*.jar execute \
-    --class-path "/tmp/et:.device-main/dit4j.jar" --select-class org.dit4j.engine.FluxGpuTest \
+    --class-path "/tmp/et:.device-main/dit4j.jar" --select-class org.dit4j.engine.FluxGpuTest --select-class org.dit4j.cuda.AttentionGemmFallbackTest \
     --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
-  grep -E "dit4j-engine|✘|tests (successful|failed|skipped)" "$OUT/tests.log"
+  grep -E "dit4j-engine|✘|tests (successful|failed|skipped)|Exception|expected" "$OUT/tests.log" | head -30
 fi
 if has bench; then
   echo "== dit4j bench"
@@ -32,6 +32,18 @@ if has torch; then
 fi
 if [ -f "$OUT/dit4j.json" ] && [ -f "$OUT/torch.json" ]; then
   python3 bench/compare.py "$OUT/dit4j.json" "$OUT/torch.json" | tee "$OUT/compare.md"
+fi
+if [[ ",$what," == *",pipeline,"* ]]; then
+  echo "== full pipeline, random full-size Flux.1-dev files (transformer, clip_l, t5xxl, ae), 1024², 28 steps"
+  D=/tmp/fluxrand; rm -rf "$D"
+  timeout 240 "${J[@]}" -cp .device-main/dit4j.jar org.dit4j.engine.bench.RandomFluxFiles "$D" 2>&1 | grep -v incubator
+  mkdir -p "$D/tokenizers/clip-vit-large-patch14" "$D/tokenizers/t5-v1_1-xxl"
+  cp .device-main/tokenizers/clip/vocab.json .device-main/tokenizers/clip/merges.txt "$D/tokenizers/clip-vit-large-patch14/"
+  cp .device-main/tokenizers/t5/tokenizer.json "$D/tokenizers/t5-v1_1-xxl/"
+  timeout 300 "${J[@]}" -jar .device-main/dit4j.jar generate --model "$D" --prompt "a lighthouse on a cliff at dawn, oil painting" \
+    --width 1024 --height 1024 --steps 28 --seed 1 --runs 3 --out "$OUT/pipeline-random.png" 2>&1 | grep -vE "incubator|denoise \[" \
+    | tee "$OUT/pipeline.txt"
+  rm -rf "$D"
 fi
 if has exact; then
   echo "== full-size exactness vs diffusers"

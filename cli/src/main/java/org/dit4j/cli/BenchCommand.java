@@ -41,10 +41,13 @@ final class BenchCommand implements Runnable {
 
     @Option(names = "--json", description = "also write the results as JSON to this file") Path json;
 
+    @Option(names = "--profile", description = "on a GPU, also time every launch of one eager forward and print the breakdown "
+            + "(GEMM / attention / other, per kernel and GEMM shape)") boolean profile;
+
     @Override public void run() {
         if (randomWeights && weights != null) throw new IllegalArgumentException("--random-weights and --weights exclude each other");
-        var results = new FluxBench(System.out).run(new FluxBench.Options(model, resolutions, backend, warmup, iters, !noCompile,
-                textTokens, weights, seed));
+        var results = new FluxBench(System.out).profile(profile).run(new FluxBench.Options(model, resolutions, backend, warmup,
+                iters, !noCompile, textTokens, weights, seed));
         if (json != null) FluxBench.writeJson(json, results);
     }
 }

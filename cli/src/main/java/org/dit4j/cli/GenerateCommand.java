@@ -25,6 +25,7 @@ import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.Images;
 import org.dit4j.engine.image.Png;
 import org.dit4j.engine.image.RgbImage;
+import org.dit4j.models.flux.lora.LoraSpec;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -92,6 +93,15 @@ final class GenerateCommand implements Runnable {
     @Option(names = "--fp8", description = "keep fp8 transformer weights in fp8 (scaled) instead of converting them to bf16")
     boolean fp8;
 
+    @Option(names = "--lora", paramLabel = "FILE[:STRENGTH]", description = {"merge a LoRA into the transformer with a strength "
+            + "(default 1; e.g. style.safetensors:0.8); repeatable. Key styles: diffusers/PEFT, kohya, BFL/ComfyUI, OneTrainer, "
+            + "LyCORIS, XLabs. fp8 weights a LoRA changes are kept as bf16"})
+    List<String> lora = new ArrayList<>();
+
+    @Option(names = "--lora-ignore-unknown", description = "apply the LoRA tensors that fit the transformer and skip the rest "
+            + "(text-encoder parts, unknown keys, blocks the model lacks) instead of stopping with an error")
+    boolean loraIgnoreUnknown;
+
     @Option(names = "--vae-tile", defaultValue = "0", paramLabel = "PIXELS", description = "decode in tiles of this size (e.g. 1024) to save memory")
     int vaeTile;
 
@@ -110,7 +120,12 @@ final class GenerateCommand implements Runnable {
     @Option(names = {"-o", "--out"}, defaultValue = "out.png", description = "output PNG (batches: NAME-1.png, NAME-2.png, …)")
     Path out;
 
+    @Option(names = "--runs", defaultValue = "1", description = "generate this many times in one process, keeping the models "
+            + "loaded (benchmarking: run 1 includes loading, kernel compilation and CUDA-graph capture; the last run is warm)")
+    int runs;
+
     @Override public void run() {
+        if (runs < 1) throw new IllegalArgumentException("--runs must be at least 1, got " + runs);
         PrintStream err = System.err;
         long started = System.nanoTime();
         long seedValue = seed != null ? seed : new SecureRandom().nextLong() & 0x7FFFFFFFFFFFL;
@@ -123,7 +138,7 @@ final class GenerateCommand implements Runnable {
         FluxModelFiles files = resolver.resolve(model);
         err.println("model:   " + files.description());
         try (Ops ops = Backends.open(backend)) {
-            FluxPipeline.Settings s = FluxPipeline.Settings.defaults(ops).withKeepLoaded(false).withVaeTile(vaeTile)
+            FluxPipeline.Settings s = FluxPipeline.Settings.defaults(ops).withKeepLoaded(runs > 1).withVaeTile(vaeTile)
                     .withCudaGraphs(!noCompile && !ops.device().isCpu());
             switch (dtype.toLowerCase(Locale.ROOT)) {
                 case "auto" -> { }
@@ -134,7 +149,9 @@ final class GenerateCommand implements Runnable {
             if (fp8) s = s.withWeightDtype(DType.F8_E4M3);
             if (noKontextResize) s = s.withKontextResize(false);
             err.println("backend: " + ops.name() + ", " + s.weightDtype() + " weights, " + s.activation() + " activations");
-            try (FluxPipeline pipe = new FluxPipeline(ops, files, s)) {
+            List<LoraSpec> loras = lora.stream().map(LoraSpec::parse).toList();
+            try (FluxPipeline pipe = new FluxPipeline(ops, files, s, loras, loraIgnoreUnknown)) {
+                for (String line : pipe.loraSummary()) err.println(line.startsWith("note: ") ? line : "lora:    " + line);
                 FluxRequest req = new FluxRequest(prompt, negativePrompt, trueCfg, width, height, steps, guidance, seedValue, batch,
                         reference, t5Length);
                 FluxRequest full = pipe.withDefaults(req);
@@ -148,9 +165,19 @@ final class GenerateCommand implements Runnable {
                 MagCacheCalibration calibration = caching.calibrate() ? pipe.magCacheCalibration(req) : null;
                 if (calibration != null) err.println("cache:   recording a MagCache γ table (" + calibration.id() + ", every step computed)");
                 else if (!(caching.policy() instanceof NoCache)) err.println("cache:   " + caching.policy().describe());
-                FluxPipeline.Result result = pipe.generate(req, new Bar(err), caching.policy(), calibration);
+                FluxPipeline.Result result = null;
+                for (int run = 1; run <= runs; run++) {
+                    long r0 = System.nanoTime();
+                    result = pipe.generate(req, new Bar(err), caching.policy(), run == 1 ? calibration : null);
+                    if (runs > 1) {
+                        err.printf(Locale.ROOT, "run %d of %d:%n", run, runs);
+                        summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
+                    }
+                }
                 Map<String, String> text = GenerationMetadata.chunks(files, result, modelName(), image == null ? null : image.getFileName().toString(),
                         pipe.transformerConfig().guidanceEmbed());
+                if (!loras.isEmpty()) text.put("parameters", text.get("parameters") + ", LoRAs: " + String.join(", ",
+                        loras.stream().map(l -> l.file().getFileName() + ":" + l.strength()).toList()));
                 long w0 = System.nanoTime();
                 List<Path> written = new ArrayList<>();
                 for (int i = 0; i < result.images().size(); i++) {

@@ -45,6 +45,17 @@ public enum AttentionKernel {
             if (q.dim(2) > 65535 || q.dim(0) > 65535) return "needs at most 65535 heads and batches";
             return null;
         }
+    },
+    /**
+     * Two cuBLASLt products in f32 around a softmax kernel, with the whole score matrix in memory (B·H·Lq·Lk·4 bytes):
+     * any head dim — e.g. the VAE mid-block's single 512-wide head. The last resort.
+     */
+    GEMM {
+        @Override public String check(Tensor q, Tensor k, Tensor v, Tensor bias) {
+            long scores = q.dim(0) * q.dim(2) * q.dim(1) * k.dim(1);
+            if (scores > (1L << 31)) return "needs at most 2^31 attention scores (B·H·Lq·Lk), got " + scores;
+            return null;
+        }
     };
 
     /** Null when this kernel can run the call, else why not. Shapes are already validated ([B, L, H, d]). */
@@ -54,6 +65,6 @@ public enum AttentionKernel {
     public static AttentionKernel select(Tensor q, Tensor k, Tensor v, Tensor bias) {
         for (AttentionKernel a : values()) if (a.check(q, k, v, bias) == null) return a;
         throw new IllegalArgumentException("no CUDA attention kernel supports q " + q + ", k " + k + ", v " + v
-                + ": " + REFERENCE.check(q, k, v, bias));
+                + ": " + GEMM.check(q, k, v, bias));
     }
 }

@@ -49,6 +49,18 @@ public final class CudaBackend implements Ops {
     /** Warps per block of the flash kernel (4: 64 query rows per block, 8: 128); {@code -Ddit4j.flash.warps}. */
     private int flashWarps = Integer.getInteger("dit4j.flash.warps", 4);
     private final Set<Long> sharedRaised = new HashSet<>();
+    /**
+     * Whether the "Into" fused forms (qkvNormRopeInto, attentionInto, linearGeluInto) use their own kernels; false
+     * runs {@link Ops}' default compositions instead ({@code -Ddit4j.cuda.fused=false}, for comparisons).
+     */
+    private boolean fusedLayouts = !"false".equalsIgnoreCase(System.getProperty("dit4j.cuda.fused"));
+    /** Set when cuDNN refused an attention output with a row stride: attentionInto then uses the default. */
+    private boolean stridedSdpaBroken;
+    /** Non-null while profiling ({@link #startProfile}): every launch is bracketed by timing events. */
+    private CudaProfiler profiler;
+    private CudaProfiler profilerEvents;
+    /** Extra profile label of the next launches (which op a shared kernel ran for), or null. */
+    private String launchLabel;
     private boolean closed;
 
     /** Backend on device 0. */
@@ -116,6 +128,30 @@ public final class CudaBackend implements Ops {
     /** Number of cached cuBLASLt plans (one per distinct GEMM problem). */
     public int gemmPlanCount() { return gemm.planCount(); }
 
+    /**
+     * Starts timing every launch of this backend with device events (see {@link CudaProfiler}); costs a little host
+     * time per launch and must not be on while a CUDA graph is captured.
+     */
+    public void startProfile() {
+        checkOpen();
+        if (profilerEvents == null) profilerEvents = new CudaProfiler(drv);
+        profiler = profilerEvents;
+    }
+
+    /** Stops profiling, waits for the device and returns the timed launches since {@link #startProfile}, in order. */
+    public java.util.List<CudaProfiler.Span> stopProfile() {
+        checkOpen();
+        if (profiler == null) throw new IllegalStateException("stopProfile without startProfile");
+        profiler = null;
+        return profilerEvents.take();
+    }
+
+    /** Switches the fused "Into" forms off (Ops' default compositions) or on again; for comparisons. */
+    public void setFusedLayouts(boolean on) { fusedLayouts = on; }
+
+    /** True between {@link #startProfile} and {@link #stopProfile}. */
+    public boolean isProfiling() { return profiler != null; }
+
     void makeCurrent() {
         Long c = CURRENT.get();
         if (c == null || c != context) {
@@ -143,7 +179,7 @@ public final class CudaBackend implements Ops {
     @Override public Tensor zeros(DType dtype, Shape shape) {
         checkOpen();
         Tensor t = alloc(dtype, shape);
-        if (t.byteSize() > 0) drv.memsetD8Async(t.address(), (byte) 0, t.byteSize(), stream);
+        if (t.byteSize() > 0) memsetZero(t.address(), t.byteSize());
         return t;
     }
 
@@ -210,11 +246,11 @@ public final class CudaBackend implements Ops {
             throw new IllegalArgumentException("copyInto needs equal dtype and size: dst " + dst + ", src " + src);
         if (src.device().isCpu()) {
             try (Tensor d = upload(src)) {
-                drv.memcpyDtoDAsync(dst.address(), d.address(), dst.byteSize(), stream);
+                memcpy(dst.address(), d.address(), dst.byteSize(), "copyInto");
             }
         } else {
             requireDevice(src, "src");
-            if (dst.byteSize() > 0) drv.memcpyDtoDAsync(dst.address(), src.address(), dst.byteSize(), stream);
+            if (dst.byteSize() > 0) memcpy(dst.address(), src.address(), dst.byteSize(), "copyInto");
         }
     }
 
@@ -223,6 +259,8 @@ public final class CudaBackend implements Ops {
         makeCurrent();
         drv.streamSynchronize(stream);
         closed = true;
+        profiler = null;
+        if (profilerEvents != null) profilerEvents.close();
         if (sdpa != null) sdpa.close();
         gemm.close();
         kernels.close();
@@ -242,7 +280,43 @@ public final class CudaBackend implements Ops {
 
     private void launch(String file, String name, int gx, int gy, int gz, int block, int shared) {
         long fn = kernels.function(file, name);
+        if (profiler != null) profiler.begin(stream);
         drv.launchKernel(fn, gx, gy, gz, block, 1, 1, shared, stream, args.pointers(), name);
+        if (profiler != null) profiler.end(stream, file.contains("attention") ? CudaProfiler.Category.ATTENTION
+                : CudaProfiler.Category.OTHER, launchLabel == null ? name : name + " (" + launchLabel + ")", 0);
+    }
+
+    /** Device-to-device copy of {@code bytes} on the stream. */
+    private void memcpy(long dst, long src, long bytes, String what) {
+        if (profiler != null) profiler.begin(stream);
+        drv.memcpyDtoDAsync(dst, src, bytes, stream);
+        if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, "memcpy (" + what + ")", 0);
+    }
+
+    private void memsetZero(long dst, long bytes) {
+        if (profiler != null) profiler.begin(stream);
+        drv.memsetD8Async(dst, (byte) 0, bytes, stream);
+        if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, "memset", 0);
+    }
+
+    /** One cuBLASLt product; {@code what} names it in profiles ("linear", "matmul", "conv"). */
+    private void gemm(Gemm.Key key, long a, long b, long d, long bias, String what) {
+        if (profiler != null) profiler.begin(stream);
+        gemm.run(key, a, b, d, bias, stream);
+        if (profiler != null) profiler.end(stream, CudaProfiler.Category.GEMM, gemmLabel(key, what),
+                2.0 * key.m() * key.n() * key.k() * key.batch());
+    }
+
+    private static String gemmLabel(Gemm.Key k, String what) {
+        String epi = switch (k.epilogue()) {
+            case CublasLt.EPILOGUE_BIAS -> " +bias";
+            case CublasLt.EPILOGUE_GELU -> " +gelu";
+            case CublasLt.EPILOGUE_GELU_BIAS -> " +bias+gelu";
+            default -> "";
+        };
+        // linear: tokens × out × in (row-major terms); others: cuBLASLt's m × n × k
+        String dims = what.startsWith("linear") ? k.n() + "x" + k.m() + "x" + k.k() : k.m() + "x" + k.n() + "x" + k.k();
+        return "gemm " + what + " " + dims + (k.batch() > 1 ? " batch " + k.batch() : "") + epi;
     }
 
     /** Grid size for grid-stride loops over n elements. */
@@ -327,7 +401,7 @@ public final class CudaBackend implements Ops {
         checkOpen();
         requireDevice(x, "x");
         Tensor out = alloc(x.dtype(), x.shape());
-        if (x.byteSize() > 0) drv.memcpyDtoDAsync(out.address(), x.address(), x.byteSize(), stream);
+        if (x.byteSize() > 0) memcpy(out.address(), x.address(), x.byteSize(), "copy");
         return out;
     }
 
@@ -405,7 +479,7 @@ public final class CudaBackend implements Ops {
         for (int i = 0; i < d; i++) outer *= x.dim(i);
         long es = x.dtype().byteSize();
         long rowBytes = (end - start) * inner * es;
-        copyRows(out.address(), rowBytes, x.address() + start * inner * es, size * inner * es, rowBytes, outer);
+        copyRows(out.address(), rowBytes, x.address() + start * inner * es, size * inner * es, rowBytes, outer, "slice");
         return out;
     }
 
@@ -415,21 +489,49 @@ public final class CudaBackend implements Ops {
      */
     void copy2d(long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows) {
         checkOpen();
-        copyRows(dst, dstPitch, src, srcPitch, rowBytes, rows);
+        copyRows(dst, dstPitch, src, srcPitch, rowBytes, rows, "copy2d");
     }
 
-    /** rows × rowBytes from src (pitch srcPitch) to dst (pitch dstPitch), all in bytes. */
-    private void copyRows(long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows) {
+    /** rows × rowBytes from src (pitch srcPitch) to dst (pitch dstPitch), all in bytes; {@code what} names it in profiles. */
+    private void copyRows(long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows, String what) {
         if (rowBytes == 0 || rows == 0) return;
         if (rows == 1 || (dstPitch == rowBytes && srcPitch == rowBytes)) {
-            drv.memcpyDtoDAsync(dst, src, rowBytes * rows, stream);
+            memcpy(dst, src, rowBytes * rows, what);
             return;
         }
         int u = 16;
         while (u > 1 && ((dst | src | dstPitch | srcPitch | rowBytes) % u) != 0) u >>= 1;
         long units = rowBytes / u;
         args().ptr(dst).i64(dstPitch / u).ptr(src).i64(srcPitch / u).i64(units).i64(rows);
-        launch1d("layout", "copy_rows_" + u, units * rows);
+        launchLabel = what;
+        try {
+            launch1d("layout", "copy_rows_" + u, units * rows);
+        } finally {
+            launchLabel = null;
+        }
+    }
+
+    @Override public void writeSlice(Tensor dst, int dim, long start, Tensor src) {
+        checkOpen();
+        requireDevice(dst, "dst");
+        requireDevice(src, "src");
+        int d = dim < 0 ? dim + dst.rank() : dim;
+        if (d < 0 || d >= dst.rank()) throw new IllegalArgumentException("writeSlice dim " + dim + " out of range for dst " + dst.shape());
+        if (src.rank() != dst.rank()) throw shapeError("src", dst.shape().with(d, src.rank() > d ? src.dim(d) : 0).toString(), src.shape());
+        for (int j = 0; j < dst.rank(); j++)
+            if (j != d && src.dim(j) != dst.dim(j)) throw shapeError("src", dst.shape().with(d, src.dim(d)).toString(), src.shape());
+        long n = src.dim(d), size = dst.dim(d);
+        if (start < 0 || start + n > size)
+            throw new IllegalArgumentException("writeSlice: rows [" + start + ", " + (start + n) + ") of dim " + d
+                    + " must lie within [0, " + size + "] of dst " + dst.shape());
+        long inner = 1, outer = 1;
+        for (int i = d + 1; i < dst.rank(); i++) inner *= dst.dim(i);
+        for (int i = 0; i < d; i++) outer *= dst.dim(i);
+        long es = dst.dtype().byteSize();
+        Tensor sc = as(src, dst.dtype());
+        long rowBytes = n * inner * es;
+        copyRows(dst.address() + start * inner * es, size * inner * es, sc.address(), rowBytes, rowBytes, outer, "writeSlice");
+        closeIfTemp(sc, src);
     }
 
     @Override public Tensor concat(int dim, Tensor... xs) {
@@ -457,7 +559,7 @@ public final class CudaBackend implements Ops {
         for (Tensor x : xs) {
             Tensor xc = as(x, first.dtype());
             long rowBytes = x.dim(d) * inner * es;
-            copyRows(out.address() + off * inner * es, total * inner * es, xc.address(), rowBytes, rowBytes, outer);
+            copyRows(out.address() + off * inner * es, total * inner * es, xc.address(), rowBytes, rowBytes, outer, "concat");
             closeIfTemp(xc, x);
             off += x.dim(d);
         }
@@ -544,7 +646,7 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(t, x.shape().with(-1, nOut));
         if (out.numel() == 0) return out;
         if (k == 0) {
-            drv.memsetD8Async(out.address(), (byte) 0, out.byteSize(), stream);
+            memsetZero(out.address(), out.byteSize());
             Tensor r = bias == null ? out : add(out, bias);
             if (r != out) out.close();
             return geluTanh ? geluReplace(r) : r;
@@ -554,10 +656,44 @@ public final class CudaBackend implements Ops {
                 : (geluTanh ? CublasLt.EPILOGUE_GELU_BIAS : CublasLt.EPILOGUE_BIAS);
         int align = Gemm.alignment(wc.address(), x.address(), out.address(), k * t.byteSize(), nOut * t.byteSize());
         Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), true, false, nOut, m, k, k, k, nOut, 1, 0, 0, 0, epi, align);
-        gemm.run(key, wc.address(), x.address(), out.address(), addr(bc), stream);
+        gemm(key, wc.address(), x.address(), out.address(), addr(bc), "linear");
         closeIfTemp(wc, w);
         closeIfTemp(bc, bias);
         return out;
+    }
+
+    @Override public void linearGeluInto(Tensor out, long col, Tensor x, Tensor w, Tensor bias, boolean tanh) {
+        checkOpen();
+        requireFloat(out, "out");
+        requireFloat(x, "x");
+        requireFloat(w, "w");
+        if (!fusedLayouts || !tanh || x.rank() < 1 || x.dim(-1) == 0 || out.dtype() != x.dtype() || w.rank() != 2) {
+            Ops.super.linearGeluInto(out, col, x, w, bias, tanh);
+            return;
+        }
+        requireActivation(x, "x");
+        long k = x.dim(-1), nOut = w.dim(0), width = out.dim(-1);
+        if (w.dim(1) != k) throw shapeError("w", "[out, " + k + "]", w.shape());
+        if (bias != null) {
+            requireFloat(bias, "bias");
+            if (bias.rank() != 1 || bias.dim(0) != nOut) throw shapeError("bias", "[" + nOut + "]", bias.shape());
+        }
+        long m = x.numel() / k;
+        if (out.rank() != x.rank() || out.numel() / Math.max(1, width) != m || !out.shape().with(-1, k).equals(x.shape()))
+            throw shapeError("out", x.shape().with(-1, width) + " (x's leading dims)", out.shape());
+        if (col < 0 || col + nOut > width)
+            throw new IllegalArgumentException("linearGeluInto: columns [" + col + ", " + (col + nOut) + ") must lie within the "
+                    + width + " columns of out " + out.shape());
+        if (m == 0 || nOut == 0) return;
+        DType t = x.dtype();
+        Tensor wc = as(w, t), bc = as(bias, t);
+        long d = out.address() + col * t.byteSize();
+        int epi = bias == null ? CublasLt.EPILOGUE_GELU : CublasLt.EPILOGUE_GELU_BIAS;
+        int align = Gemm.alignment(wc.address(), x.address(), d, k * t.byteSize(), width * t.byteSize());
+        Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), true, false, nOut, m, k, k, k, width, 1, 0, 0, 0, epi, align);
+        gemm(key, wc.address(), x.address(), d, addr(bc), "linear");
+        closeIfTemp(wc, w);
+        closeIfTemp(bc, bias);
     }
 
     private Tensor geluReplace(Tensor h) {
@@ -586,7 +722,7 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(t, Shape.of(outDims));
         if (out.numel() == 0) return out;
         if (k == 0) {
-            drv.memsetD8Async(out.address(), (byte) 0, out.byteSize(), stream);
+            memsetZero(out.address(), out.byteSize());
             return out;
         }
         Tensor bc = as(b, t);
@@ -596,7 +732,7 @@ public final class CudaBackend implements Ops {
         // column-major: out^T [n × m] = b^T [n × k] · a^T [k × m]
         Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), false, false, n, m, k, n, k, n, (int) count, k * n, m * k, m * n,
                 CublasLt.EPILOGUE_DEFAULT, align);
-        gemm.run(key, be.address(), ae.address(), out.address(), 0, stream);
+        gemm(key, be.address(), ae.address(), out.address(), 0, "matmul");
         closeIfTemp(ae, a);
         closeIfTemp(be, bc);
         closeIfTemp(bc, b);
@@ -707,6 +843,11 @@ public final class CudaBackend implements Ops {
                         .ptr(addr(biasF)).i32(codeOrZero(biasF)).struct(bst);
                 launch("attention_ref", "attention_ref", (int) ((lq + 3) / 4), (int) h, (int) bsz, 128, 0);
             }
+            case GEMM -> {
+                Tensor r = attentionByGemm(q, kc, vc, biasF, scale);
+                copyInto(out, r);
+                r.close();
+            }
         }
         closeIfTemp(kc, k);
         closeIfTemp(vc, v);
@@ -715,31 +856,84 @@ public final class CudaBackend implements Ops {
     }
 
     /**
+     * softmax(q·kᵀ·scale + bias)·v as two f32 batched products around a softmax: q:[B, Lq, H, d] → [B, Lq, H, dv] in q's
+     * dtype. Holds the f32 score matrix [B, H, Lq, Lk]. Fully masked rows give NaN here (softmax of −∞), not 0.
+     */
+    private Tensor attentionByGemm(Tensor q, Tensor k, Tensor v, Tensor biasF, float scale) {
+        try (org.dit4j.core.tensor.Scope s = org.dit4j.core.tensor.Scope.open()) {
+            Tensor qh = permute(as(q, DType.F32), 0, 2, 1, 3);           // [B, H, Lq, d]
+            Tensor kt = permute(as(k, DType.F32), 0, 2, 3, 1);           // [B, H, d, Lk]
+            Tensor scores = scale(matmul(qh, kt), scale);                  // [B, H, Lq, Lk]
+            if (biasF != null) scores = add(scores, biasF);
+            Tensor p = softmax(scores);
+            Tensor vh = permute(as(v, DType.F32), 0, 2, 1, 3);           // [B, H, Lk, dv]
+            Tensor o = permute(matmul(p, vh), 0, 2, 1, 3);                 // [B, Lq, H, dv]
+            return s.keep(o.dtype() == q.dtype() ? o : cast(o, q.dtype()));
+        }
+    }
+
+    /**
      * Runs attention through cuDNN; false when cuDNN cannot run it here (then it is not tried again on this
      * backend and the caller falls back), unless cuDNN was requested explicitly, which rethrows.
      */
     private boolean cudnnAttention(Tensor out, Tensor q, Tensor k, Tensor v, float scale) {
-        if (cudnnBroken) return false;
+        return cudnnAttention(out.address(), 0, q, k, v, scale);
+    }
+
+    /**
+     * cuDNN attention writing o at {@code o} with {@code oRowStride} elements between sequence positions (0 = packed).
+     * A strided o that cuDNN refuses only turns strided outputs off ({@link #stridedSdpaBroken}).
+     */
+    private boolean cudnnAttention(long o, long oRowStride, Tensor q, Tensor k, Tensor v, float scale) {
+        if (cudnnBroken || (oRowStride != 0 && stridedSdpaBroken)) return false;
         try {
             if (sdpa == null) sdpa = new org.dit4j.cuda.cudnn.CudnnSdpa();
             var shape = new org.dit4j.cuda.cudnn.CudnnSdpa.Shape((int) q.dim(0), (int) q.dim(2), (int) q.dim(1), (int) k.dim(1),
-                    (int) q.dim(3), q.dtype(), scale, org.dit4j.cuda.cudnn.CudnnSdpa.Layout.BSHD);
+                    (int) q.dim(3), q.dtype(), scale, org.dit4j.cuda.cudnn.CudnnSdpa.Layout.BSHD, oRowStride);
             var plan = sdpa.plan(shape);
             long ws = plan.workspaceSize();
             DeviceBuffer workspace = ws > 0 ? allocator.allocate(ws) : null;
             try {
-                plan.execute(q.address(), k.address(), v.address(), out.address(), workspace == null ? 0 : workspace.address(), stream);
+                if (profiler != null) profiler.begin(stream);
+                plan.execute(q.address(), k.address(), v.address(), o, workspace == null ? 0 : workspace.address(), stream);
+                if (profiler != null) profiler.end(stream, CudaProfiler.Category.ATTENTION, "attention cudnn " + shape.batch() + "x"
+                        + shape.seqQ() + "x" + shape.seqKv() + "x" + shape.heads() + "x" + shape.headDim()
+                        + (oRowStride != 0 ? " o row stride " + oRowStride : ""), shape.flops());
             } finally {
                 if (workspace != null) workspace.release();   // stream order keeps it valid for the kernel
             }
             return true;
         } catch (RuntimeException | UnsatisfiedLinkError e) {
+            if (oRowStride != 0) {
+                stridedSdpaBroken = true;
+                System.err.println("dit4j: cuDNN attention with an o row stride failed on " + device + " (" + e.getMessage()
+                        + "); attentionInto writes through a copy from now on");
+                return false;
+            }
             if (attentionOverride == AttentionKernel.CUDNN_SDPA) throw e;
             cudnnBroken = true;
             System.err.println("dit4j: cuDNN attention failed on " + device + " (" + e.getMessage()
                     + "); using the FLASH_MMA kernel from now on");
             return false;
         }
+    }
+
+    @Override public void attentionInto(Tensor out, long col, Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        checkOpen();
+        requireFloat(out, "out");
+        requireFloat(q, "q");
+        requireFloat(k, "k");
+        requireFloat(v, "v");
+        if (fusedLayouts && bias == null && q.rank() == 4 && k.rank() == 4 && v.rank() == 4 && out.rank() == 3
+                && out.dtype() == q.dtype() && k.dtype() == q.dtype() && v.dtype() == q.dtype()
+                && k.dim(0) == q.dim(0) && k.dim(2) == q.dim(2) && k.dim(3) == q.dim(3) && v.shape().equals(k.shape())
+                && out.dim(0) == q.dim(0) && out.dim(1) == q.dim(1) && col >= 0 && col + q.dim(2) * q.dim(3) <= out.dim(2)
+                && out.dim(2) % 8 == 0 && ((out.address() + col * out.dtype().byteSize()) % 16) == 0
+                && attentionKernelFor(q, k, v, null) == AttentionKernel.CUDNN_SDPA
+                && cudnnAttention(out.address() + col * out.dtype().byteSize(), out.dim(2), q, k, v, scale)) {
+            return;
+        }
+        Ops.super.attentionInto(out, col, q, k, v, bias, scale);
     }
 
     // ------------------------------------------------------------------ normalisation
@@ -769,6 +963,15 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(x.dtype(), x.shape());
         if (out.numel() == 0) return out;
         DType t = x.dtype();
+        if (vec(t, x, w, b, shift, scale, out) && d % (32L * vecN(t)) == 0 && d / (32L * vecN(t)) <= 16) {
+            // one warp per row, the row in registers (D up to 4096 halves / 2048 floats)
+            long blocks = (rows + 7) / 8;
+            if (blocks > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
+            args().ptr(out.address()).ptr(x.address()).i64(rows).i32((int) (d / (32L * vecN(t)))).f32(eps).ptr(addr(w))
+                    .ptr(addr(b)).ptr(addr(shift)).ptr(addr(scale)).i64(l);
+            launch("norm_vec", "layer_norm_warp_" + sfx(t), (int) blocks, 1, 1, 256, 0);
+            return out;
+        }
         if (vec(t, x, w, b, shift, scale, out) && d % vecN(t) == 0 && d / vecN(t) <= 4 * 256) {
             long dv = d / vecN(t);
             int threads = (int) Math.max(32, Math.min(256, (dv + 31) / 32 * 32));
@@ -843,6 +1046,52 @@ public final class CudaBackend implements Ops {
         closeIfTemp(cf, cos);
         closeIfTemp(sf, sin);
         return out;
+    }
+
+    @Override public void qkvNormRopeInto(Tensor qkv, Tensor qWeight, Tensor kWeight, float eps, Tensor cos, Tensor sin,
+                                          Tensor q, Tensor k, Tensor v, long offset) {
+        checkOpen();
+        requireFloat(qkv, "qkv");
+        requireFloat(q, "q");
+        requireFloat(k, "k");
+        requireFloat(v, "v");
+        requireFloat(cos, "cos");
+        requireFloat(sin, "sin");
+        if (q.rank() != 4) throw shapeError("q", "[B, Lt, H, d]", q.shape());
+        long b = q.dim(0), lt = q.dim(1), h = q.dim(2), d = q.dim(3);
+        if (!k.shape().equals(q.shape())) throw shapeError("k", q.shape().toString(), k.shape());
+        if (!v.shape().equals(q.shape())) throw shapeError("v", q.shape().toString(), v.shape());
+        if (qkv.rank() != 3 || qkv.dim(0) != b || qkv.dim(2) != 3 * h * d)
+            throw shapeError("qkv", "[" + b + ", L, " + 3 * h * d + "] (3·H·d for q " + q.shape() + ")", qkv.shape());
+        long len = qkv.dim(1);
+        if (offset < 0 || offset + len > lt)
+            throw new IllegalArgumentException("qkvNormRopeInto: rows [" + offset + ", " + (offset + len) + ") must lie within the "
+                    + lt + " rows of q " + q.shape());
+        if (qWeight != null) { requireFloat(qWeight, "qWeight"); if (qWeight.numel() != d) throw shapeError("qWeight", "[" + d + "]", qWeight.shape()); }
+        if (kWeight != null) { requireFloat(kWeight, "kWeight"); if (kWeight.numel() != d) throw shapeError("kWeight", "[" + d + "]", kWeight.shape()); }
+        boolean two = cos.rank() == 2 && cos.dim(0) == len && cos.dim(1) == d / 2;
+        boolean three = cos.rank() == 3 && cos.dim(0) == b && cos.dim(1) == len && cos.dim(2) == d / 2;
+        if (d % 2 != 0 || (!two && !three)) throw shapeError("cos", "[" + len + ", " + d / 2 + "] or [" + b + ", " + len + ", " + d / 2 + "]", cos.shape());
+        if (!sin.shape().equals(cos.shape())) throw shapeError("sin", cos.shape().toString(), sin.shape());
+        DType t = qkv.dtype();
+        boolean act = t == DType.F32 || t == DType.BF16 || t == DType.F16;
+        int vn = act ? vecN(t) : 0;
+        long g = vn == 0 ? 0 : d / vn;
+        boolean fast = fusedLayouts && act && d % vn == 0 && g > 0 && g <= 32 && Long.bitCount(g) == 1
+                && vec(t, qkv, q, k, v, qWeight, kWeight) && cos.dtype() == DType.F32 && sin.dtype() == DType.F32;
+        if (!fast) {
+            Ops.super.qkvNormRopeInto(qkv, qWeight, kWeight, eps, cos, sin, q, k, v, offset);
+            return;
+        }
+        long rows = b * len;
+        if (rows == 0) return;
+        long threads = rows * 3 * h * g;
+        long blocks = (threads + THREADS - 1) / THREADS;
+        if (blocks > Integer.MAX_VALUE) throw new IllegalArgumentException("qkv " + qkv.shape() + " is too large for one launch");
+        args().ptr(q.address()).ptr(k.address()).ptr(v.address()).ptr(qkv.address()).i64(rows).i64(len).i32((int) h)
+                .i32((int) g).f32(eps).ptr(addr(qWeight)).ptr(addr(kWeight)).ptr(cos.address()).ptr(sin.address())
+                .i64(three ? len : 0).i64(lt).i64(offset);
+        launch("qkv_vec", "qkv_norm_rope_" + sfx(t), (int) blocks, 1, 1, THREADS, 0);
     }
 
     /** {L, H, cosBatch} for x:[B, L, H, d] and cos/sin:[L, d/2] or [B, L, d/2]. */
@@ -1111,7 +1360,7 @@ public final class CudaBackend implements Ops {
         int align = Gemm.alignment(a, b, d, lda * t.byteSize(), kdim * t.byteSize(), ldd * t.byteSize());
         Gemm.Key key = new Gemm.Key(Gemm.cudaType(t), false, false, p, og, kdim, lda, kdim, ldd, 1, 0, 0, 0,
                 CublasLt.EPILOGUE_DEFAULT, align);
-        gemm.run(key, a, b, d, 0, stream);
+        gemm(key, a, b, d, 0, "conv");
     }
 
     private void checkBias(Tensor bias, long o) {

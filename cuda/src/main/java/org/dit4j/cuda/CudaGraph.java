@@ -27,6 +27,8 @@ public final class CudaGraph implements AutoCloseable {
     /** Captures the device work of {@code body} on {@code backend}'s stream. */
     public static CudaGraph capture(CudaBackend backend, Runnable body) {
         backend.makeCurrent();
+        if (backend.isProfiling())
+            throw new IllegalStateException("cannot capture a CUDA graph while the backend is profiling: call stopProfile() first");
         CudaDriver drv = CudaDriver.get();
         long stream = backend.stream();
         DeviceAllocator alloc = backend.allocator();

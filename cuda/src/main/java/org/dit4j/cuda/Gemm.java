@@ -137,6 +137,18 @@ final class Gemm implements AutoCloseable {
 
     private Plan plan(Key key) {
         Plan p = new Plan();
+        try {
+            return build(key, p);
+        } catch (RuntimeException e) {   // no algorithm for the key: free what was made
+            if (p.desc != 0) lt.matmulDescDestroy(p.desc);
+            if (p.la != 0) lt.matrixLayoutDestroy(p.la);
+            if (p.lb != 0) lt.matrixLayoutDestroy(p.lb);
+            if (p.ld != 0) lt.matrixLayoutDestroy(p.ld);
+            throw e;
+        }
+    }
+
+    private Plan build(Key key, Plan p) {
         p.desc = lt.matmulDescCreate(CublasLt.COMPUTE_32F, CublasLt.R_32F);
         lt.matmulDescSetInt(p.desc, CublasLt.DESC_TRANSA, key.transA() ? CublasLt.OP_T : CublasLt.OP_N);
         lt.matmulDescSetInt(p.desc, CublasLt.DESC_TRANSB, key.transB() ? CublasLt.OP_T : CublasLt.OP_N);

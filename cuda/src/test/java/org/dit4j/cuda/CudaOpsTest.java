@@ -163,6 +163,16 @@ class CudaOpsTest {
         float[] ref = HostRef.modulate(HostRef.layerNorm(x, rows, d, null, null, 1e-6), sh, sc, 1, rows, d);
         assertClose(host(ops, ops.layerNormModulate(dx, dev(ops, t, sh, 1, d), dev(ops, t, sc, 1, d), 1e-6f)), ref, 2 * tol(t),
                 "layerNormModulate");
+        // one warp per row (D = 1024: 4 or 8 vectors per lane), per-batch modulation, rows not a multiple of 8 warps
+        int b2 = 2, l2 = 11, d2 = 1024;
+        float[] x2 = rounded(t, randn(19, b2 * l2 * d2)), sh2 = rounded(t, randn(20, b2 * d2)), sc2 = rounded(t, randn(21, b2 * d2));
+        for (int i = 0; i < x2.length; i++) x2[i] = rounded(t, new float[] {x2[i] * 3 - 1.5f})[0];
+        float[] ref2 = HostRef.modulate(HostRef.layerNorm(x2, b2 * l2, d2, null, null, 1e-6), sh2, sc2, b2, l2, d2);
+        assertClose(host(ops, ops.layerNormModulate(dev(ops, t, x2, b2, l2, d2), dev(ops, t, sh2, b2, d2), dev(ops, t, sc2, b2, d2), 1e-6f)),
+                ref2, 2 * tol(t), "layerNormModulate B=2 D=1024");
+        float[] w2 = rounded(t, randn(22, d2));
+        assertClose(host(ops, ops.layerNorm(dev(ops, t, x2, b2, l2, d2), dev(ops, t, w2, d2), null, 1e-5f)),
+                HostRef.layerNorm(x2, b2 * l2, d2, w2, null, 1e-5), tol(t), "layerNorm D=1024 weight only");
     }
 
     @ParameterizedTest @EnumSource(value = DType.class, names = {"F32", "BF16"})

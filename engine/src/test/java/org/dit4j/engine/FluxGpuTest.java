@@ -77,6 +77,13 @@ class FluxGpuTest {
             double e = relL2(got, ref);
             System.out.println("[dit4j-engine] tiny Flux forward, GPU bf16 vs CPU f32: rel-L2 " + e);
             assertTrue(e <= 1e-2, "GPU bf16 vs CPU f32 rel-L2 " + e + " > 1e-2");
+            // the same forward through Ops' default compositions instead of the fused "Into" kernels
+            gpu.setFusedLayouts(false);
+            float[] unfused = forward(gpu, DType.BF16, in);
+            gpu.setFusedLayouts(true);
+            double eu = relL2(unfused, ref);
+            System.out.println("[dit4j-engine] tiny Flux forward, GPU bf16 without fused layouts vs CPU f32: rel-L2 " + eu);
+            assertTrue(eu <= 1e-2, "GPU bf16 (unfused) vs CPU f32 rel-L2 " + eu + " > 1e-2");
             float[] gotF32 = forward(gpu, DType.F32, in);
             double e32 = relL2(gotF32, ref);
             System.out.println("[dit4j-engine] tiny Flux forward, GPU f32 vs CPU f32: rel-L2 " + e32);

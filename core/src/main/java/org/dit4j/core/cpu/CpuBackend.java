@@ -1,5 +1,6 @@
 package org.dit4j.core.cpu;
 
+import org.dit4j.core.ops.GroupNormParts;
 import org.dit4j.core.ops.HostReductions;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.ops.PartialAttention;
@@ -135,6 +136,26 @@ public final class CpuBackend implements Ops {
         Layout.copyBox(x.segment(), start * inStride[d], inStride, out.segment(), 0, Layout.strides(outDims), outDims,
                 x.dtype().byteSize());
         return out;
+    }
+
+    @Override public void writeSlice(Tensor dst, int dim, long start, Tensor src) {
+        requireHost("writeSlice", "dst", dst);
+        requireHost("writeSlice", "src", src);
+        int d = normDim("writeSlice", dst, dim);
+        boolean ok = src.rank() == dst.rank();
+        for (int j = 0; ok && j < dst.rank(); j++) ok = j == d || src.dim(j) == dst.dim(j);
+        if (!ok)
+            throw new IllegalArgumentException("writeSlice: src must match dst " + dst.shape() + " in every dim but " + dim
+                    + ", got " + src.shape());
+        if (start < 0 || start + src.dim(d) > dst.dim(d))
+            throw new IllegalArgumentException("writeSlice: rows [" + start + ", " + (start + src.dim(d)) + ") of dim " + dim
+                    + " must lie within [0, " + dst.dim(d) + "] of dst " + dst.shape());
+        Tensor s = src.dtype() == dst.dtype() ? src : cast(src, dst.dtype());
+        long[] dstStride = Layout.strides(dst.shape().dims());
+        long[] dims = src.shape().dims();
+        Layout.copyBox(s.segment(), 0, Layout.strides(dims), dst.segment(), start * dstStride[d], dstStride, dims,
+                dst.dtype().byteSize());
+        if (s != src) s.close();
     }
 
     @Override public Tensor concat(int dim, Tensor... xs) {
@@ -492,6 +513,55 @@ public final class CpuBackend implements Ops {
                 float wc = w == null ? 1f : w[c0 + ch], bc = b == null ? 0f : b[c0 + ch];
                 int base = o + ch * spatial;
                 for (int j = 0; j < spatial; j++) a[base + j] = (float) ((a[base + j] - mean) * inv) * wc + bc;
+            }
+        });
+        return result(a, x.shape(), x.dtype());
+    }
+
+    /** Sums in double per (sample, group), then rounded once to F32. */
+    @Override public Tensor groupStats(Tensor x, int groups, Tensor center) {
+        requireFloating("groupStats", "x", x);
+        if (center != null) requireHost("groupStats", "center", center);
+        long[] ncs = GroupNormParts.checkGroups("groupStats", x, groups);
+        int n = (int) ncs[0], c = (int) ncs[1], spatial = (int) ncs[2];
+        GroupNormParts.checkStats("groupStats", "center", center, n, groups, true);
+        float[] a = floats(x), cen = center == null ? null : floats(center);
+        int size = c / groups * spatial;
+        float[] out = new float[n * groups * 2];
+        par.forEach(n * groups, ng -> {
+            int o = ng * size;
+            double ctr = cen == null ? 0 : cen[ng], sum = 0, sq = 0;
+            for (int j = 0; j < size; j++) {
+                double t = a[o + j] - ctr;
+                sum += t;
+                sq += t * t;
+            }
+            out[2 * ng] = (float) sum;
+            out[2 * ng + 1] = (float) sq;
+        });
+        return result(out, Shape.of(n, groups, 2), DType.F32);
+    }
+
+    /** {@link #groupNorm}'s arithmetic with the given mean and variance. */
+    @Override public Tensor groupNormWithStats(Tensor x, int groups, Tensor mean, Tensor var, Tensor weight, Tensor bias, float eps) {
+        requireFloating("groupNormWithStats", "x", x);
+        long[] ncs = GroupNormParts.checkGroups("groupNormWithStats", x, groups);
+        int n = (int) ncs[0], c = (int) ncs[1], spatial = (int) ncs[2];
+        requireHost("groupNormWithStats", "mean", mean);
+        requireHost("groupNormWithStats", "var", var);
+        GroupNormParts.checkStats("groupNormWithStats", "mean", mean, n, groups, false);
+        GroupNormParts.checkStats("groupNormWithStats", "var", var, n, groups, false);
+        float[] w = optionalVector("groupNormWithStats", "weight", weight, c);
+        float[] b = optionalVector("groupNormWithStats", "bias", bias, c);
+        float[] a = floats(x), mu = floats(mean), va = floats(var);
+        int cg = c / groups;
+        par.forEach(n * groups, ng -> {
+            int o = ng * cg * spatial, c0 = (ng % groups) * cg;
+            double m = mu[ng], inv = 1.0 / Math.sqrt((double) va[ng] + eps);
+            for (int ch = 0; ch < cg; ch++) {
+                float wc = w == null ? 1f : w[c0 + ch], bc = b == null ? 0f : b[c0 + ch];
+                int base = o + ch * spatial;
+                for (int j = 0; j < spatial; j++) a[base + j] = (float) ((a[base + j] - m) * inv) * wc + bc;
             }
         });
         return result(a, x.shape(), x.dtype());

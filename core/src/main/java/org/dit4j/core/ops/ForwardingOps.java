@@ -36,6 +36,7 @@ public abstract class ForwardingOps implements Ops {
     @Override public Tensor permute(Tensor x, int... perm) { return delegate.permute(x, perm); }
     @Override public Tensor slice(Tensor x, int dim, long start, long end) { return delegate.slice(x, dim, start, end); }
     @Override public Tensor concat(int dim, Tensor... xs) { return delegate.concat(dim, xs); }
+    @Override public void writeSlice(Tensor dst, int dim, long start, Tensor src) { delegate.writeSlice(dst, dim, start, src); }
     @Override public Tensor pad(Tensor x, long[] pads, float value) { return delegate.pad(x, pads, value); }
     @Override public Tensor linear(Tensor x, Tensor w, Tensor bias) { return delegate.linear(x, w, bias); }
     @Override public Tensor matmul(Tensor a, Tensor b) { return delegate.matmul(a, b); }
@@ -48,6 +49,10 @@ public abstract class ForwardingOps implements Ops {
     @Override public Tensor rmsNorm(Tensor x, Tensor weight, float eps) { return delegate.rmsNorm(x, weight, eps); }
     @Override public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
         return delegate.groupNorm(x, groups, weight, bias, eps);
+    }
+    @Override public Tensor groupStats(Tensor x, int groups, Tensor center) { return delegate.groupStats(x, groups, center); }
+    @Override public Tensor groupNormWithStats(Tensor x, int groups, Tensor mean, Tensor var, Tensor weight, Tensor bias, float eps) {
+        return delegate.groupNormWithStats(x, groups, mean, var, weight, bias, eps);
     }
     @Override public Tensor rope(Tensor x, Tensor cos, Tensor sin) { return delegate.rope(x, cos, sin); }
     @Override public Tensor add(Tensor a, Tensor b) { return delegate.add(a, b); }
@@ -73,5 +78,15 @@ public abstract class ForwardingOps implements Ops {
     @Override public Tensor linearGelu(Tensor x, Tensor w, Tensor bias, boolean tanh) { return delegate.linearGelu(x, w, bias, tanh); }
     @Override public Tensor rmsNormRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
         return delegate.rmsNormRope(x, w, eps, cos, sin);
+    }
+    @Override public void linearGeluInto(Tensor out, long col, Tensor x, Tensor w, Tensor bias, boolean tanh) {
+        delegate.linearGeluInto(out, col, x, w, bias, tanh);
+    }
+    @Override public void attentionInto(Tensor out, long col, Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        delegate.attentionInto(out, col, q, k, v, bias, scale);
+    }
+    @Override public void qkvNormRopeInto(Tensor qkv, Tensor qWeight, Tensor kWeight, float eps, Tensor cos, Tensor sin,
+                                          Tensor q, Tensor k, Tensor v, long offset) {
+        delegate.qkvNormRopeInto(qkv, qWeight, kWeight, eps, cos, sin, q, k, v, offset);
     }
 }

@@ -67,6 +67,13 @@ public interface Ops extends AutoCloseable {
     Tensor concat(int dim, Tensor... xs);
 
     /**
+     * dst[..., start:start+n, ...] = src along {@code dim}, with n = src.dim(dim): the inverse of {@link #slice}, written
+     * into the existing tensor {@code dst} (which this call changes; nothing is returned). Every other dim of src must
+     * equal dst's; src is converted to dst's dtype with {@link #cast}'s rounding.
+     */
+    void writeSlice(Tensor dst, int dim, long start, Tensor src);
+
+    /**
      * Constant padding as {@code torch.nn.functional.pad(x, pads, value=value)}: {@code pads} lists
      * (before, after) pairs starting from the LAST dimension. Negative pads crop.
      */
@@ -123,6 +130,34 @@ public interface Ops extends AutoCloseable {
      * group's channels and all spatial positions), then per-channel affine w, b (nullable).
      */
     Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps);
+
+    /**
+     * Partial sums of a group normalisation whose positions are spread over several tensors (e.g. the row slabs of a
+     * spatially split image). x:[N, C, ...] in {@code groups} groups of C/groups channels; center: null (= 0) or F32
+     * [N, groups]. Returns F32 [N, groups, 2] with, over the group's channels and all positions of x,
+     * <pre>
+     *   out[n, g, 0] = Σ (x − center[n, g]),   out[n, g, 1] = Σ (x − center[n, g])²
+     * </pre>
+     * accumulated in at least f32. {@link #groupNorm}'s two-pass statistics of the whole tensor follow from the sums over
+     * all pieces (count = C/groups · all positions): mean = Σ out[n, g, 0] / count with center null, then
+     * var = Σ out[n, g, 1] / count with center = mean. The default composes other ops on the device; backends may
+     * override it.
+     */
+    default Tensor groupStats(Tensor x, int groups, Tensor center) {
+        return GroupNormParts.groupStats(this, x, groups, center);
+    }
+
+    /**
+     * Group normalisation with statistics given from outside (e.g. reduced over all ranks of a spatial split):
+     * y = (x − mean[n, g]) / √(var[n, g] + eps) · w[c] + b[c] for channel c of group g; x:[N, C, ...], mean, var: F32
+     * [N, groups], w, b:[C] or null. {@code groupNorm(x, groups, w, b, eps)} equals this with the mean and (biased)
+     * variance of x's own groups. The default composes other ops on the device, except that it reads the [N, groups]
+     * variances back to the host to form 1/√(var + eps) (a synchronisation, as Ops has no reciprocal square root);
+     * backends may override it.
+     */
+    default Tensor groupNormWithStats(Tensor x, int groups, Tensor mean, Tensor var, Tensor weight, Tensor bias, float eps) {
+        return GroupNormParts.groupNormWithStats(this, x, groups, mean, var, weight, bias, eps);
+    }
 
     // ------------------------------------------------------------------ position
 
@@ -210,5 +245,55 @@ public interface Ops extends AutoCloseable {
         Tensor out = rope(n, cos, sin);
         n.close();
         return out;
+    }
+
+    // ------------------------------------------------------------------ fused forms writing into a part of a tensor
+    // These let a model lay out [a ‖ b] (a joint sequence, a concatenated feature vector) without a concat copy: each
+    // part is written where it belongs. They change {@code out} (or q, k, v) in place and return nothing.
+
+    /**
+     * out[..., col:col+N] = gelu(x·Wᵀ + b, tanh) with N = w.dim(0): {@link #linearGelu} written into columns
+     * [col, col + N) of out:[..., W] (out's leading dims equal x's; W ≥ col + N).
+     */
+    default void linearGeluInto(Tensor out, long col, Tensor x, Tensor w, Tensor bias, boolean tanh) {
+        Tensor h = linearGelu(x, w, bias, tanh);
+        writeSlice(out, out.rank() - 1, col, h);
+        h.close();
+    }
+
+    /**
+     * out[b, l, col:col+H·dv] = attention(q, k, v, bias, scale)[b, l] flattened over (H, dv): {@link #attention} written
+     * into columns [col, col + H·dv) of out:[B, Lq, W].
+     */
+    default void attentionInto(Tensor out, long col, Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        Tensor a = attention(q, k, v, bias, scale);
+        writeSlice(out, 2, col, reshape(a, a.dim(0), a.dim(1), a.dim(2) * a.dim(3)));
+        a.close();
+    }
+
+    /**
+     * Attention inputs from a fused projection. qkv:[B, L, 3·H·d] holds, per token, q ‖ k ‖ v (each H heads of d, the
+     * layout of a [B, L, 3, H, d] view); q, k, v:[B, Lt, H, d] are existing tensors with Lt ≥ offset + L. Writes rows
+     * [offset, offset + L) of them:
+     * q[:, offset+l] = rope(rmsNorm(qkv[:, l, 0], qWeight, eps), cos, sin)[l], k likewise with kWeight, and
+     * v[:, offset+l] = qkv[:, l, 2]. The RMS norm is per head vector (over d); cos, sin: F32 [L, d/2] or [B, L, d/2]
+     * (the rows of this segment), as in {@link #rope}. Lets the parts of a joint sequence go straight to their rows.
+     */
+    default void qkvNormRopeInto(Tensor qkv, Tensor qWeight, Tensor kWeight, float eps, Tensor cos, Tensor sin,
+                                 Tensor q, Tensor k, Tensor v, long offset) {
+        long b = qkv.dim(0), len = qkv.dim(1), h = q.dim(2), d = q.dim(3);
+        if (qkv.rank() != 3 || qkv.dim(2) != 3 * h * d)
+            throw new IllegalArgumentException("qkv must have shape [B, L, 3·H·d] = [" + b + ", L, " + 3 * h * d + "] for q "
+                    + q.shape() + ", got " + qkv.shape());
+        Tensor parts = reshape(qkv, b, len, 3, h, d);
+        Tensor[] dst = {q, k, v};
+        for (int i = 0; i < 3; i++) {
+            Tensor s = slice(parts, 2, i, i + 1);
+            Tensor part = reshape(s, b, len, h, d);
+            Tensor r = i == 2 ? part : rmsNormRope(part, i == 0 ? qWeight : kWeight, eps, cos, sin);
+            writeSlice(dst[i], 1, offset, r);
+            if (r != part) r.close();
+            s.close();
+        }
     }
 }

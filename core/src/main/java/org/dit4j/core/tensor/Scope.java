@@ -51,6 +51,16 @@ public final class Scope implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Takes {@code t} out of whichever open scope of this thread tracks it, so that no scope releases it: the caller
+     * now owns it and must {@link Tensor#close()} it. For state that outlives the scopes it was computed in (e.g. the
+     * frames a streaming model carries from one chunk to the next). Returns t.
+     */
+    public static Tensor detach(Tensor t) {
+        untrack(t);
+        return t;
+    }
+
     /** Forget a tensor that was closed early by its owner. */
     static void untrack(Tensor t) {
         for (Scope s : STACK.get()) if (s.owned.remove(t)) return;

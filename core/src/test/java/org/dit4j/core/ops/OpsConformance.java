@@ -433,6 +433,59 @@ public abstract class OpsConformance {
                 ReferenceOps.groupNorm(ref(v), 2, ref(vw), ref(vb), 1e-6));
     }
 
+    @Test void groupStatsSumsEachGroup() {
+        Random rnd = new Random(33);
+        Tensor x = uniform(rnd, F32, 1, 4, 2, 6, 5, 7);              // mean far from 0: centering matters
+        for (int groups : new int[] {1, 3, 6})
+            check("groupStats groups=" + groups, ops().groupStats(up(x), groups, null), F32,
+                    ReferenceOps.groupStats(ref(x), groups, null));
+        Tensor c = uniform(rnd, F32, 1, 4, 2, 3);
+        check("groupStats centered", ops().groupStats(up(x), 3, up(c)), F32, ReferenceOps.groupStats(ref(x), 3, ref(c)));
+        Tensor v = randn(rnd, BF16, 1, 4, 3, 4, 5);
+        check("groupStats 5-D bf16", ops().groupStats(up(v), 2, null), F32, ReferenceOps.groupStats(ref(v), 2, null));
+        Tensor flat = randn(rnd, F32, 3, 4);
+        check("groupStats [N, C]", ops().groupStats(up(flat), 2, null), F32, ReferenceOps.groupStats(ref(flat), 2, null));
+    }
+
+    @Test void groupNormWithStatsUsesTheGivenStatistics() {
+        Random rnd = new Random(34);
+        Tensor x = randn(rnd, F32, 2, 6, 5, 7), w = randn(rnd, F32, 6), b = randn(rnd, F32, 6);
+        Tensor mean = randn(rnd, F32, 2, 3), var = uniform(rnd, F32, 0.1, 2, 2, 3);
+        check("groupNormWithStats affine", ops().groupNormWithStats(up(x), 3, up(mean), up(var), up(w), up(b), 1e-6f), F32,
+                ReferenceOps.groupNormWithStats(ref(x), 3, ref(mean), ref(var), ref(w), ref(b), 1e-6));
+        check("groupNormWithStats no affine", ops().groupNormWithStats(up(x), 3, up(mean), up(var), null, null, 1e-5f), F32,
+                ReferenceOps.groupNormWithStats(ref(x), 3, ref(mean), ref(var), null, null, 1e-5));
+        check("groupNormWithStats weight only", ops().groupNormWithStats(up(x), 3, up(mean), up(var), up(w), null, 1e-5f), F32,
+                ReferenceOps.groupNormWithStats(ref(x), 3, ref(mean), ref(var), ref(w), null, 1e-5));
+        Tensor v = randn(rnd, BF16, 1, 4, 3, 4, 5), vw = randn(rnd, BF16, 4), vb = randn(rnd, F32, 4);
+        Tensor vm = randn(rnd, F32, 1, 2), vv = uniform(rnd, F32, 0.5, 1.5, 1, 2);
+        check("groupNormWithStats 5-D bf16", ops().groupNormWithStats(up(v), 2, up(vm), up(vv), up(vw), up(vb), 1e-6f), BF16,
+                ReferenceOps.groupNormWithStats(ref(v), 2, ref(vm), ref(vv), ref(vw), ref(vb), 1e-6));
+        assertThrows(IllegalArgumentException.class,
+                () -> ops().groupNormWithStats(up(x), 3, up(randn(rnd, F32, 2, 2)), up(var), null, null, 1e-6f));
+        assertThrows(IllegalArgumentException.class, () -> ops().groupStats(up(x), 4, null));
+    }
+
+    /**
+     * A group norm of x computed from the sums of its row pieces (as a spatially split image does across ranks): the
+     * two-pass statistics from summed {@code groupStats} fed to {@code groupNormWithStats} equal {@code groupNorm} of x.
+     */
+    @Test void groupNormFromPiecesEqualsGroupNorm() {
+        Random rnd = new Random(35);
+        Tensor x = uniform(rnd, F32, -1, 3, 2, 6, 5, 7), w = randn(rnd, F32, 6), b = randn(rnd, F32, 6);
+        Tensor dx = up(x);
+        Tensor[] pieces = {ops().slice(dx, 2, 0, 2), ops().slice(dx, 2, 2, 3), ops().slice(dx, 2, 3, 5)};
+        float inv = 1f / (2 * 5 * 7);                                   // 2 channels per group × 5 × 7 positions
+        Tensor sum = null;
+        for (Tensor p : pieces) sum = sum == null ? ops().groupStats(p, 3, null) : ops().add(sum, ops().groupStats(p, 3, null));
+        Tensor mean = ops().scale(ops().slice(sum, 2, 0, 1), inv).view(2, 3);
+        Tensor sq = null;
+        for (Tensor p : pieces) sq = sq == null ? ops().groupStats(p, 3, mean) : ops().add(sq, ops().groupStats(p, 3, mean));
+        Tensor var = ops().scale(ops().slice(sq, 2, 1, 2), inv).view(2, 3);
+        check("groupNormWithStats from pieces", ops().groupNormWithStats(dx, 3, mean, var, up(w), up(b), 1e-6f), F32,
+                ReferenceOps.groupNorm(ref(x), 3, ref(w), ref(b), 1e-6));
+    }
+
     // ------------------------------------------------------------------ position
 
     @Test void ropeRotatesAdjacentPairs() {
@@ -573,6 +626,125 @@ public abstract class OpsConformance {
             check("rmsNormRope " + t, ops().rmsNormRope(up(qk), up(nw), 1e-6f, up(cos), up(sin)), t,
                     ReferenceOps.rope(ReferenceOps.rmsNorm(ref(qk), ref(nw), 1e-6), ref(cos), ref(sin)));
         }
+    }
+
+    // ------------------------------------------------------------------ writing into a part of a tensor
+
+    /**
+     * Checks dst (a device tensor that started as {@code before}) after a write of rows [start, start + n) along dim:
+     * the window against {@code window} (exactly, or within the op's tolerance), everything else unchanged, bit for bit.
+     */
+    private void checkWindow(String what, Tensor dst, DoubleTensor before, int dim, int start, DoubleTensor window, boolean exact) {
+        int n = window.dim(dim), size = before.dim(dim);
+        Tensor got = ops().slice(dst, dim, start, start + n);
+        if (exact) checkExact(what + " window", got, dst.dtype(), window);
+        else check(what + " window", got, dst.dtype(), window);
+        checkExact(what + " rows before the window", ops().slice(dst, dim, 0, start), dst.dtype(), ReferenceOps.slice(before, dim, 0, start));
+        checkExact(what + " rows after the window", ops().slice(dst, dim, start + n, size), dst.dtype(),
+                ReferenceOps.slice(before, dim, start + n, size));
+    }
+
+    @Test void writeSliceIsTheInverseOfSlice() {
+        Random rnd = new Random(90);
+        for (DType t : new DType[] {F32, BF16}) {
+            Tensor dst = randn(rnd, t, 3, 7, 5);
+            int[][] cases = {{0, 1, 2}, {1, 2, 4}, {2, 0, 3}, {2, 4, 1}, {1, 0, 7}, {1, 3, 0}};   // dim, start, n
+            for (int[] c : cases) {
+                long[] dims = {3, 7, 5};
+                dims[c[0]] = c[2];
+                Tensor src = randn(rnd, t, dims);
+                Tensor d = up(dst);
+                ops().writeSlice(d, c[0], c[1], up(src));
+                checkWindow("writeSlice " + t + " dim " + c[0] + " at " + c[1], d, ref(dst), c[0], c[1], ref(src), true);
+            }
+        }
+        Tensor dst = randn(rnd, BF16, 2, 6, 8), src = randn(rnd, F32, 2, 6, 3);
+        Tensor d = up(dst);
+        ops().writeSlice(d, -1, 5, up(src));
+        checkWindow("writeSlice f32 into bf16, dim -1", d, ref(dst), 2, 5, ref(src), true);
+        Tensor small = up(randn(rnd, F32, 2, 6, 4));
+        assertThrows(IllegalArgumentException.class, () -> ops().writeSlice(small, 2, 3, up(src)));
+        assertThrows(IllegalArgumentException.class, () -> ops().writeSlice(small, 1, 0, up(src)));
+    }
+
+    @Test void linearGeluIntoWritesItsColumns() {
+        Random rnd = new Random(91);
+        for (DType t : new DType[] {F32, BF16}) {
+            Tensor x = randn(rnd, t, 2, 5, 24), w = randn(rnd, t, 0.2, 16, 24), b = randn(rnd, t, 16);
+            Tensor out = randn(rnd, t, 2, 5, 40);
+            for (int col : new int[] {0, 8, 24}) {
+                for (boolean tanh : new boolean[] {true, false}) {
+                    Tensor d = up(out);
+                    ops().linearGeluInto(d, col, up(x), up(w), tanh ? up(b) : null, tanh);
+                    DoubleTensor want = ReferenceOps.gelu(ReferenceOps.linear(ref(x), ref(w), tanh ? ref(b) : null), tanh);
+                    checkWindow("linearGeluInto " + t + " col " + col + " tanh=" + tanh, d, ref(out), 2, col, want, false);
+                }
+            }
+        }
+        Tensor x = up(randn(rnd, F32, 3, 8)), w = up(randn(rnd, F32, 6, 8)), out = up(randn(rnd, F32, 3, 10));
+        assertThrows(IllegalArgumentException.class, () -> ops().linearGeluInto(out, 5, x, w, null, true));
+    }
+
+    @Test void attentionIntoWritesItsColumns() {
+        Random rnd = new Random(92);
+        // {B, Lq, Lk, H, d, W, col}: the bf16/f16 d = 64 cases are what fused attention kernels take
+        int[][] cases = {{2, 5, 7, 3, 8, 32, 4}, {2, 33, 45, 2, 64, 160, 16}, {1, 17, 17, 2, 64, 128, 0}};
+        for (DType t : new DType[] {F32, BF16}) {
+            for (int[] c : cases) {
+                Tensor q = randn(rnd, t, c[0], c[1], c[3], c[4]), k = randn(rnd, t, c[0], c[2], c[3], c[4]);
+                Tensor v = randn(rnd, t, c[0], c[2], c[3], c[4]);
+                Tensor out = randn(rnd, t, c[0], c[1], c[5]);
+                float scale = (float) (1 / Math.sqrt(c[4]));
+                Tensor d = up(out);
+                ops().attentionInto(d, c[6], up(q), up(k), up(v), null, scale);
+                DoubleTensor a = ReferenceOps.attention(ref(q), ref(k), ref(v), null, scale);
+                DoubleTensor want = new DoubleTensor(org.dit4j.core.tensor.Shape.of(c[0], c[1], (long) c[3] * c[4]), a.data());
+                checkWindow("attentionInto " + t + " " + java.util.Arrays.toString(c), d, ref(out), 2, c[6], want, false);
+            }
+        }
+        Tensor q = randn(rnd, F32, 1, 4, 2, 8), kv = randn(rnd, F32, 1, 6, 2, 8), bias = randn(rnd, F32, 1, 2, 4, 6);
+        Tensor out = randn(rnd, F32, 1, 4, 20);
+        Tensor d = up(out);
+        ops().attentionInto(d, 2, up(q), up(kv), up(kv), up(bias), 0.3f);
+        DoubleTensor a = ReferenceOps.attention(ref(q), ref(kv), ref(kv), ref(bias), 0.3);
+        checkWindow("attentionInto with bias", d, ref(out), 2, 2, new DoubleTensor(org.dit4j.core.tensor.Shape.of(1, 4, 16), a.data()), false);
+    }
+
+    @Test void qkvNormRopeIntoSplitsNormsAndRotates() {
+        Random rnd = new Random(93);
+        // {B, L, H, d, Lt, offset}; d = 128 is Flux's head size
+        int[][] cases = {{2, 5, 3, 8, 5, 0}, {2, 5, 3, 8, 9, 3}, {1, 7, 2, 128, 12, 5}, {1, 6, 2, 64, 6, 0}};
+        for (DType t : new DType[] {F32, BF16}) {
+            for (int[] c : cases) {
+                for (boolean batchedCos : new boolean[] {false, true}) {
+                    int b = c[0], l = c[1], h = c[2], hd = c[3], lt = c[4], off = c[5];
+                    Tensor qkv = randn(rnd, t, b, l, 3L * h * hd);
+                    Tensor qw = randn(rnd, t, hd), kw = randn(rnd, t, hd);
+                    Tensor cos = batchedCos ? uniform(rnd, F32, -1, 1, b, l, hd / 2) : uniform(rnd, F32, -1, 1, l, hd / 2);
+                    Tensor sin = batchedCos ? uniform(rnd, F32, -1, 1, b, l, hd / 2) : uniform(rnd, F32, -1, 1, l, hd / 2);
+                    Tensor q0 = randn(rnd, t, b, lt, h, hd), k0 = randn(rnd, t, b, lt, h, hd), v0 = randn(rnd, t, b, lt, h, hd);
+                    Tensor q = up(q0), k = up(k0), v = up(v0);
+                    ops().qkvNormRopeInto(up(qkv), up(qw), up(kw), 1e-6f, up(cos), up(sin), q, k, v, off);
+                    DoubleTensor parts = new DoubleTensor(org.dit4j.core.tensor.Shape.of(b, l, 3, h, hd), ref(qkv).data());
+                    DoubleTensor[] p = new DoubleTensor[3];
+                    for (int i = 0; i < 3; i++) {
+                        DoubleTensor s = ReferenceOps.slice(parts, 2, i, i + 1);
+                        p[i] = new DoubleTensor(org.dit4j.core.tensor.Shape.of(b, l, h, hd), s.data());
+                    }
+                    String what = "qkvNormRopeInto " + t + " " + java.util.Arrays.toString(c) + (batchedCos ? " cos [B, L, d/2]" : "");
+                    checkWindow(what + " q", q, ref(q0), 1, off,
+                            ReferenceOps.rope(ReferenceOps.rmsNorm(p[0], ref(qw), 1e-6), ref(cos), ref(sin)), false);
+                    checkWindow(what + " k", k, ref(k0), 1, off,
+                            ReferenceOps.rope(ReferenceOps.rmsNorm(p[1], ref(kw), 1e-6), ref(cos), ref(sin)), false);
+                    checkWindow(what + " v", v, ref(v0), 1, off, p[2], true);
+                }
+            }
+        }
+        Tensor qkv = up(randn(rnd, F32, 1, 4, 3 * 2 * 8)), q = up(randn(rnd, F32, 1, 4, 2, 8));
+        Tensor cos = up(uniform(rnd, F32, -1, 1, 4, 4));
+        assertThrows(IllegalArgumentException.class, () -> ops().qkvNormRopeInto(qkv, null, null, 1e-6f, cos, cos, q, q, q, 1));
+        Tensor wrong = up(randn(rnd, F32, 1, 4, 3 * 2 * 8 + 1));
+        assertThrows(IllegalArgumentException.class, () -> ops().qkvNormRopeInto(wrong, null, null, 1e-6f, cos, cos, q, q, q, 0));
     }
 
     // ------------------------------------------------------------------ lifetimes and errors

@@ -262,6 +262,40 @@ public final class ReferenceOps {
         return out;
     }
 
+    /** Per (sample, group): [Σ(x − c), Σ(x − c)²] over the group's channels and positions; center null means 0. */
+    public static DoubleTensor groupStats(DoubleTensor x, int groups, DoubleTensor center) {
+        int n = x.dim(0), c = x.dim(1), spatial = x.numel() / (n * c), cg = c / groups;
+        DoubleTensor out = DoubleTensor.zeros(n, groups, 2);
+        for (int s = 0; s < n; s++)
+            for (int g = 0; g < groups; g++) {
+                double ctr = center == null ? 0 : center.get(s, g), sum = 0, sq = 0;
+                for (int ch = g * cg; ch < (g + 1) * cg; ch++)
+                    for (int p = 0; p < spatial; p++) {
+                        double t = x.data()[(s * c + ch) * spatial + p] - ctr;
+                        sum += t;
+                        sq += t * t;
+                    }
+                out.set(sum, s, g, 0);
+                out.set(sq, s, g, 1);
+            }
+        return out;
+    }
+
+    /** (x − mean[n, g]) / √(var[n, g] + eps) · w[c] + b[c]. */
+    public static DoubleTensor groupNormWithStats(DoubleTensor x, int groups, DoubleTensor mean, DoubleTensor var, DoubleTensor w,
+                                                  DoubleTensor b, double eps) {
+        int n = x.dim(0), c = x.dim(1), spatial = x.numel() / (n * c), cg = c / groups;
+        DoubleTensor out = new DoubleTensor(x.shape(), new double[x.numel()]);
+        for (int s = 0; s < n; s++)
+            for (int ch = 0; ch < c; ch++)
+                for (int p = 0; p < spatial; p++) {
+                    int i = (s * c + ch) * spatial + p, g = ch / cg;
+                    double y = (x.data()[i] - mean.get(s, g)) / Math.sqrt(var.get(s, g) + eps);
+                    out.data()[i] = y * (w == null ? 1 : w.data()[ch]) + (b == null ? 0 : b.data()[ch]);
+                }
+        return out;
+    }
+
     // ------------------------------------------------------------------ position
 
     /** Adjacent-pair rotary embedding; cos/sin [L, d/2] or [B, L, d/2]. */

@@ -61,9 +61,22 @@ public final class CudnnSdpa implements AutoCloseable {
         COMPOSITE
     }
 
-    /** Everything a plan depends on. {@code scale} is usually {@code 1/sqrt(headDim)}. */
-    public record Shape(int batch, int heads, int seqQ, int seqKv, int headDim, DType dtype, float scale, Layout layout) {
+    /**
+     * Everything a plan depends on. {@code scale} is usually {@code 1/sqrt(headDim)}. {@code oRowStride}: elements
+     * between consecutive sequence positions of o in {@link Layout#BSHD} (0 = packed, H·d), e.g. to write o into the
+     * first H·d columns of a wider [B, Lq, W] tensor.
+     */
+    public record Shape(int batch, int heads, int seqQ, int seqKv, int headDim, DType dtype, float scale, Layout layout,
+                        long oRowStride) {
+        /** A shape with packed o. */
+        public Shape(int batch, int heads, int seqQ, int seqKv, int headDim, DType dtype, float scale, Layout layout) {
+            this(batch, heads, seqQ, seqKv, headDim, dtype, scale, layout, 0);
+        }
+
         public Shape {
+            if (oRowStride != 0 && (layout != Layout.BSHD || oRowStride < (long) heads * headDim || oRowStride % 8 != 0))
+                throw new IllegalArgumentException("o row stride " + oRowStride + " needs the BSHD layout, at least H·d = "
+                        + (long) heads * headDim + " elements and a multiple of 8 (16-byte rows), got layout " + layout);
             if (batch <= 0 || heads <= 0 || seqQ <= 0 || seqKv <= 0 || headDim <= 0)
                 throw new IllegalArgumentException("attention shape must be positive: B=" + batch + " H=" + heads
                         + " Lq=" + seqQ + " Lk=" + seqKv + " d=" + headDim);
@@ -79,7 +92,7 @@ public final class CudnnSdpa implements AutoCloseable {
         @Override
         public String toString() {
             return "[B=" + batch + " H=" + heads + " Lq=" + seqQ + " Lk=" + seqKv + " d=" + headDim + " " + dtype + " "
-                    + layout + " scale=" + scale + "]";
+                    + layout + " scale=" + scale + (oRowStride != 0 ? " o row stride " + oRowStride : "") + "]";
         }
 
         /** The usual shape: scale {@code 1/sqrt(d)}, {@link Layout#BSHD}. */
@@ -95,6 +108,12 @@ public final class CudnnSdpa implements AutoCloseable {
 
         /** Bytes of k or v. */
         public long kvBytes() { return (long) batch * heads * seqKv * headDim * dtype.byteSize(); }
+
+        /** cuDNN strides of o ({@code [B, H, Lq, d]} order). */
+        long[] oStrides() {
+            if (oRowStride == 0) return strides(seqQ);
+            return new long[] {seqQ * oRowStride, headDim, oRowStride, 1};
+        }
 
         /** cuDNN strides of a {@code [B, H, L, d]}-ordered tensor with sequence length {@code len}. */
         long[] strides(int len) {
@@ -225,7 +244,7 @@ public final class CudnnSdpa implements AutoCloseable {
         Descriptor q = tensor(owned, UID_Q, io, new long[] {b, h, s.seqQ(), d}, s.strides(s.seqQ()), false, false);
         Descriptor k = tensor(owned, UID_K, io, new long[] {b, h, s.seqKv(), d}, s.strides(s.seqKv()), false, false);
         Descriptor v = tensor(owned, UID_V, io, new long[] {b, h, s.seqKv(), d}, s.strides(s.seqKv()), false, false);
-        Descriptor o = tensor(owned, UID_O, io, new long[] {b, h, s.seqQ(), d}, s.strides(s.seqQ()), false, false);
+        Descriptor o = tensor(owned, UID_O, io, new long[] {b, h, s.seqQ(), d}, s.oStrides(), false, false);
         Descriptor scale = scaleTensor(owned);
         Descriptor op = cudnn.createDescriptor(DescriptorType.OPERATION_SDPA_FWD_DESCRIPTOR);
         owned.add(op);
@@ -248,7 +267,7 @@ public final class CudnnSdpa implements AutoCloseable {
         Descriptor kT = tensor(owned, UID_K, io, new long[] {b, h, d, lk},
                 new long[] {kvStrides[0], kvStrides[1], kvStrides[3], kvStrides[2]}, false, false);
         Descriptor v = tensor(owned, UID_V, io, new long[] {b, h, lk, d}, kvStrides, false, false);
-        Descriptor o = tensor(owned, UID_O, io, new long[] {b, h, lq, d}, s.strides(s.seqQ()), false, false);
+        Descriptor o = tensor(owned, UID_O, io, new long[] {b, h, lq, d}, s.oStrides(), false, false);
         Descriptor scale = scaleTensor(owned);
 
         long[] sDims = {b, h, lq, lk}, sStrides = {h * lq * lk, lq * lk, lk, 1};

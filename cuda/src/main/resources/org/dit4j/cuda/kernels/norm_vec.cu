@@ -57,6 +57,70 @@ __device__ __forceinline__ void layer_norm_vec_impl(void* out, const void* x, i6
     }
 }
 
+// LayerNorm (+ affine, + adaLN modulation) with one warp per row: each lane keeps vpl <= LNW_MAXV 16-byte vectors of
+// the row in registers (Dv = 32 * vpl); warp-shuffle reductions only, so a block of 8 warps normalises 8 rows with no
+// block-wide barrier. Same arguments and numerics (two passes over the registers, f32) as layer_norm_vec.
+#define LNW_MAXV 16
+
+template <int DT>
+__device__ __forceinline__ void layer_norm_warp_impl(void* out, const void* x, i64 rows, int vpl, float eps, const void* w,
+                                                     const void* b, const void* shift, const void* scale, i64 L) {
+    constexpr int N = Vec<DT>::N;
+    const int lane = threadIdx.x & 31;
+    const i64 row = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    const i64 Dv = 32 * (i64)vpl;
+    const i64 base = row * Dv;
+    const float D = (float)(Dv * N);
+    U4 raw[LNW_MAXV];
+#pragma unroll
+    for (int k = 0; k < LNW_MAXV; k++)
+        if (k < vpl) raw[k] = ((const U4*)x)[base + lane + 32 * k];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < LNW_MAXV; k++) {
+        if (k < vpl) {
+            float f[N];
+            unpack<DT>(raw[k], f);
+#pragma unroll
+            for (int i = 0; i < N; i++) s += f[i];
+        }
+    }
+    const float mean = warp_sum(s) / D;
+    float v = 0.f;
+#pragma unroll
+    for (int k = 0; k < LNW_MAXV; k++) {
+        if (k < vpl) {
+            float f[N];
+            unpack<DT>(raw[k], f);
+#pragma unroll
+            for (int i = 0; i < N; i++) { float d = f[i] - mean; v += d * d; }
+        }
+    }
+    const float rstd = rsqrtf(warp_sum(v) / D + eps);
+    const i64 mb = shift != 0 ? (row / L) * Dv : 0;
+#pragma unroll
+    for (int k = 0; k < LNW_MAXV; k++) {
+        if (k < vpl) {
+            const i64 j = lane + 32 * k;
+            float y[N], t[N];
+            unpack<DT>(raw[k], y);
+#pragma unroll
+            for (int i = 0; i < N; i++) y[i] = (y[i] - mean) * rstd;
+            if (w != 0) { vld<DT>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
+            if (b != 0) { vld<DT>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
+            if (shift != 0) {
+                float sc[N];
+                vld<DT>(scale, mb + j, sc);
+                vld<DT>(shift, mb + j, t);
+#pragma unroll
+                for (int i = 0; i < N; i++) y[i] = y[i] * (1.f + sc[i]) + t[i];
+            }
+            vst<DT>(out, base + j, y);
+        }
+    }
+}
+
 // RMSNorm over head vectors of E*32 elements (one warp per row, E consecutive elements per lane), optionally
 // followed by RoPE (adjacent pairs) for x viewed as [B, L, H, d]: cos/sin index (b*cosBatch + l) * d/2 + i.
 // The normalised value is rounded to the activation type before RoPE, as the unfused path stores it.
@@ -99,6 +163,10 @@ __device__ __forceinline__ void rms_rope_warp_impl(void* out, const void* x, i64
 }
 
 #define NORM_VEC(t, DT)                                                                                                 \
+    extern "C" __global__ void layer_norm_warp_##t(void* out, const void* x, i64 rows, int vpl, float eps, const void* w, \
+                                                   const void* b, const void* shift, const void* scale, i64 L) {       \
+        layer_norm_warp_impl<DT>(out, x, rows, vpl, eps, w, b, shift, scale, L);                                        \
+    }                                                                                                                   \
     extern "C" __global__ void layer_norm_vec_##t(void* out, const void* x, i64 Dv, float eps, const void* w,          \
                                                   const void* b, const void* shift, const void* scale, i64 L) {        \
         layer_norm_vec_impl<DT>(out, x, Dv, eps, w, b, shift, scale, L);                                                \

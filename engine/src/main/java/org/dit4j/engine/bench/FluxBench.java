@@ -8,6 +8,7 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
+import org.dit4j.cuda.CudaProfiler;
 import org.dit4j.engine.Backends;
 import org.dit4j.engine.RandomWeightSource;
 import org.dit4j.models.flux.FluxConfig;
@@ -41,8 +42,18 @@ public final class FluxBench {
     }
 
     private final PrintStream out;
+    private boolean profile;
 
     public FluxBench(PrintStream out) { this.out = out; }
+
+    /**
+     * With {@code on}, each GPU resolution also runs one eager forward with every launch timed by device events and
+     * prints where the time goes (GEMM / attention / other, and per kernel or GEMM shape).
+     */
+    public FluxBench profile(boolean on) {
+        this.profile = on;
+        return this;
+    }
 
     /** The reduced configuration run without a GPU: the Flux block structure at a size two CPU cores finish quickly. */
     public static FluxConfig reducedConfig(boolean guidance) {
@@ -141,6 +152,7 @@ public final class FluxBench {
                 graphMs = time(ops, gr::replay, o.warmup(), o.iters());
                 graph.close();
             }
+            if (profile && cuda != null) printProfile(cuda, res, eagerMs, () -> model.forward(img, txt, y, c).close());
             double peakGb = cuda != null ? cuda.allocator().peakInUseBytes() / 1e9 : Double.NaN;
             FluxTransformer.Flops f = model.flops(nImg, textTokens);
             Result r = new Result(label, res, nImg, textTokens, eagerMs, graphMs, f.total() / 1e12, firstS, captureS, peakGb);
@@ -149,6 +161,39 @@ public final class FluxBench {
             c.close();
             return r;
         }
+    }
+
+    /** One eager forward with every launch timed (see {@link CudaProfiler}); prints the breakdown. */
+    private void printProfile(CudaBackend cuda, int res, double eagerMs, Runnable forward) {
+        cuda.synchronize();
+        cuda.startProfile();
+        long t0 = System.nanoTime();
+        List<CudaProfiler.Span> spans;
+        try {
+            forward.run();
+        } finally {
+            spans = cuda.stopProfile();
+        }
+        double wallMs = (System.nanoTime() - t0) / 1e6;
+        double sum = spans.stream().mapToDouble(CudaProfiler.Span::ms).sum();
+        out.printf(Locale.ROOT, "%nprofile %d²: one eager forward, %d launches each timed by device events: %.1f ms of device time "
+                + "in launches (forward wall time with events %.1f ms; eager median without %.1f ms)%n", res, spans.size(), sum, wallMs, eagerMs);
+        out.println("| category | ms | share | TFLOP/s |");
+        out.println("|---|---|---|---|");
+        var totals = CudaProfiler.totals(spans);
+        for (var e : totals.entrySet()) {
+            double flops = spans.stream().filter(s -> s.category() == e.getKey()).mapToDouble(CudaProfiler.Span::flops).sum();
+            out.printf(Locale.ROOT, "| %s | %.2f | %.1f %% | %s |%n", e.getKey(), e.getValue(), 100 * e.getValue() / sum,
+                    flops > 0 ? String.format(Locale.ROOT, "%.0f", flops / e.getValue() / 1e9) : "-");
+        }
+        List<CudaProfiler.Group> groups = new ArrayList<>(CudaProfiler.group(spans));
+        groups.sort((a, b) -> Double.compare(b.ms(), a.ms()));
+        out.println("| category | launch | count | total ms | mean µs | TFLOP/s |");
+        out.println("|---|---|---|---|---|---|");
+        for (CudaProfiler.Group g : groups)
+            out.printf(Locale.ROOT, "| %s | %s | %d | %.3f | %.1f | %s |%n", g.category(), g.label(), g.count(), g.ms(),
+                    1e3 * g.ms() / g.count(), Double.isNaN(g.tflops()) ? "-" : String.format(Locale.ROOT, "%.0f", g.tflops()));
+        out.println();
     }
 
     private static Tensor upload(Ops ops, Tensor host, DType dtype) {

@@ -65,6 +65,21 @@ public final class SequenceParallelOps extends ForwardingOps {
         }
     }
 
+    /**
+     * {@link #attention} over the whole sequence, written into columns [col, col + H·dv) of out:[B, L/S, W]. Without
+     * ring/Ulysses groups this is the local backend's fused form.
+     */
+    @Override public void attentionInto(Tensor out, long col, Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        if (ulysses.size() == 1 && ring.size() == 1) {
+            delegate.attentionInto(out, col, q, k, v, bias, scale);
+            return;
+        }
+        try (Scope scope = Scope.open()) {
+            Tensor a = attention(q, k, v, bias, scale);
+            delegate.writeSlice(out, 2, col, a.view(a.dim(0), a.dim(1), a.dim(2) * a.dim(3)));
+        }
+    }
+
     /** Not sequence-parallel: models call {@link #attention}. */
     @Override public PartialAttention attentionWithLse(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
         throw new UnsupportedOperationException("attentionWithLse is not sequence-parallel; a model under sequence parallelism "

@@ -14,8 +14,15 @@
  *       parts, into equal contiguous shards; RoPE rows follow their tokens), sharding, conditioning and gathering.</li>
  *   <li>{@link org.dit4j.engine.parallel.CfgParallel} (cond/uncond on two ranks, results exchanged) and
  *       {@link org.dit4j.engine.parallel.DataParallel} (requests or batch rows per dp group).</li>
+ *   <li>{@link org.dit4j.engine.parallel.SpatialParallelOps}: an {@code Ops} decorator for images split into row slabs
+ *       ({@link org.dit4j.engine.parallel.RowSplit}, uneven heights allowed): 3×3 convolutions get one halo row from each
+ *       neighbour, group norms use the whole image's statistics (all-reduced {@code Ops.groupStats}), attention gathers
+ *       K/V; {@link org.dit4j.engine.parallel.PatchParallelVaeDecoder} runs the unchanged VAE decoder on it.</li>
+ *   <li>{@link org.dit4j.engine.parallel.ParallelVerification}: one rank vs the mesh, max |Δ| and rel-L2 per rank
+ *       ({@code --verify-parallel}).</li>
  * </ul>
  * Tests: {@code FluxParallelTest} runs every mesh of 1, 2, 4 and 8 in-process ranks against the one-rank forward;
+ * {@code PatchParallelVaeDecoderTest} decodes on 2, 3 and 4 ranks against one rank (and checks per-rank memory);
  * {@code FluxMultiGpuTest} and {@code bench.FluxParallelBench} run on GPUs over NCCL (bench/mgpu-device.sh).
  */
 package org.dit4j.engine.parallel;

@@ -2,7 +2,9 @@ package org.dit4j.models.flux;
 
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
+import org.dit4j.models.nn.Chunks;
 import org.dit4j.models.nn.Linear;
 
 /**
@@ -34,24 +36,30 @@ public record FluxDoubleBlock(Stream img, Stream txt, int numHeads) {
      */
     public Out forward(Ops ops, Tensor img, Tensor txt, Tensor vecSilu, FluxRope.Tables pe) {
         try (Scope scope = Scope.open()) {
-            long d = img.dim(2);
+            long b = img.dim(0), d = img.dim(2), hd = d / numHeads, nTxt = txt.dim(1), len = nTxt + img.dim(1);
             Modulation mi = Modulation.of(ops, this.img.mod, vecSilu, d);     // 6 × [B, D]
             Modulation mt = Modulation.of(ops, this.txt.mod, vecSilu, d);
 
-            // q, k, v per stream: [B, N, H, hd]; QK-norm per head, then RoPE with the stream's rows of the tables
-            Qkv qi = qkv(ops, this.img, ops.layerNormModulate(img, mi.shift1, mi.scale1, FluxConfig.EPS), pe.cosImg(), pe.sinImg());
-            Qkv qt = qkv(ops, this.txt, ops.layerNormModulate(txt, mt.shift1, mt.scale1, FluxConfig.EPS), pe.cosTxt(), pe.sinTxt());
+            // joint q, k, v over [txt ‖ img]: [B, L, H, hd]; each stream's projection is split, QK-normed per head and
+            // rotated with its rows of the tables straight into its rows of the joint tensors
+            Shape heads = Shape.of(b, len, numHeads, hd);
+            Tensor q = ops.empty(img.dtype(), heads), k = ops.empty(img.dtype(), heads), v = ops.empty(img.dtype(), heads);
+            qkvInto(ops, this.txt, ops.layerNormModulate(txt, mt.shift1, mt.scale1, FluxConfig.EPS), pe.cosTxt(), pe.sinTxt(), q, k, v, 0);
+            qkvInto(ops, this.img, ops.layerNormModulate(img, mi.shift1, mi.scale1, FluxConfig.EPS), pe.cosImg(), pe.sinImg(), q, k, v, nTxt);
 
-            // joint attention over [txt ‖ img]: [B, L, H, hd] → [B, L, D]
-            Tensor q = ops.concat(1, qt.q, qi.q), k = ops.concat(1, qt.k, qi.k), v = ops.concat(1, qt.v, qi.v);
-            long nTxt = txt.dim(1), len = q.dim(1);
-            Tensor a = ops.reshape(ops.attention(q, k, v, null, (float) (1.0 / Math.sqrt(q.dim(3)))), img.dim(0), len, d);
-            Tensor aTxt = ops.slice(a, 1, 0, nTxt), aImg = ops.slice(a, 1, nTxt, len);
+            Tensor a = ops.reshape(ops.attention(q, k, v, null, (float) (1.0 / Math.sqrt(hd))), b, len, d);   // [B, L, D]
+            Tensor aTxt = rows(ops, a, 0, nTxt), aImg = rows(ops, a, nTxt, len);
 
             Tensor imgOut = streamUpdate(ops, this.img, mi, img, aImg);
             Tensor txtOut = streamUpdate(ops, this.txt, mt, txt, aTxt);
             return new Out(scope.keep(imgOut), scope.keep(txtOut));
         }
+    }
+
+    /** Sequence rows [start, end) of x:[B, L, D]: a zero-copy view for B = 1, else a copy. */
+    private static Tensor rows(Ops ops, Tensor x, long start, long end) {
+        if (x.dim(0) != 1) return ops.slice(x, 1, start, end);
+        return x.view(x.dim(1), x.dim(2)).narrowOuter(start, end).view(1, end - start, x.dim(2));
     }
 
     /** x + gate1·proj(a); then + gate2·mlp(modulate(LN(x), shift2, scale2)). x, a:[B, N, D]. */
@@ -61,24 +69,19 @@ public record FluxDoubleBlock(Stream img, Stream txt, int numHeads) {
         return ops.gatedResidual(x1, m.gate2, s.mlpOut.forward(ops, h));
     }
 
-    private record Qkv(Tensor q, Tensor k, Tensor v) {}
-
-    /** xm:[B, N, D] → q, k, v:[B, N, H, hd], q and k RMS-normed per head and rotated. */
-    private Qkv qkv(Ops ops, Stream s, Tensor xm, Tensor cos, Tensor sin) {
-        long b = xm.dim(0), n = xm.dim(1), hd = xm.dim(2) / numHeads;
-        Tensor qkv = ops.reshape(s.qkv.forward(ops, xm), b, n, 3, numHeads, hd);   // [B, N, 3, H, hd]
-        Tensor q = ops.reshape(ops.slice(qkv, 2, 0, 1), b, n, numHeads, hd);
-        Tensor k = ops.reshape(ops.slice(qkv, 2, 1, 2), b, n, numHeads, hd);
-        Tensor v = ops.reshape(ops.slice(qkv, 2, 2, 3), b, n, numHeads, hd);
-        return new Qkv(ops.rmsNormRope(q, s.qNorm, FluxConfig.EPS, cos, sin), ops.rmsNormRope(k, s.kNorm, FluxConfig.EPS, cos, sin), v);
+    /** xm:[B, N, D] → rows [offset, offset + N) of q, k, v:[B, L, H, hd], q and k RMS-normed per head and rotated. */
+    private static void qkvInto(Ops ops, Stream s, Tensor xm, Tensor cos, Tensor sin, Tensor q, Tensor k, Tensor v, long offset) {
+        Tensor qkv = s.qkv.forward(ops, xm);                                        // [B, N, 3D]
+        ops.qkvNormRopeInto(qkv, s.qNorm, s.kNorm, FluxConfig.EPS, cos, sin, q, k, v, offset);
+        qkv.close();
     }
 
     /** shift1, scale1, gate1, shift2, scale2, gate2 = chunk6(mod(SiLU(vec))), each [B, D]. */
     record Modulation(Tensor shift1, Tensor scale1, Tensor gate1, Tensor shift2, Tensor scale2, Tensor gate2) {
         static Modulation of(Ops ops, Linear mod, Tensor vecSilu, long d) {
             Tensor m = mod.forward(ops, vecSilu);
-            return new Modulation(ops.slice(m, 1, 0, d), ops.slice(m, 1, d, 2 * d), ops.slice(m, 1, 2 * d, 3 * d),
-                    ops.slice(m, 1, 3 * d, 4 * d), ops.slice(m, 1, 4 * d, 5 * d), ops.slice(m, 1, 5 * d, 6 * d));
+            return new Modulation(Chunks.chunk(ops, m, 0, 6), Chunks.chunk(ops, m, 1, 6), Chunks.chunk(ops, m, 2, 6),
+                    Chunks.chunk(ops, m, 3, 6), Chunks.chunk(ops, m, 4, 6), Chunks.chunk(ops, m, 5, 6));
         }
     }
 }

@@ -2,7 +2,9 @@ package org.dit4j.models.flux;
 
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
+import org.dit4j.models.nn.Chunks;
 import org.dit4j.models.nn.Linear;
 
 /**
@@ -20,22 +22,28 @@ public record FluxSingleBlock(Linear mod, Linear qkv, Linear mlpIn, Tensor qNorm
                 w.tensor(b + "norm.key_norm.scale"), w.linear(b + "linear2"), w.config().numHeads());
     }
 
-    /** x:[B, L, D] vecSilu:[B, D], rope tables over all L rows → x':[B, L, D]. */
+    /**
+     * x:[B, L, D] vecSilu:[B, D], rope tables over all L rows → x':[B, L, D]. The attention output and the MLP's hidden
+     * activations are written side by side into one [B, L, D+M] tensor, so linear2 reads their concatenation without
+     * a copy; q, k, v come out of the qkv projection in one pass (split, QK-norm, RoPE).
+     */
     public Tensor forward(Ops ops, Tensor x, Tensor vecSilu, FluxRope.Tables pe) {
         try (Scope scope = Scope.open()) {
             long b = x.dim(0), len = x.dim(1), d = x.dim(2), hd = d / numHeads;
             Tensor m = mod.forward(ops, vecSilu);                                        // [B, 3D]
-            Tensor shift = ops.slice(m, 1, 0, d), scale = ops.slice(m, 1, d, 2 * d), gate = ops.slice(m, 1, 2 * d, 3 * d);
+            Tensor shift = Chunks.chunk(ops, m, 0, 3), scale = Chunks.chunk(ops, m, 1, 3), gate = Chunks.chunk(ops, m, 2, 3);
             Tensor xm = ops.layerNormModulate(x, shift, scale, FluxConfig.EPS);           // [B, L, D]
 
-            Tensor qkv5 = ops.reshape(qkv.forward(ops, xm), b, len, 3, numHeads, hd);      // [B, L, 3, H, hd]
-            Tensor q = ops.rmsNormRope(ops.reshape(ops.slice(qkv5, 2, 0, 1), b, len, numHeads, hd), qNorm, FluxConfig.EPS, pe.cos(), pe.sin());
-            Tensor k = ops.rmsNormRope(ops.reshape(ops.slice(qkv5, 2, 1, 2), b, len, numHeads, hd), kNorm, FluxConfig.EPS, pe.cos(), pe.sin());
-            Tensor v = ops.reshape(ops.slice(qkv5, 2, 2, 3), b, len, numHeads, hd);
-            Tensor a = ops.reshape(ops.attention(q, k, v, null, (float) (1.0 / Math.sqrt(hd))), b, len, d);   // [B, L, D]
+            Shape heads = Shape.of(b, len, numHeads, hd);
+            Tensor q = ops.empty(x.dtype(), heads), k = ops.empty(x.dtype(), heads), v = ops.empty(x.dtype(), heads);
+            Tensor qkvOut = qkv.forward(ops, xm);                                        // [B, L, 3D]
+            ops.qkvNormRopeInto(qkvOut, qNorm, kNorm, FluxConfig.EPS, pe.cos(), pe.sin(), q, k, v, 0);
+            qkvOut.close();
 
-            Tensor mlp = mlpIn.forwardGeluTanh(ops, xm);                                  // [B, L, M]
-            Tensor out = linear2.forward(ops, ops.concat(2, a, mlp));                      // [B, L, D]
+            Tensor h = ops.empty(x.dtype(), Shape.of(b, len, d + mlpIn.out()));           // [B, L, D+M] = attn ‖ gelu(mlp)
+            ops.attentionInto(h, 0, q, k, v, null, (float) (1.0 / Math.sqrt(hd)));
+            ops.linearGeluInto(h, d, xm, mlpIn.weight(), mlpIn.bias(), true);
+            Tensor out = linear2.forward(ops, h);                                         // [B, L, D]
             return scope.keep(ops.gatedResidual(x, gate, out));
         }
     }

@@ -8,6 +8,7 @@ import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
+import org.dit4j.models.nn.Chunks;
 import org.dit4j.models.nn.Linear;
 
 /**
@@ -186,9 +187,8 @@ public final class FluxTransformer {
     /** Stage (d): final adaLN + linear, imgTokens:[B, Nimg, D] → velocity [B, Nimg, outChannels]. */
     public Tensor finalLayer(Tensor imgTokens, Tensor vecSilu) {
         try (Scope scope = Scope.open()) {
-            long d = config.hiddenSize();
             Tensor m = finalModulation.forward(ops, vecSilu);       // [B, 2D] = (shift, scale)
-            Tensor h = ops.layerNormModulate(imgTokens, ops.slice(m, 1, 0, d), ops.slice(m, 1, d, 2 * d), FluxConfig.EPS);
+            Tensor h = ops.layerNormModulate(imgTokens, Chunks.chunk(ops, m, 0, 2), Chunks.chunk(ops, m, 1, 2), FluxConfig.EPS);
             return scope.keep(finalLinear.forward(ops, h));        // [B, Nimg, out]
         }
     }
