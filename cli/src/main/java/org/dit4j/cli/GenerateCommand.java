@@ -23,6 +23,7 @@ import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.Images;
 import org.dit4j.engine.image.Png;
 import org.dit4j.engine.image.RgbImage;
+import org.dit4j.models.flux.lora.LoraSpec;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -91,6 +92,15 @@ final class GenerateCommand implements Runnable {
     @Option(names = "--fp8", description = "keep fp8 transformer weights in fp8 (scaled) instead of converting them to bf16")
     boolean fp8;
 
+    @Option(names = "--lora", paramLabel = "FILE[:STRENGTH]", description = {"merge a LoRA into the transformer with a strength "
+            + "(default 1; e.g. style.safetensors:0.8); repeatable. Key styles: diffusers/PEFT, kohya, BFL/ComfyUI, OneTrainer, "
+            + "LyCORIS, XLabs. fp8 weights a LoRA changes are kept as bf16"})
+    List<String> lora = new ArrayList<>();
+
+    @Option(names = "--lora-ignore-unknown", description = "apply the LoRA tensors that fit the transformer and skip the rest "
+            + "(text-encoder parts, unknown keys, blocks the model lacks) instead of stopping with an error")
+    boolean loraIgnoreUnknown;
+
     @Option(names = "--vae-tile", defaultValue = "0", paramLabel = "PIXELS", description = "decode in tiles of this size (e.g. 1024) to save memory")
     int vaeTile;
 
@@ -148,7 +158,9 @@ final class GenerateCommand implements Runnable {
             if (fp8) s = s.withWeightDtype(DType.F8_E4M3);
             if (noKontextResize) s = s.withKontextResize(false);
             err.println("backend: " + ops.name() + ", " + s.weightDtype() + " weights, " + s.activation() + " activations");
-            try (FluxPipeline pipe = new FluxPipeline(ops, files, s)) {
+            List<LoraSpec> loras = lora.stream().map(LoraSpec::parse).toList();
+            try (FluxPipeline pipe = new FluxPipeline(ops, files, s, loras, loraIgnoreUnknown)) {
+                for (String line : pipe.loraSummary()) err.println(line.startsWith("note: ") ? line : "lora:    " + line);
                 FluxRequest req = new FluxRequest(prompt, negativePrompt, trueCfg, width, height, steps, guidance, seedValue, batch,
                         reference, t5Length);
                 FluxRequest full = pipe.withDefaults(req);
@@ -170,6 +182,8 @@ final class GenerateCommand implements Runnable {
                 }
                 Map<String, String> text = GenerationMetadata.chunks(files, result, modelName(), image == null ? null : image.getFileName().toString(),
                         pipe.transformerConfig().guidanceEmbed());
+                if (!loras.isEmpty()) text.put("parameters", text.get("parameters") + ", LoRAs: " + String.join(", ",
+                        loras.stream().map(l -> l.file().getFileName() + ":" + l.strength()).toList()));
                 long w0 = System.nanoTime();
                 List<Path> written = new ArrayList<>();
                 for (int i = 0; i < result.images().size(); i++) {

@@ -24,6 +24,8 @@ import org.dit4j.models.flux.FluxEmbeddings;
 import org.dit4j.models.flux.FluxPacking;
 import org.dit4j.models.flux.FluxTransformer;
 import org.dit4j.models.flux.FluxWeights;
+import org.dit4j.models.flux.lora.FluxLoras;
+import org.dit4j.models.flux.lora.LoraSpec;
 import org.dit4j.models.sampling.FlowMatchEuler;
 import org.dit4j.models.sampling.FlowMatchSchedule;
 import org.dit4j.models.text.ClipTextModel;
@@ -53,6 +55,7 @@ import org.dit4j.models.vae.VaeImages;
  *       copied into the same tensors; on the CPU every step runs eagerly;</li>
  *   <li>VAE decode (optionally tiled) and 8-bit RGB as diffusers' image processor rounds it.</li>
  * </ol>
+ * LoRAs given to the constructor are merged into the transformer weights as they load ({@link FluxLoras}).
  * Parts load on first use. With {@code keepLoaded} false (the CLI) every part is released as soon as its stage is
  * over, so the peak memory is that of the largest part rather than the sum. Call {@link #generate} from one thread,
  * outside any open {@link Scope}.
@@ -113,6 +116,9 @@ public final class FluxPipeline implements AutoCloseable {
     private final Settings settings;
     private final FluxConfig config;
     private final VaeConfig vaeConfig;
+    private final List<LoraSpec> loras;
+    private final boolean loraIgnoreUnknown;
+    private final List<String> loraSummary;
 
     private FluxWeights fluxWeights;
     private FluxTransformer transformer;
@@ -124,9 +130,20 @@ public final class FluxPipeline implements AutoCloseable {
 
     /** Reads the configurations (tensor headers only); weights load on first use. */
     public FluxPipeline(Ops ops, FluxModelFiles files, Settings settings) {
+        this(ops, files, settings, List.of(), false);
+    }
+
+    /**
+     * As {@link #FluxPipeline(Ops, FluxModelFiles, Settings)}, with LoRAs merged into the transformer weights when they
+     * load ({@link FluxLoras}); the LoRA files are checked against the transformer here, before anything loads.
+     * {@code loraIgnoreUnknown}: apply what fits and leave out keys that do not (listed in {@link #loraSummary}).
+     */
+    public FluxPipeline(Ops ops, FluxModelFiles files, Settings settings, List<LoraSpec> loras, boolean loraIgnoreUnknown) {
         this.ops = ops;
         this.files = files;
         this.settings = settings;
+        this.loras = List.copyOf(loras);
+        this.loraIgnoreUnknown = loraIgnoreUnknown;
         try (WeightSource w = WeightSource.open(files.transformer())) {
             this.config = FluxConfig.detect(w);
         }
@@ -137,7 +154,18 @@ public final class FluxPipeline implements AutoCloseable {
             throw new CheckpointException("the transformer takes " + config.inChannels() + " packed channels (" + config.inChannels() / 4
                     + " latent channels), but the VAE " + files.vae() + " has " + vaeConfig.latentChannels()
                     + " latent channels: the two do not belong together");
+        List<String> summary = new ArrayList<>();
+        if (!this.loras.isEmpty()) {
+            try (FluxLoras l = FluxLoras.open(this.loras, config, loraIgnoreUnknown)) {
+                summary.addAll(l.describe());
+                for (String n : l.notes()) summary.add("note: " + n);
+            }
+        }
+        this.loraSummary = List.copyOf(summary);
     }
+
+    /** One line per LoRA (file, strength, style, pairs, tensors changed), then notes on what was left out; empty without LoRAs. */
+    public List<String> loraSummary() { return loraSummary; }
 
     public FluxConfig transformerConfig() { return config; }
 
@@ -489,8 +517,9 @@ public final class FluxPipeline implements AutoCloseable {
 
     private void loadTransformer() {
         if (transformer != null) return;
-        try (WeightSource w = WeightSource.open(files.transformer())) {
-            fluxWeights = FluxWeights.load(ops, w, config, settings.weightDtype());
+        try (WeightSource w = WeightSource.open(files.transformer());
+             FluxLoras l = loras.isEmpty() ? null : FluxLoras.open(loras, config, loraIgnoreUnknown)) {
+            fluxWeights = FluxWeights.load(ops, w, config, settings.weightDtype(), l);
         }
         transformer = new FluxTransformer(ops, fluxWeights);
     }

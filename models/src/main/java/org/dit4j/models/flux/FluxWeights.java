@@ -5,6 +5,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -50,6 +51,22 @@ public final class FluxWeights implements AutoCloseable {
             throw new CheckpointException("not a Flux transformer: " + where(w, null) + " has neither '" + prefix
                     + "img_in.weight' (BFL/ComfyUI naming) nor '" + prefix + "x_embedder.weight' (diffusers naming)");
         }
+    }
+
+    /**
+     * A change merged into canonical tensors while they load (LoRA: {@code org.dit4j.models.flux.lora.FluxLoras}).
+     * A patched tensor is assembled in F32 (ComfyUI fp8 scales applied), handed to {@link #apply}, and the result is
+     * rounded once to the load dtype, or to BF16 when that dtype is fp8 (the merged values are no longer fp8 values).
+     */
+    public interface Patch {
+        /** Canonical names of the tensors this patch changes; every one must be a tensor of the loaded configuration. */
+        Set<String> names();
+
+        /**
+         * The patched tensor: {@code base} is canonical tensor {@code name} in F32 on {@code ops}' device; the result
+         * is a new F32 tensor of the same shape, registered with the current scope.
+         */
+        Tensor apply(Ops ops, String name, Tensor base);
     }
 
     private final FluxConfig config;
@@ -226,6 +243,17 @@ public final class FluxWeights implements AutoCloseable {
         return null;
     }
 
+    /**
+     * Row counts of the diffusers sources of canonical tensor {@code name} under {@code cfg}, in the order of
+     * {@link #diffusersSources}: q, k, v of D rows each (and proj_mlp of mlpHidden rows for single_blocks.i.linear1);
+     * one entry for tensors that are not split.
+     */
+    public static long[] diffusersPartRows(FluxConfig cfg, String name) {
+        Shape expected = expectedShapes(cfg).get(name);
+        if (expected == null) throw new IllegalArgumentException("'" + name + "' is not a tensor of Flux " + cfg);
+        return partRows(cfg, name, expected, diffusersSources(name).sources().size());
+    }
+
     /** Row counts of each diffusers source of canonical {@code name} (q, k, v: D each; proj_mlp: mlpHidden). */
     private static long[] partRows(FluxConfig cfg, String name, Shape expected, int parts) {
         long[] rows = new long[parts];
@@ -246,23 +274,39 @@ public final class FluxWeights implements AutoCloseable {
      * {@code dtype} they become BF16.
      */
     public static FluxWeights load(Ops ops, WeightSource src, FluxConfig cfg, DType dtype) {
-        DType vectors = dtype == DType.F8_E4M3 || dtype == DType.F8_E5M2 ? DType.BF16 : dtype;
-        return load(ops, src, detectPrefix(src), cfg, dtype, vectors);
+        return load(ops, src, cfg, dtype, null);
+    }
+
+    /** {@link #load(Ops, WeightSource, FluxConfig, DType)} with {@code patch} (null: none) merged in (see {@link Patch}). */
+    public static FluxWeights load(Ops ops, WeightSource src, FluxConfig cfg, DType dtype, Patch patch) {
+        DType vectors = isFp8(dtype) ? DType.BF16 : dtype;
+        return load(ops, src, detectPrefix(src), cfg, dtype, vectors, patch);
     }
 
     /** Loads with an explicit prefix and explicit dtypes for 2-D weights and for 1-D tensors. */
     public static FluxWeights load(Ops ops, WeightSource src, String prefix, FluxConfig cfg, DType weightDtype,
                                    DType vectorDtype) {
+        return load(ops, src, prefix, cfg, weightDtype, vectorDtype, null);
+    }
+
+    /** Loads with an explicit prefix, explicit dtypes and a {@link Patch} (null: none). */
+    public static FluxWeights load(Ops ops, WeightSource src, String prefix, FluxConfig cfg, DType weightDtype,
+                                   DType vectorDtype, Patch patch) {
         if (!weightDtype.isFloating() || !vectorDtype.isFloating())
             throw new IllegalArgumentException("Flux weights load as a floating dtype, got " + weightDtype + "/" + vectorDtype);
         Layout layout = Layout.of(src, prefix);
         requireNoExtraParts(src, prefix, layout, cfg);
+        Map<String, Shape> shapes = expectedShapes(cfg);
+        Set<String> patched = patch == null ? Set.of() : patch.names();
+        for (String n : patched)
+            if (!shapes.containsKey(n))
+                throw new IllegalArgumentException("the weight patch changes '" + n + "', which Flux " + cfg + " does not have");
         Loader loader = new Loader(ops, src, prefix, layout, cfg);
         Map<String, Tensor> out = new LinkedHashMap<>();
         try {
-            for (Map.Entry<String, Shape> e : expectedShapes(cfg).entrySet()) {
+            for (Map.Entry<String, Shape> e : shapes.entrySet()) {
                 DType dt = e.getValue().rank() == 2 ? weightDtype : vectorDtype;
-                out.put(e.getKey(), loader.load(e.getKey(), e.getValue(), dt));
+                out.put(e.getKey(), loader.load(e.getKey(), e.getValue(), dt, patched.contains(e.getKey()) ? patch : null));
             }
         } catch (RuntimeException ex) {
             for (Tensor t : out.values()) t.close();
@@ -300,6 +344,8 @@ public final class FluxWeights implements AutoCloseable {
         throw new CheckpointException("not a Flux transformer: " + where(w, null) + " has no 'img_in.weight' (BFL/ComfyUI) or "
                 + "'x_embedder.weight' (diffusers), with or without a prefix such as '" + BFL_PREFIX + "'");
     }
+
+    private static boolean isFp8(DType d) { return d == DType.F8_E4M3 || d == DType.F8_E5M2; }
 
     /** "file F" or "tensor 'N' in file F", for messages. */
     static String where(WeightSource w, String name) { return ScaledFp8.where(w, name); }
@@ -372,7 +418,7 @@ public final class FluxWeights implements AutoCloseable {
             this.cfg = cfg;
         }
 
-        Tensor load(String name, Shape expected, DType dtype) {
+        Tensor load(String name, Shape expected, DType dtype, Patch patch) {
             List<String> sources;
             long[] rows;
             boolean swap;
@@ -389,12 +435,21 @@ public final class FluxWeights implements AutoCloseable {
             }
             for (int k = 0; k < sources.size(); k++) check(sources.get(k), name, expected.with(0, rows[k]));
             try (Scope scope = Scope.open()) {
+                DType fetchAs = patch == null ? dtype : DType.F32;
                 List<Tensor> parts = new ArrayList<>();
-                for (String s : sources) parts.add(fetch(s, dtype));
+                for (String s : sources) parts.add(fetch(s, fetchAs));
                 Tensor t = parts.size() == 1 ? parts.get(0) : ops.concat(0, parts.toArray(Tensor[]::new));
                 if (swap) {
                     long half = expected.dim(0) / 2;
                     t = ops.concat(0, ops.slice(t, 0, half, 2 * half), ops.slice(t, 0, 0, half));
+                }
+                if (patch != null) {
+                    t = patch.apply(ops, name, t);
+                    if (!t.shape().equals(expected) || t.dtype() != DType.F32)
+                        throw new IllegalStateException("the weight patch returned " + t.dtype() + t.shape() + " for '" + name
+                                + "', expected F32" + expected);
+                    DType merged = isFp8(dtype) ? DType.BF16 : dtype;
+                    if (merged != DType.F32) t = ops.cast(t, merged);
                 }
                 return scope.keep(t);
             }
