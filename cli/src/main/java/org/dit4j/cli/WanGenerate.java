@@ -29,6 +29,7 @@ final class WanGenerate {
         if (c.runs < 1) throw new IllegalArgumentException("--runs must be at least 1, got " + c.runs);
         if (c.image != null) throw new IllegalArgumentException("--image (Kontext editing) is for Flux; Wan image-to-video is not supported");
         if (c.trueCfg != 1f) throw new IllegalArgumentException("--true-cfg is for Flux; Wan's classifier-free guidance scale is --guidance (default 5)");
+        if (!c.lora.isEmpty()) throw new IllegalArgumentException("--lora is implemented for Flux only, not for Wan2.1 yet");
         PrintStream err = System.err;
         long started = System.nanoTime();
         // the Flux default output is out.png: a Wan run writes out.mp4 unless told otherwise
