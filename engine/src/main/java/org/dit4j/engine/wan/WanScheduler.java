@@ -17,7 +17,8 @@ import org.dit4j.models.sampling.FlowShiftSchedule;
  *   <li>{@link #WAN_REFERENCE} (checkpoint files): the Wan repository's {@code generate.py} for T2V — UniPC, σ from
  *       0.999, shift 5.0 at every size;</li>
  *   <li>a diffusers folder: its {@code scheduler/scheduler_config.json} ({@code UniPCMultistepScheduler} with
- *       {@code use_flow_sigmas}: σ from 1, its {@code flow_shift}, e.g. 3.0 in Wan-AI/Wan2.1-T2V-1.3B-Diffusers).</li>
+ *       {@code use_flow_sigmas}: σ from 1, its {@code flow_shift}; diffusers documents 3.0 for Wan at 480p and 5.0 at 720p — the
+ *       value in the published repositories is read, not assumed).</li>
  * </ul>
  *
  * @param variant "wan" (the reference's schedule) or "diffusers"
