@@ -29,9 +29,10 @@ import org.dit4j.models.flux.lora.LoraSpec;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code dit4j generate}: Flux text-to-image and Kontext editing from real checkpoints. */
+/** {@code dit4j generate}: Flux text-to-image and Kontext editing, Wan2.1 text-to-video (WanGenerate), from real checkpoints. */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Generate images with Flux.1 (dev, schnell) or edit one with Flux.1 Kontext (--image).",
+        description = {"Generate images with Flux.1 (dev, schnell) or edit one with Flux.1 Kontext (--image);",
+                "generate videos with Wan2.1 text-to-video (the model family is detected from --model).",
                 "Without --model, FLUX.1-schnell is taken from the Hugging Face cache (downloaded when missing)."})
 final class GenerateCommand implements Runnable {
 
@@ -124,7 +125,27 @@ final class GenerateCommand implements Runnable {
             + "loaded (benchmarking: run 1 includes loading, kernel compilation and CUDA-graph capture; the last run is warm)")
     int runs;
 
+    // ---- Wan2.1 video options (WanGenerate)
+    @Option(names = "--frames", defaultValue = "0", description = "Wan: video frames, 4n+1 (default 81)")
+    int frames;
+
+    @Option(names = "--fps", defaultValue = "16", description = "Wan: frames per second of the MP4 (default ${DEFAULT-VALUE})")
+    int fps;
+
+    @Option(names = "--frames-dir", paramLabel = "DIR", description = "Wan: also write every frame as DIR/frame_00000.png, …")
+    Path framesDir;
+
+    @Option(names = "--shift", defaultValue = "NaN", description = "Wan: flow shift (default: the diffusers folder's scheduler, else 5.0)")
+    double shift;
+
+    @Option(names = "--sampler", defaultValue = "unipc", description = "Wan: unipc (default) or euler")
+    String sampler;
+
     @Override public void run() {
+        if (org.dit4j.engine.wan.WanModelResolver.isWan(model, HfHub.fromEnvironment())) {
+            new WanGenerate(this).run();
+            return;
+        }
         if (runs < 1) throw new IllegalArgumentException("--runs must be at least 1, got " + runs);
         PrintStream err = System.err;
         long started = System.nanoTime();
