@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: Flux GPU tests, dit4j bench and the PyTorch baseline side by side, and the full-size exactness
 # check against diffusers. Staged by bench/stage-device.sh. Results and logs under $OUT.
-#   bash bench/flux-device.sh [all|tests|bench|torch|exact] [resolutions, default 512,1024,2048]
+#   bash bench/flux-device.sh [all|tests|bench|torch|exact|pipeline|cache] [resolutions, default 512,1024,2048]
 set -uo pipefail
 what=${1:-all}
 res=${2:-512,1024,2048}
@@ -18,6 +18,7 @@ if has tests; then
   rm -rf /tmp/et && mkdir -p /tmp/et && (cd /tmp/et && python3 -m zipfile -e "$OLDPWD/.device-main/engine-tests.zip" .)
   timeout 300 "${J[@]}" -jar .device-main/junit-platform-console-standalone-*.jar execute \
     --class-path "/tmp/et:.device-main/dit4j.jar" --select-class org.dit4j.engine.FluxGpuTest --select-class org.dit4j.cuda.AttentionGemmFallbackTest \
+    --select-class org.dit4j.engine.flux.FluxCacheGpuTest \
     --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
   grep -E "dit4j-engine|✘|tests (successful|failed|skipped)|Exception|expected" "$OUT/tests.log" | head -30
 fi
@@ -43,6 +44,22 @@ if [[ ",$what," == *",pipeline,"* ]]; then
   timeout 300 "${J[@]}" -jar .device-main/dit4j.jar generate --model "$D" --prompt "a lighthouse on a cliff at dawn, oil painting" \
     --width 1024 --height 1024 --steps 28 --seed 1 --runs 3 --out "$OUT/pipeline-random.png" 2>&1 | grep -vE "incubator|denoise \[" \
     | tee "$OUT/pipeline.txt"
+  rm -rf "$D"
+fi
+if [[ ",$what," == *",cache,"* ]]; then
+  echo "== step caches: full pipeline, random full-size Flux.1-dev files, 1024², 28 steps, published default thresholds"
+  echo "   (random weights do not reproduce a trained model's skip rates; see the run summaries for the patterns)"
+  D=/tmp/fluxrand; rm -rf "$D"
+  timeout 240 "${J[@]}" -cp .device-main/dit4j.jar org.dit4j.engine.bench.RandomFluxFiles "$D" 2>&1 | grep -v incubator
+  mkdir -p "$D/tokenizers/clip-vit-large-patch14" "$D/tokenizers/t5-v1_1-xxl"
+  cp .device-main/tokenizers/clip/vocab.json .device-main/tokenizers/clip/merges.txt "$D/tokenizers/clip-vit-large-patch14/"
+  cp .device-main/tokenizers/t5/tokenizer.json "$D/tokenizers/t5-v1_1-xxl/"
+  for c in ${CACHES:-none teacache magcache fbcache}; do
+    echo "-- --cache $c"
+    timeout 300 "${J[@]}" -jar .device-main/dit4j.jar generate --model "$D" --prompt "a lighthouse on a cliff at dawn, oil painting" \
+      --width 1024 --height 1024 --steps 28 --seed 1 --runs 2 --cache "$c" --out "$OUT/cache-$c.png" 2>&1 \
+      | grep -vE "incubator|denoise \[" | tee "$OUT/cache-$c.txt"
+  done
   rm -rf "$D"
 fi
 if has exact; then

@@ -16,6 +16,7 @@ CP="/tmp/tc:$D/dit4j.jar"
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   timeout ${TESTS_TIMEOUT:-100} "${J[@]}" -jar "$D"/junit-platform-console-standalone-*.jar execute --class-path "$CP" \
     --select-class org.dit4j.cuda.NcclCommunicatorTest --select-class org.dit4j.engine.parallel.FluxMultiGpuTest \
+    --select-class org.dit4j.engine.parallel.VaeMultiGpuTest --select-class org.dit4j.cuda.NcclTest \
     --select-method org.dit4j.cuda.CudaOpsConformanceTest#attentionWithLseReturnsOutputAndRowLogSumExp \
     --select-method org.dit4j.cuda.CudaOpsConformanceTest#mergeOfKeyBlocksEqualsAttentionOverAllKeys \
     --select-method org.dit4j.cuda.CudaOpsConformanceTest#mergeRejectsMismatchedParts \

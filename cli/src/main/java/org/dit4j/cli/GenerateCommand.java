@@ -13,6 +13,8 @@ import java.util.Map;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.engine.Backends;
+import org.dit4j.engine.cache.MagCacheCalibration;
+import org.dit4j.engine.cache.NoCache;
 import org.dit4j.engine.flux.FluxModelFiles;
 import org.dit4j.engine.flux.FluxModelResolver;
 import org.dit4j.engine.flux.FluxPipeline;
@@ -27,9 +29,10 @@ import org.dit4j.models.flux.lora.LoraSpec;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code dit4j generate}: Flux text-to-image and Kontext editing from real checkpoints. */
+/** {@code dit4j generate}: Flux text-to-image and Kontext editing, Wan2.1 text-to-video (WanGenerate), from real checkpoints. */
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Generate images with Flux.1 (dev, schnell) or edit one with Flux.1 Kontext (--image).",
+        description = {"Generate images with Flux.1 (dev, schnell) or edit one with Flux.1 Kontext (--image);",
+                "generate videos with Wan2.1 text-to-video (the model family is detected from --model).",
                 "Without --model, FLUX.1-schnell is taken from the Hugging Face cache (downloaded when missing)."})
 final class GenerateCommand implements Runnable {
 
@@ -106,6 +109,15 @@ final class GenerateCommand implements Runnable {
     @Option(names = "--no-compile", description = "run every step eagerly instead of replaying a CUDA graph")
     boolean noCompile;
 
+    @Option(names = "--cache", paramLabel = "SPEC", description = {"step cache: none, teacache[:thresh] (0.4), "
+            + "magcache[:thresh,K,retention] (0.24,5,0.1), fbcache[:thresh] (0.08); or magcache-calibrate[=OUT.json] to record "
+            + "a MagCache γ table for this step count (default file: magcache-flux-<kind>-<steps>.json next to the image)"})
+    String cache;
+
+    @Option(names = "--mag-ratios", paramLabel = "JSON", description = "MagCache γ table from --cache magcache-calibrate, used "
+            + "with --cache magcache instead of MagCache4FLUX's 28-step table")
+    Path magRatios;
+
     @Option(names = {"-o", "--out"}, defaultValue = "out.png", description = "output PNG (batches: NAME-1.png, NAME-2.png, …)")
     Path out;
 
@@ -113,13 +125,34 @@ final class GenerateCommand implements Runnable {
             + "loaded (benchmarking: run 1 includes loading, kernel compilation and CUDA-graph capture; the last run is warm)")
     int runs;
 
+    // ---- Wan2.1 video options (WanGenerate)
+    @Option(names = "--frames", defaultValue = "0", description = "Wan: video frames, 4n+1 (default 81)")
+    int frames;
+
+    @Option(names = "--fps", defaultValue = "16", description = "Wan: frames per second of the MP4 (default ${DEFAULT-VALUE})")
+    int fps;
+
+    @Option(names = "--frames-dir", paramLabel = "DIR", description = "Wan: also write every frame as DIR/frame_00000.png, …")
+    Path framesDir;
+
+    @Option(names = "--shift", defaultValue = "NaN", description = "Wan: flow shift (default: the diffusers folder's scheduler, else 5.0)")
+    double shift;
+
+    @Option(names = "--sampler", defaultValue = "unipc", description = "Wan: unipc (default) or euler")
+    String sampler;
+
     @Override public void run() {
+        if (org.dit4j.engine.wan.WanModelResolver.isWan(model, HfHub.fromEnvironment())) {
+            new WanGenerate(this).run();
+            return;
+        }
         if (runs < 1) throw new IllegalArgumentException("--runs must be at least 1, got " + runs);
         PrintStream err = System.err;
         long started = System.nanoTime();
         long seedValue = seed != null ? seed : new SecureRandom().nextLong() & 0x7FFFFFFFFFFFL;
         if (negativePrompt != null && trueCfg <= 1f)
             err.println("note: --negative-prompt is used only with --true-cfg > 1 (e.g. --true-cfg 4)");
+        CacheOption caching = CacheOption.parse(cache, magRatios);
         RgbImage reference = image == null ? null : Images.read(image);
         HfHub hub = HfHub.fromEnvironment();
         FluxModelResolver resolver = new FluxModelResolver(hub, modelsDir, new DownloadBar(err));
@@ -150,10 +183,13 @@ final class GenerateCommand implements Runnable {
                     if (reference == null) throw new IllegalArgumentException("--save-reference needs --image");
                     Png.write(saveReference, pipe.scaledReference(reference), Map.of());
                 }
+                MagCacheCalibration calibration = caching.calibrate() ? pipe.magCacheCalibration(req) : null;
+                if (calibration != null) err.println("cache:   recording a MagCache γ table (" + calibration.id() + ", every step computed)");
+                else if (!(caching.policy() instanceof NoCache)) err.println("cache:   " + caching.policy().describe());
                 FluxPipeline.Result result = null;
                 for (int run = 1; run <= runs; run++) {
                     long r0 = System.nanoTime();
-                    result = pipe.generate(req, new Bar(err));
+                    result = pipe.generate(req, new Bar(err), caching.policy(), run == 1 ? calibration : null);
                     if (runs > 1) {
                         err.printf(Locale.ROOT, "run %d of %d:%n", run, runs);
                         summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
@@ -172,6 +208,12 @@ final class GenerateCommand implements Runnable {
                 }
                 double writeS = (System.nanoTime() - w0) / 1e9;
                 summary(err, result, writeS, (System.nanoTime() - started) / 1e9);
+                if (result.cache() != null) err.println(result.cache().summary());
+                if (calibration != null) {
+                    Path f = caching.calibrationFile(out, calibration.id());
+                    calibration.writeJson(f);
+                    err.println("MagCache γ table (" + calibration.id() + ") written to " + f + "; use it with --cache magcache --mag-ratios " + f);
+                }
                 for (Path p : written) System.out.println(p);
             }
         }

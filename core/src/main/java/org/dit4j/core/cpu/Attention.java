@@ -1,7 +1,6 @@
 package org.dit4j.core.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -73,21 +72,14 @@ final class Attention {
         return max + Math.log(sum);
     }
 
-    /** x[j] ← exp(x[j] − max) for j in [off, off+n); returns the sum (partial sums in float, total in double). */
+    /**
+     * x[j] ← exp(x[j] − max) for j in [off, off+n); returns the sum (in double, in index order). Scalar Math.exp on
+     * purpose: the Vector API's EXP differs between its compiled and interpreted forms in the last bits, which made
+     * the reference backend's results depend on JIT timing.
+     */
     static double expInPlace(float[] x, int off, int n, float max) {
         double sum = 0;
-        int j = 0;
-        int upper = SPECIES.loopBound(n);
-        while (j < upper) {
-            FloatVector acc = FloatVector.zero(SPECIES);
-            for (int c = 0; c < 64 && j < upper; c++, j += LANES) {
-                FloatVector e = FloatVector.fromArray(SPECIES, x, off + j).sub(max).lanewise(VectorOperators.EXP);
-                e.intoArray(x, off + j);
-                acc = acc.add(e);
-            }
-            sum += acc.reduceLanes(VectorOperators.ADD);
-        }
-        for (; j < n; j++) {
+        for (int j = 0; j < n; j++) {
             float e = (float) Math.exp(x[off + j] - max);
             x[off + j] = e;
             sum += e;

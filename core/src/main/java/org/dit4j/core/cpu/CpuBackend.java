@@ -1,6 +1,7 @@
 package org.dit4j.core.cpu;
 
 import org.dit4j.core.ops.GroupNormParts;
+import org.dit4j.core.ops.HostReductions;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.ops.PartialAttention;
 import org.dit4j.core.tensor.DType;
@@ -722,6 +723,39 @@ public final class CpuBackend implements Ops {
             }
         });
         return result(a, x.shape(), x.dtype());
+    }
+
+    /**
+     * {@link Ops#absSums} without copies: chunks of {@link HostReductions#CHUNK} elements reduced in parallel into one
+     * double partial each, the partials added in chunk order — the same bits as the default on any thread count.
+     */
+    @Override public double[] absSums(Tensor a, Tensor b) {
+        HostReductions.checkAbsSums(a, b);
+        requireHost("absSums", "a", a);
+        requireHost("absSums", "b", b);
+        long n = a.numel();
+        int chunks = Math.toIntExact((n + HostReductions.CHUNK - 1) / HostReductions.CHUNK);
+        double[] diff = new double[chunks], ref = new double[chunks];
+        MemorySegment sa = a.segment(), sb = b.segment();
+        par.forRange(chunks, 16, (lo, hi) -> {
+            float[] x = new float[HostReductions.CHUNK], y = new float[HostReductions.CHUNK];
+            double[] part = new double[2];
+            for (int c = lo; c < hi; c++) {
+                long first = (long) c * HostReductions.CHUNK;
+                int m = (int) Math.min(HostReductions.CHUNK, n - first);
+                HostArrays.decode(sa, a.dtype(), first, x, 0, m);
+                HostArrays.decode(sb, b.dtype(), first, y, 0, m);
+                HostReductions.absSumsChunk(x, y, m, a.dtype(), part);
+                diff[c] = part[0];
+                ref[c] = part[1];
+            }
+        });
+        double d = 0, r = 0;
+        for (int c = 0; c < chunks; c++) {
+            d += diff[c];
+            r += ref[c];
+        }
+        return new double[] {d, r};
     }
 
     @Override public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {

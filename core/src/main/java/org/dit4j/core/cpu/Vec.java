@@ -1,7 +1,6 @@
 package org.dit4j.core.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Small Vector API kernels on float arrays. */
@@ -21,8 +20,18 @@ final class Vec {
         }
         for (int upper = SPECIES.loopBound(n); i < upper; i += LANES)
             s0 = FloatVector.fromArray(SPECIES, a, ao + i).fma(FloatVector.fromArray(SPECIES, b, bo + i), s0);
-        float sum = s0.add(s1).reduceLanes(VectorOperators.ADD);
+        float sum = sumLanes(s0.add(s1));
         for (; i < n; i++) sum = Math.fma(a[ao + i], b[bo + i], sum);
         return sum;
+    }
+
+    /**
+     * The lanes of v added in lane order. {@code reduceLanes(ADD)} leaves the order open, and its compiled and
+     * interpreted forms differ in the last bits, which made results depend on JIT timing.
+     */
+    static float sumLanes(FloatVector v) {
+        float s = 0;
+        for (int l = 0; l < LANES; l++) s += v.lane(l);
+        return s;
     }
 }

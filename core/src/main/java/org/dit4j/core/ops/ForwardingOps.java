@@ -62,6 +62,7 @@ public abstract class ForwardingOps implements Ops {
     @Override public Tensor silu(Tensor x) { return delegate.silu(x); }
     @Override public Tensor gelu(Tensor x, boolean tanh) { return delegate.gelu(x, tanh); }
     @Override public Tensor softmax(Tensor x) { return delegate.softmax(x); }
+    @Override public double[] absSums(Tensor a, Tensor b) { return delegate.absSums(a, b); }
     @Override public Tensor modulate(Tensor x, Tensor shift, Tensor scale) { return delegate.modulate(x, shift, scale); }
     @Override public Tensor gatedResidual(Tensor residual, Tensor gate, Tensor y) { return delegate.gatedResidual(residual, gate, y); }
     @Override public Tensor conv2d(Tensor x, Tensor w, Tensor bias, int[] stride, int[] padding, int groups) {

@@ -197,6 +197,19 @@ public interface Ops extends AutoCloseable {
     /** out = residual + gate·y, residual, y:[B, L, D], gate:[B, D] (broadcast over L). */
     Tensor gatedResidual(Tensor residual, Tensor gate, Tensor y);
 
+    // ------------------------------------------------------------------ reductions to the host
+
+    /**
+     * The two sums of a relative L1 distance between a signal a and its reference b: {@code {Σ|a − b|, Σ|b|}} over all
+     * elements, each difference taken in f32 and rounded to a's dtype (as PyTorch's {@code a - b}), summed in double.
+     * a, b: same shape, floating. The sums are host values, so the call waits for the work queued before it (one
+     * synchronisation, what the reference implementations' {@code .item()} costs). Step caches decide from them
+     * (TeaCache, First-Block Cache: mean|x − ref| / mean|ref|); a sequence-parallel group adds the ranks' sums.
+     * The default reads both tensors on the host ({@link #toHost} off the CPU) in chunks of
+     * {@link HostReductions#CHUNK}; backends may reduce on the device.
+     */
+    default double[] absSums(Tensor a, Tensor b) { return HostReductions.absSums(this, a, b); }
+
     // ------------------------------------------------------------------ convolution and resampling
 
     /** 2-D convolution as torch: x:[N, C, H, W], w:[O, C/groups, kh, kw], bias:[O] or null. */

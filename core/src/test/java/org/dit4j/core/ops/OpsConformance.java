@@ -749,6 +749,26 @@ public abstract class OpsConformance {
 
     // ------------------------------------------------------------------ lifetimes and errors
 
+    @Test void absSumsAreTheL1SumsOfTheStoredValues() {
+        Random rnd = new Random(41);
+        for (DType t : new DType[] {F32, BF16}) {
+            Tensor a = randn(rnd, t, 2, 37, 129), b = randn(rnd, t, 2, 37, 129);     // more than two 4096-element chunks
+            float[] x = a.toFloatArray(), y = b.toFloatArray();
+            double d = 0, r = 0;
+            for (int i = 0; i < x.length; i++) {
+                float diff = x[i] - y[i];
+                if (t == BF16) diff = DType.bf16ToFloat(DType.floatToBf16(diff));    // PyTorch's a − b in bf16
+                d += Math.abs(diff);
+                r += Math.abs(y[i]);
+            }
+            double[] got = ops().absSums(up(a), up(b));
+            assertEquals(2, got.length);
+            assertEquals(d, got[0], 1e-6 * d, "absSums " + t + " Σ|a − b| [" + ops().name() + "]");
+            assertEquals(r, got[1], 1e-6 * r, "absSums " + t + " Σ|b| [" + ops().name() + "]");
+        }
+        assertThrows(IllegalArgumentException.class, () -> ops().absSums(up(Tensor.zeros(F32, 2, 3)), up(Tensor.zeros(F32, 3, 2))));
+    }
+
     @Test void eachOpLeavesExactlyItsResultInTheScope() {
         Random rnd = new Random(80);
         Tensor x = up(randn(rnd, F32, 2, 5, 8)), shift = up(randn(rnd, F32, 2, 8)), scale = up(randn(rnd, F32, 2, 8));

@@ -97,6 +97,15 @@ public final class MagCacheCalibration {
         this.recorded = new StepNorms[branches][totalSteps];
     }
 
+    /** The name of the table this calibration produces. */
+    public String id() { return id; }
+
+    /** The step count of the run being recorded (the table's length per branch). */
+    public int totalSteps() { return totalSteps; }
+
+    /** 1 (no CFG) or 2 (cond and uncond). */
+    public int branches() { return branches; }
+
     /** Records step {@code step ≥ 1} of a branch (its residual against the same branch's previous step). */
     public synchronized void record(int step, Branch branch, StepNorms norms) {
         Objects.requireNonNull(norms, "norms");

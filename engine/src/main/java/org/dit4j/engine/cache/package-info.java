@@ -35,6 +35,8 @@
  *   print(run.summary());
  * }
  * </pre>
+ * The Flux pipeline does this in {@code org.dit4j.engine.flux.FluxCachedTransformer}, recording every call in a
+ * {@link org.dit4j.engine.cache.CacheTrace} (signals and decisions, replayable through a fresh policy).
  * {@link org.dit4j.engine.cache.CacheRun} checks that every computed call stored its residual and every requested
  * reference was stored, and releases replaced values. With CFG batched in one forward,
  * {@link org.dit4j.engine.cache.CacheRun#decideJointly} combines the branches as the ComfyUI nodes do.

@@ -19,13 +19,13 @@ import org.dit4j.core.io.Json;
  * without a prefix), as ComfyUI's umT5/T5 files may carry it. U8 is not a tensor dtype dit4j computes with, so the
  * bytes are read straight from the safetensors header's offsets.
  */
-final class EmbeddedTokenizer {
+public final class EmbeddedTokenizer {
     private EmbeddedTokenizer() {}
 
     private static final long MAX_HEADER = 100_000_000L;
 
     /** True when {@code file} is a safetensors file with a {@code spiece_model} tensor. */
-    static boolean hasSpieceModel(Path file) {
+    public static boolean hasSpieceModel(Path file) {
         if (file == null || !Files.isRegularFile(file) || !file.getFileName().toString().endsWith(".safetensors")) return false;
         try {
             return find(header(file)) != null;
@@ -35,7 +35,7 @@ final class EmbeddedTokenizer {
     }
 
     /** The serialized SentencePiece ModelProto stored in {@code file}. */
-    static byte[] spieceModel(Path file) {
+    public static byte[] spieceModel(Path file) {
         Map<?, ?> h = header(file);
         String name = find(h);
         if (name == null) throw new CheckpointException(file + " holds no 'spiece_model' tensor (no embedded tokenizer)");

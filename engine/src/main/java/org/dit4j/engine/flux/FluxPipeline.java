@@ -7,7 +7,9 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.EnumMap;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
 import org.dit4j.core.io.CheckpointException;
 import org.dit4j.core.io.WeightSource;
@@ -18,6 +20,14 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CacheModel;
+import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.engine.cache.CacheTrace;
+import org.dit4j.engine.cache.MagCacheCalibration;
+import org.dit4j.engine.cache.NoCache;
+import org.dit4j.engine.cache.RunSummary;
+import org.dit4j.engine.cache.StepCache;
 import org.dit4j.engine.image.RgbImage;
 import org.dit4j.models.flux.FluxConfig;
 import org.dit4j.models.flux.FluxEmbeddings;
@@ -52,7 +62,10 @@ import org.dit4j.models.vae.VaeImages;
  *       true CFG with a negative prompt. The latent stays in float32 (as ComfyUI keeps it; diffusers' bf16 pipelines
  *       round it to bf16 between steps); the transformer sees it in its activation dtype. On a CUDA backend the
  *       transformer call is captured once as a CUDA graph after an eager first step and replayed with new inputs
- *       copied into the same tensors; on the CPU every step runs eagerly;</li>
+ *       copied into the same tensors; on the CPU every step runs eagerly. With a step cache
+ *       ({@link #generate(FluxRequest, FluxProgress, StepCache)}) the transformer runs in stages instead
+ *       ({@link FluxCachedTransformer}): per step and CFG branch, embeddings and the policy's signal, then the remaining
+ *       blocks or the cached residual, with one CUDA graph per branch and stage;</li>
  *   <li>VAE decode (optionally tiled) and 8-bit RGB as diffusers' image processor rounds it.</li>
  * </ol>
  * LoRAs given to the constructor are merged into the transformer weights as they load ({@link FluxLoras}).
@@ -109,7 +122,25 @@ public final class FluxPipeline implements AutoCloseable {
      *                     {@code output_type="latent"}
      */
     public record Result(List<RgbImage> images, FluxRequest request, FlowMatchSchedule schedule, Map<String, Double> stageSeconds,
-                         long peakDeviceBytes, boolean usedCudaGraph, float[] latents) {}
+                         long peakDeviceBytes, boolean usedCudaGraph, float[] latents, CacheReport cache) {
+        /** A result of a run without a step cache. */
+        public Result(List<RgbImage> images, FluxRequest request, FlowMatchSchedule schedule, Map<String, Double> stageSeconds,
+                      long peakDeviceBytes, boolean usedCudaGraph, float[] latents) {
+            this(images, request, schedule, stageSeconds, peakDeviceBytes, usedCudaGraph, latents, null);
+        }
+    }
+
+    /**
+     * What the step cache did in a run (null in {@link Result} when the run used none).
+     *
+     * @param policy      the policy's {@link StepCache#describe()}
+     * @param summary     computed and skipped steps per branch
+     * @param trace       the signals and decisions call by call
+     * @param calibration the recorded MagCache γ table, or null when the run did not calibrate
+     */
+    public record CacheReport(String policy, RunSummary summary, CacheTrace trace, MagCacheCalibration calibration) {}
+
+    private static final AtomicLong REQUESTS = new AtomicLong();
 
     private final Ops ops;
     private final FluxModelFiles files;
@@ -213,11 +244,55 @@ public final class FluxPipeline implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ generate
 
-    /** Runs one request (see the class comment). */
+    /** Runs one request (see the class comment) without a step cache. */
     public Result generate(FluxRequest request, FluxProgress progress) {
+        return generate(request, progress, NoCache.INSTANCE, null);
+    }
+
+    /** Runs one request with a step cache (one policy may serve many requests: its state is kept per request). */
+    public Result generate(FluxRequest request, FluxProgress progress, StepCache cache) {
+        return generate(request, progress, cache, null);
+    }
+
+    /**
+     * The step cache the {@code --cache} option selects, with Flux.1-dev's published constants (TeaCache4FLUX
+     * coefficients, MagCache4FLUX 28-step γ table, ParaAttention's threshold); schnell and Kontext use them too, none
+     * being published for those.
+     */
+    public StepCache stepCache(CacheSpec spec) { return spec.build(CacheModel.FLUX_DEV); }
+
+    /**
+     * A MagCache calibration for a request (after {@link #withDefaults}: its step count, 2 branches with true CFG),
+     * named {@code flux-<kind>-<steps>}; pass it to {@link #generate(FluxRequest, FluxProgress, StepCache, MagCacheCalibration)}
+     * with {@link NoCache}.
+     */
+    public MagCacheCalibration magCacheCalibration(FluxRequest request) {
+        FluxRequest r = withDefaults(request);
+        return new MagCacheCalibration("flux-" + kind() + "-" + r.steps(), r.steps(), r.trueCfg() ? 2 : 1);
+    }
+
+    /**
+     * Runs one request with a step cache and, when {@code calibration} is not null, records a MagCache γ table in it
+     * (every step computed: {@code cache} must be {@link NoCache}). A policy other than {@link NoCache}, or a
+     * calibration, runs the transformer in stages ({@link FluxCachedTransformer}); {@link Result#cache()} tells what
+     * was computed and skipped.
+     */
+    public Result generate(FluxRequest request, FluxProgress progress, StepCache cache, MagCacheCalibration calibration) {
+        java.util.Objects.requireNonNull(cache, "cache (NoCache.INSTANCE for none)");
+        FluxCachedTransformer.Signal.of(cache);       // fails early on a policy the Flux transformer has no signal for
         if (Scope.current() != null)
             throw new IllegalStateException("call FluxPipeline.generate outside any open Scope: the pipeline owns its tensors");
         FluxRequest r = withDefaults(request);
+        if (calibration != null) {             // checked before anything loads
+            if (!(cache instanceof NoCache))
+                throw new IllegalArgumentException("MagCache calibration computes every step; run it without a cache (NoCache), not "
+                        + cache.describe());
+            int branches = r.trueCfg() ? 2 : 1;
+            if (calibration.totalSteps() != r.steps() || calibration.branches() != branches)
+                throw new IllegalArgumentException("MagCache calibration " + calibration.id() + " is for " + calibration.totalSteps()
+                        + " steps × " + calibration.branches() + " branch(es), the request runs " + r.steps() + " × " + branches
+                        + "; make it with magCacheCalibration(request)");
+        }
         if (progress == null) progress = FluxProgress.NONE;
         if (r.width() != request.width() && request.width() != 0 || r.height() != request.height() && request.height() != 0)
             progress.note("image size adjusted to " + r.width() + "×" + r.height() + " (a multiple of " + sizeMultiple() + ")");
@@ -232,6 +307,7 @@ public final class FluxPipeline implements AutoCloseable {
         Tensor txt = null, y = null, txtNeg = null, yNeg = null, ref = null, latent = null, ids = null;
         long nRef = 0;
         boolean graphUsed = false;
+        CacheReport cacheReport = null;
         FlowMatchSchedule schedule = files.schedulerFor(config.guidanceEmbed()).schedule(r.steps(), nImg);
         try {
             // 1. text
@@ -274,10 +350,13 @@ public final class FluxPipeline implements AutoCloseable {
             timed(times, progress, "load transformer", this::loadTransformer);
             t0 = System.nanoTime();
             progress.stage("denoise");
-            Denoised d = denoise(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, progress);
+            boolean staged = !(cache instanceof NoCache) || calibration != null;
+            Denoised d = staged ? denoiseCached(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, cache, calibration, progress)
+                    : denoise(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, progress);
             latent.close();
             latent = d.latent();
             graphUsed = d.usedGraph();
+            cacheReport = d.cache();
             times.put("denoise", seconds(t0));
             if (!settings.keepLoaded()) releaseTransformer();
 
@@ -294,7 +373,7 @@ public final class FluxPipeline implements AutoCloseable {
             times.put("decode", seconds(t0));
             if (!settings.keepLoaded()) releaseVae();
             long peak = cuda != null ? cuda.allocator().peakInUseBytes() : -1;
-            return new Result(List.copyOf(images), r, schedule, Collections.unmodifiableMap(times), peak, graphUsed, latents);
+            return new Result(List.copyOf(images), r, schedule, Collections.unmodifiableMap(times), peak, graphUsed, latents, cacheReport);
         } finally {
             for (Tensor t : new Tensor[] {txt, y, txtNeg, yNeg, ref, latent, ids}) if (t != null) t.close();
             if (!settings.keepLoaded()) {
@@ -305,7 +384,9 @@ public final class FluxPipeline implements AutoCloseable {
         }
     }
 
-    private record Denoised(Tensor latent, boolean usedGraph) {}
+    private record Denoised(Tensor latent, boolean usedGraph, CacheReport cache) {
+        Denoised(Tensor latent, boolean usedGraph) { this(latent, usedGraph, null); }
+    }
 
     /** The Euler loop; {@code latent} [B, N, 64] F32 is not consumed; returns the final latent (owned by the caller). */
     private Denoised denoise(FluxRequest r, FlowMatchSchedule schedule, Tensor latent, Tensor ids, Tensor txt, Tensor y,
@@ -389,6 +470,70 @@ public final class FluxPipeline implements AutoCloseable {
                 out[1] = Scope.current() != null ? Scope.current().keep(n) : n;
             }
         });
+    }
+
+    /**
+     * The Euler loop under a step cache: the transformer runs in stages ({@link FluxCachedTransformer}) on fixed input
+     * tensors that every step overwrites, with one CUDA graph per branch and stage on a CUDA backend with graphs on.
+     */
+    private Denoised denoiseCached(FluxRequest r, FlowMatchSchedule schedule, Tensor latent, Tensor ids, Tensor txt, Tensor y,
+                                   Tensor txtNeg, Tensor yNeg, Tensor ref, long nImg, StepCache cache,
+                                   MagCacheCalibration calibration, FluxProgress progress) {
+        DType act = settings.activation();
+        int b = r.batch(), steps = schedule.steps();
+        boolean cfg = txtNeg != null;
+        float[] guidance = null;
+        if (config.guidanceEmbed()) {
+            guidance = new float[b];
+            java.util.Arrays.fill(guidance, r.guidance());
+        }
+        boolean graphs = settings.cudaGraphs() && ops instanceof CudaBackend;
+        FluxTransformer.Conditioning cond;
+        try (Tensor txtIds = FluxPacking.textIds(txt.dim(1))) {
+            cond = transformer.prepare(times(b, schedule.modelTimestep(0)), guidance, ids, txtIds, act);
+        }
+        Tensor imgIn = null, x = null;
+        FluxCachedTransformer ct = null;
+        try {
+            imgIn = ops.empty(act, org.dit4j.core.tensor.Shape.of(b, ids.dim(0), config.inChannels()));
+            Map<Branch, FluxCachedTransformer.Text> texts = new EnumMap<>(Branch.class);
+            texts.put(Branch.COND, new FluxCachedTransformer.Text(txt, y));
+            if (cfg) texts.put(Branch.UNCOND, new FluxCachedTransformer.Text(txtNeg, yNeg));
+            FluxCachedTransformer.Options options = FluxCachedTransformer.Options.eager().withCudaGraphs(graphs).withCalibration(calibration);
+            ct = new FluxCachedTransformer(ops, transformer, cache, "flux-" + REQUESTS.incrementAndGet(), steps, imgIn, cond, texts, options);
+            x = ops.copy(latent);
+            long start = System.nanoTime();
+            for (int i = 0; i < steps; i++) {
+                try (Scope s = Scope.open()) {
+                    Tensor tSin = FluxEmbeddings.sinEmb(ops, times(b, schedule.modelTimestep(i)), act);
+                    Tensor xIn = ops.cast(x, act);
+                    if (ref != null) xIn = ops.concat(1, xIn, ref);
+                    FluxCachedTransformer.copyInto(ops, cond.timeSin(), tSin);
+                    FluxCachedTransformer.copyInto(ops, imgIn, xIn);
+                    Tensor v = ct.velocity(i, Branch.COND);
+                    Tensor vNeg = cfg ? ct.velocity(i, Branch.UNCOND) : null;
+                    if (ref != null) {
+                        v = ops.slice(v, 1, 0, nImg);
+                        if (cfg) vNeg = ops.slice(vNeg, 1, 0, nImg);
+                    }
+                    if (cfg) v = FlowMatchEuler.trueCfg(ops, v, vNeg, r.trueCfgScale());
+                    Tensor next = FlowMatchEuler.step(ops, schedule, i, x, v);
+                    x.close();
+                    x = s.keep(next);
+                }
+                ops.synchronize();
+                progress.step(i + 1, steps, seconds(start));
+            }
+            CacheReport report = new CacheReport(cache.describe(), ct.summary(), ct.trace(), calibration);
+            Denoised d = new Denoised(x, ct.usedGraphs(), report);
+            x = null;
+            return d;
+        } finally {
+            if (x != null) x.close();
+            if (ct != null) ct.close();
+            if (imgIn != null) imgIn.close();
+            cond.close();
+        }
     }
 
     private static float[] times(int b, float t) {

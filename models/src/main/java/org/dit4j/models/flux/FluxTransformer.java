@@ -90,6 +90,30 @@ public final class FluxTransformer {
      * img:[B, Nimg, inChannels], txt:[B, Ntxt, contextDim], y:[B, vecDim] → velocity [B, Nimg, outChannels].
      */
     public Tensor forward(Tensor img, Tensor txt, Tensor y, Conditioning c) {
+        try (Scope scope = Scope.open()) {
+            Hidden h = embed(img, txt, y, c);
+            Tensor imgTokens = remainingBlocks(h, c, 0);
+            return scope.keep(finalLayer(imgTokens, h.vecSilu()));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ stages
+    // The forward split where step caches need it (engine.cache): embeddings (a), double block 0 (b), the remaining
+    // blocks (c), the final layer (d). forward = finalLayer(remainingBlocks(embed(…), 0)), the same ops in the same
+    // order, so it is bit for bit the composition. Every stage is device work only (capturable in a CUDA graph); its
+    // outputs belong to the caller's scope, its inputs are never closed.
+
+    /**
+     * The state between stages: SiLU(vec) [B, D] and the image [B, Nimg, D] and text [B, Ntxt, D] tokens as they enter
+     * the next block.
+     */
+    public record Hidden(Tensor vecSilu, Tensor img, Tensor txt) {}
+
+    /**
+     * Stage (a): the conditioning vector (time, guidance, pooled text) through SiLU, img_in and txt_in.
+     * img:[B, Nimg, inChannels], txt:[B, Ntxt, contextDim], y:[B, vecDim].
+     */
+    public Hidden embed(Tensor img, Tensor txt, Tensor y, Conditioning c) {
         long b = img.dim(0);
         requireShape("img", img, b, c.nImg(), config.inChannels());
         requireShape("txt", txt, b, c.nTxt(), config.contextDim());
@@ -98,21 +122,56 @@ public final class FluxTransformer {
         try (Scope scope = Scope.open()) {
             Tensor vec = embeddings.vec(ops, c.timeSin(), c.guidanceSin(), y);       // [B, D]
             Tensor vecSilu = ops.silu(vec);
-            FluxRope.Tables pe = c.pe();
-
             Tensor xImg = embeddings.imgIn().forward(ops, img);     // [B, Nimg, D]
             Tensor xTxt = embeddings.txtIn().forward(ops, txt);     // [B, Ntxt, D]
-            for (FluxDoubleBlock block : doubleBlocks) {
+            return new Hidden(scope.keep(vecSilu), scope.keep(xImg), scope.keep(xTxt));
+        }
+    }
+
+    /**
+     * TeaCache's Flux signal: the modulated image input of double block 0, LayerNorm(img)·(1 + scale1) + shift1 with
+     * block 0's first image modulation (diffusers' {@code transformer_blocks[0].norm1(hidden_states, temb)[0]}) — the
+     * tensor block 0 feeds to its image qkv projection, computed by the same ops. h: from {@link #embed}. [B, Nimg, D].
+     */
+    public Tensor modulatedInput(Hidden h) {
+        requireDoubleBlock("the block-0 modulated input (TeaCache)");
+        try (Scope scope = Scope.open()) {
+            FluxDoubleBlock.Modulation m = FluxDoubleBlock.Modulation.of(ops, doubleBlocks.getFirst().img().mod(), h.vecSilu(),
+                    config.hiddenSize());
+            return scope.keep(ops.layerNormModulate(h.img(), m.shift1(), m.scale1(), FluxConfig.EPS));
+        }
+    }
+
+    /** Stage (b): double block 0 only (First-Block Cache: its image residual is {@code result.img − h.img}). */
+    public Hidden firstBlock(Hidden h, Conditioning c) {
+        requireDoubleBlock("the first block (First-Block Cache)");
+        FluxDoubleBlock.Out o = doubleBlocks.getFirst().forward(ops, h.img(), h.txt(), h.vecSilu(), c.pe());
+        return new Hidden(h.vecSilu(), o.img(), o.txt());
+    }
+
+    /**
+     * Stage (c): double blocks {@code fromDouble} … depth−1, then every single block over [txt ‖ img]; returns the
+     * image tokens of the last block's output [B, Nimg, D] (what TeaCache and MagCache take the residual of, against
+     * the img_in output; First-Block Cache against block 0's output).
+     */
+    public Tensor remainingBlocks(Hidden h, Conditioning c, int fromDouble) {
+        if (fromDouble < 0 || fromDouble > doubleBlocks.size())
+            throw new IllegalArgumentException("fromDouble must be in [0, " + doubleBlocks.size() + "], got " + fromDouble);
+        try (Scope scope = Scope.open()) {
+            Tensor vecSilu = h.vecSilu();
+            FluxRope.Tables pe = c.pe();
+            Tensor xImg = h.img(), xTxt = h.txt();
+            for (FluxDoubleBlock block : doubleBlocks.subList(fromDouble, doubleBlocks.size())) {
                 FluxDoubleBlock.Out o = block.forward(ops, xImg, xTxt, vecSilu, pe);
-                xImg.close();
-                xTxt.close();
+                if (xImg != h.img()) xImg.close();
+                if (xTxt != h.txt()) xTxt.close();
                 xImg = o.img();
                 xTxt = o.txt();
             }
 
             Tensor x = ops.concat(1, xTxt, xImg);                   // [B, Ntxt+Nimg, D]
-            xImg.close();
-            xTxt.close();
+            if (xImg != h.img()) xImg.close();
+            if (xTxt != h.txt()) xTxt.close();
             for (FluxSingleBlock block : singleBlocks) {
                 Tensor next = block.forward(ops, x, vecSilu, pe);
                 x.close();
@@ -121,11 +180,35 @@ public final class FluxTransformer {
             long nTxt = c.nTxt(), len = x.dim(1);
             Tensor imgTokens = ops.slice(x, 1, nTxt, len);          // [B, Nimg, D]
             x.close();
+            return scope.keep(imgTokens);
+        }
+    }
 
+    /** Stage (d): final adaLN + linear, imgTokens:[B, Nimg, D] → velocity [B, Nimg, outChannels]. */
+    public Tensor finalLayer(Tensor imgTokens, Tensor vecSilu) {
+        try (Scope scope = Scope.open()) {
             Tensor m = finalModulation.forward(ops, vecSilu);       // [B, 2D] = (shift, scale)
             Tensor h = ops.layerNormModulate(imgTokens, Chunks.chunk(ops, m, 0, 2), Chunks.chunk(ops, m, 1, 2), FluxConfig.EPS);
             return scope.keep(finalLinear.forward(ops, h));        // [B, Nimg, out]
         }
+    }
+
+    /**
+     * The residual path of a skipped step: finalLayer(base + residual), where base is what the cached residual was
+     * taken against (img_in output for TeaCache/MagCache, block 0's image output for First-Block Cache).
+     */
+    public Tensor applyResidual(Tensor base, Tensor residual, Tensor vecSilu) {
+        if (!base.shape().equals(residual.shape()))
+            throw new IllegalArgumentException("Flux residual path: the cached residual " + residual.shape()
+                    + " does not match the image tokens " + base.shape() + " (same request, same size?)");
+        try (Scope scope = Scope.open()) {
+            return scope.keep(finalLayer(ops.add(base, residual), vecSilu));
+        }
+    }
+
+    private void requireDoubleBlock(String what) {
+        if (doubleBlocks.isEmpty())
+            throw new IllegalStateException("this Flux model has no double blocks, so " + what + " does not exist");
     }
 
     private float[] floats(Tensor t) {
