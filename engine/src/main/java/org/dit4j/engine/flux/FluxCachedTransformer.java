@@ -367,7 +367,7 @@ public final class FluxCachedTransformer implements AutoCloseable {
      * Copies src into the existing tensor dst (same dtype and element count): a device copy on CUDA (capturable), a
      * memory copy on the host.
      */
-    static void copyInto(Ops ops, Tensor dst, Tensor src) {
+    public static void copyInto(Ops ops, Tensor dst, Tensor src) {
         if (dst.dtype() != src.dtype() || dst.numel() != src.numel())
             throw new IllegalArgumentException("copyInto needs the same dtype and size: dst " + dst + ", src " + src);
         CudaBackend cb = cudaOf(ops);

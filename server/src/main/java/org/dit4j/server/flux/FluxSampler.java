@@ -8,7 +8,13 @@ import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.CacheModel;
 import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.engine.cache.MagCache;
+import org.dit4j.engine.cache.RunSummary;
+import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.cache.TeaCache;
+import org.dit4j.engine.flux.FluxCachedTransformer;
 import org.dit4j.models.flux.FluxConfig;
 import org.dit4j.models.flux.FluxEmbeddings;
 import org.dit4j.models.flux.FluxRope;
@@ -25,7 +31,10 @@ import org.dit4j.server.engine.StepObserver;
 import org.dit4j.server.sampling.ModelSampling;
 
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One sampler run with ComfyUI's semantics for Flux ({@code comfy.samplers} / {@code comfy.k_diffusion.sampling} /
@@ -104,16 +113,27 @@ final class FluxSampler {
         for (int i = 0; i < x.length; i++) x[i] = s0 * noise[i] + oneMinus * latent[i];
 
         boolean graphs = ops instanceof CudaBackend && (ref.compile() == null || ref.compile().cudaGraphs());
+        StepCache policy = stepCache(ref.cache());
         List<Branch> branches = new ArrayList<>();
         CudaGraph graph = null;
         Tensor[] graphOut = null;
         boolean captureFailed = false;
+        FluxCachedTransformer cached = null;
         float[] denoised = null;
         try {
-            branches.add(branch(model, job.positive(), g));
-            if (cfgPass) branches.add(branch(model, job.negative(), g));
+            branches.add(branch(model, job.positive(), g, policy != null));
+            if (cfgPass) branches.add(branch(model, job.negative(), g, false));
             FluxTransformer transformer = model.transformer(loraSpecs(ref));
             int steps = sigmas.length - 1;
+            if (policy != null) {
+                if (cfgPass) requireSharedInputs(job.positive(), job.negative(), branches, policy);
+                Map<org.dit4j.engine.cache.Branch, FluxCachedTransformer.Text> texts = new EnumMap<>(org.dit4j.engine.cache.Branch.class);
+                texts.put(org.dit4j.engine.cache.Branch.COND, new FluxCachedTransformer.Text(branches.get(0).txt, branches.get(0).y));
+                if (cfgPass)
+                    texts.put(org.dit4j.engine.cache.Branch.UNCOND, new FluxCachedTransformer.Text(branches.get(1).txt, branches.get(1).y));
+                cached = new FluxCachedTransformer(ops, transformer, policy, "serve-" + REQUESTS.incrementAndGet(), steps,
+                        branches.get(0).imgIn, branches.get(0).cond, texts, FluxCachedTransformer.Options.eager().withCudaGraphs(graphs));
+            }
             float cfgScale = (float) job.cfg();
             for (int i = 0; i < steps; i++) {
                 float sigma = sigmas[i];
@@ -126,7 +146,13 @@ final class FluxSampler {
                     Tensor xPacked = ops.upload(Tensor.of(pack(x, g), g.b, g.tokens(), 4L * g.c));
                     Tensor xAct = ops.cast(xPacked, act);
                     Tensor[] v = new Tensor[branches.size()];
-                    if (graphs) {
+                    if (cached != null) {
+                        Branch b0 = branches.getFirst();
+                        FluxCachedTransformer.copyInto(ops, b0.cond.timeSin(), tSin);
+                        FluxCachedTransformer.copyInto(ops, b0.imgIn, b0.ref == null ? xAct : ops.concat(1, xAct, b0.ref));
+                        v[0] = cached.velocity(i, org.dit4j.engine.cache.Branch.COND);
+                        if (v.length == 2) v[1] = cached.velocity(i, org.dit4j.engine.cache.Branch.UNCOND);
+                    } else if (graphs) {
                         CudaBackend cuda = (CudaBackend) ops;
                         for (Branch br : branches) {
                             cuda.copyInto(br.cond.timeSin(), tSin);
@@ -182,7 +208,9 @@ final class FluxSampler {
                 }
                 observer.stepDone(i, steps);
             }
+            if (cached != null) System.out.println("dit4j server: " + policy.describe() + ": " + summary(cached.summary(), cfgPass));
         } finally {
+            if (cached != null) cached.close();
             if (graph != null) graph.close();
             if (graphOut != null) for (Tensor t : graphOut) if (t != null) t.close();
             for (Branch br : branches) br.close();
@@ -197,15 +225,36 @@ final class FluxSampler {
 
     /** Patches of the MODEL this engine does not apply fail here, before any work, with what to change. */
     static void requireSupported(ModelRef ref) {
-        CacheSpec spec = ref.cache().spec();
-        if (spec.kind() != CacheSpec.Kind.NONE && (spec.threshold().isEmpty() || spec.threshold().getAsDouble() > 0))
-            throw new UnsupportedOperationException(spec.kind().word() + " (threshold " + (spec.threshold().isPresent()
-                    ? spec.threshold().getAsDouble() : "default") + ") is not yet supported by dit4j serve's Flux engine; set the "
-                    + "threshold to 0 or remove the node");
         ModelRef.ParallelSetting p = ref.parallel();
         if (p.gpus() > 1)
             throw new UnsupportedOperationException("num_gpus " + p.gpus() + ": multi-GPU sampling is not yet wired into dit4j serve; "
                     + "set num_gpus to 1 (ulysses/ring/cfg/pipefusion degrees 1)");
+    }
+
+    private static final AtomicLong REQUESTS = new AtomicLong();
+
+    /**
+     * The step cache of the MODEL as the ComfyUI nodes configure it (TeaCache: ComfyUI-TeaCache's polynomial, |·| and
+     * start/end window; MagCache: ComfyUI-MagCache's Flux forward with the published Flux.1-dev γ table), or null when
+     * there is none or its threshold is 0 (ComfyUI's nodes then change nothing).
+     */
+    static StepCache stepCache(ModelRef.CacheSetting c) {
+        CacheSpec spec = c.spec();
+        if (spec.kind() == CacheSpec.Kind.NONE) return null;
+        double threshold = spec.threshold().orElse(Double.NaN);
+        if (threshold == 0) return null;
+        String type = c.modelType().toLowerCase(java.util.Locale.ROOT);
+        if (!type.isEmpty() && !type.startsWith("flux"))
+            throw new IllegalArgumentException(spec.kind().word() + " model_type '" + c.modelType() + "' is for another model; this "
+                    + "engine runs Flux: use model_type flux");
+        return switch (spec.kind()) {
+            case TEACACHE -> new TeaCache(TeaCache.Config.comfyUi(TeaCache.FLUX,
+                    Double.isNaN(threshold) ? TeaCache.FLUX.recommendedThreshold() : threshold, c.startPercent(), c.endPercent()));
+            case MAGCACHE -> new MagCache(MagCache.Config.comfyUi(MagCache.FLUX_DEV_28, true,
+                    Double.isNaN(threshold) ? MagCache.FLUX_DEV.threshold() : threshold,
+                    spec.retention().orElse(MagCache.FLUX_DEV.retentionRatio()), spec.k().orElse(MagCache.FLUX_DEV.k()), 0, -1));
+            default -> spec.build(CacheModel.FLUX_DEV);
+        };
     }
 
     /** The MODEL's LoRAs as files and strengths, in application order. */
@@ -291,7 +340,34 @@ final class FluxSampler {
         }
     }
 
-    private Branch branch(FluxModel model, Conditioning conditioning, Geometry g) {
+    /**
+     * With CFG the cached transformer runs both branches over one image input and one prepared conditioning: the two
+     * conditionings must agree in T5 length, guidance and reference latents (ConditioningZeroOut of the positive does).
+     */
+    private static void requireSharedInputs(Conditioning pos, Conditioning neg, List<Branch> branches, StepCache policy) {
+        Conditioning.Entry p = pos.entries().getFirst(), n = neg.entries().getFirst();
+        String differs = null;
+        if (branches.get(0).cond.nTxt() != branches.get(1).cond.nTxt())
+            differs = "T5 lengths (" + branches.get(0).cond.nTxt() + " and " + branches.get(1).cond.nTxt() + " tokens)";
+        else if (!java.util.Objects.equals(p.guidance() == null ? 3.5 : p.guidance(), n.guidance() == null ? 3.5 : n.guidance()))
+            differs = "Flux guidance";
+        else if (!p.referenceLatents().equals(n.referenceLatents()))
+            differs = "reference latents";
+        if (differs != null)
+            throw new UnsupportedOperationException(policy.name() + " with CFG needs the positive and negative conditioning to have the "
+                    + "same " + differs.replaceFirst(" \\(.*", "") + "; they differ in " + differs + ". Use ConditioningZeroOut of the "
+                    + "positive as the negative, shorter prompts, or no step cache");
+    }
+
+    private static String summary(RunSummary s, boolean cfg) {
+        StringBuilder sb = new StringBuilder();
+        for (org.dit4j.engine.cache.Branch b : s.branches())
+            sb.append(sb.isEmpty() ? "" : ", ").append(b.label()).append(' ').append(s.computed(b)).append('/').append(s.totalSteps())
+                    .append(" steps computed");
+        return sb.toString();
+    }
+
+    private Branch branch(FluxModel model, Conditioning conditioning, Geometry g, boolean fixedInput) {
         if (conditioning.entries().size() != 1)
             throw new UnsupportedOperationException("conditioning with " + conditioning.entries().size() + " entries (combined or area "
                     + "conditioning) is not supported by dit4j's Flux engine yet");
@@ -343,7 +419,7 @@ final class FluxSampler {
                 throw ex;
             }
             br.cond = new FluxTransformer.Conditioning(tSin, gSin, pe, emb.tokens(), nImg);
-            if (ops instanceof CudaBackend) br.imgIn = ops.empty(act, Shape.of(g.b, nImg, cfg.inChannels()));
+            if (ops instanceof CudaBackend || fixedInput) br.imgIn = ops.empty(act, Shape.of(g.b, nImg, cfg.inChannels()));
             return br;
         } catch (RuntimeException ex) {
             br.close();

@@ -18,7 +18,11 @@
  *   <tr><td>{@code FluxVae}</td><td>VAE: decode, decode_tiled_ (three feathered tilings), encode (posterior mode)</td>
  *       <td>AutoencoderKL (raw latent space)</td></tr>
  *   <tr><td>{@code FluxSampler}</td><td>comfy.samplers CFGGuider + KSAMPLER(euler), CONST model sampling,
- *       latent_formats.Flux, flux/model.py (padding, ids, reference latents)</td><td>FluxTransformer, CudaGraph</td></tr>
+ *       latent_formats.Flux, flux/model.py (padding, ids, reference latents); TeaCache / MagCache nodes as
+ *       ComfyUI-TeaCache / ComfyUI-MagCache configure them (threshold 0: no cache; MagCache uses the published
+ *       Flux.1-dev γ table for every Flux model type; the cache lives on the model's device whatever cache_device says;
+ *       with CFG both conditionings must share T5 length, guidance and reference latents)</td>
+ *       <td>FluxTransformer, CudaGraph, engine.flux.FluxCachedTransformer, engine.cache</td></tr>
  * </table>
  *
  * <h2>Exactness</h2>
@@ -28,7 +32,7 @@
  * table); the saved PNGs are within one 8-bit level (ComfyUI truncates, the pipeline rounds).
  *
  * <h2>Not yet supported (clear execution_error)</h2>
- * TeaCache / MagCache with a non-zero threshold; num_gpus &gt; 1; samplers other than {@code euler};
+ * num_gpus &gt; 1; samplers other than {@code euler};
  * conditioning with several entries (combine/area); latent noise masks. Prompt weights ({@code (word:1.2)}) are applied
  * as ComfyUI applies them ({@code PromptWeights}); {@code embedding:} names (textual inversion) are not.
  */

@@ -257,6 +257,43 @@ class FluxEngineTest {
         }
     }
 
+    static ModelRef.CacheSetting tea(double threshold) {
+        return new ModelRef.CacheSetting(new org.dit4j.engine.cache.CacheSpec(org.dit4j.engine.cache.CacheSpec.Kind.TEACACHE,
+                java.util.OptionalDouble.of(threshold), java.util.OptionalInt.empty(), java.util.OptionalDouble.empty()), 0, 1, "flux", "cuda");
+    }
+
+    @Test void stepCachesFollowTheNodesSettings() throws Exception {
+        try (Loaded l = load(engine, dev)) {
+            ModelSampling ms = ModelSampling.flux(ModelSampling.fluxShift(1.15, 0.5, 32, 32));
+            ModelRef model = ModelRef.of(l.model(), ModelRef.ParallelSetting.SINGLE).withSampling(ms);
+            Conditioning pos = Conditioning.of(l.clip().encode("a red fox")).withGuidance(3.5);
+            float[] sigmas = Schedulers.basic(ms, "simple", 8, 1.0);
+            Latent empty = Latent.zeros(1, 16, 4, 4);
+            SampleResult plain = engine.sample(new SampleJob(model, pos, null, 1, "euler", sigmas, 3, true, empty), StepObserver.NONE);
+            // threshold 0: no policy at all (ComfyUI's nodes change nothing); a threshold nothing stays under: every step
+            // computed through the staged transformer, the same latent
+            assertEquals(null, FluxSampler.stepCache(tea(0)));
+            SampleResult all = engine.sample(new SampleJob(model.withCache(tea(1e-9)), pos, null, 1, "euler", sigmas, 3, true, empty),
+                    StepObserver.NONE);
+            assertTrue(relDiff(all.output().samples(), plain.output().samples()) < 1e-5, "TeaCache computing every step vs no cache");
+            // a huge threshold skips steps: another latent, still finite
+            SampleResult skip = engine.sample(new SampleJob(model.withCache(tea(100)), pos, null, 1, "euler", sigmas, 3, true, empty),
+                    StepObserver.NONE);
+            double d = relDiff(skip.output().samples(), plain.output().samples());
+            assertTrue(d > 1e-4 && Double.isFinite(d), "skipped steps change the latent: " + d);
+            // CFG under a cache: a ConditioningZeroOut negative shares the inputs; a negative with another guidance does not
+            SampleResult cfg = engine.sample(new SampleJob(model.withCache(tea(0.4)), pos, pos.zeroed(), 2.0, "euler", sigmas, 3, true, empty),
+                    StepObserver.NONE);
+            assertEquals(256, cfg.output().samples().length);
+            UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class, () -> engine.sample(new SampleJob(
+                    model.withCache(tea(0.4)), pos, pos.zeroed().withGuidance(1.0), 2.0, "euler", sigmas, 3, true, empty), StepObserver.NONE));
+            assertTrue(e.getMessage().contains("guidance"), e.getMessage());
+            IllegalArgumentException wan = assertThrows(IllegalArgumentException.class, () -> FluxSampler.stepCache(
+                    new ModelRef.CacheSetting(tea(0.2).spec(), 0, 1, "wan2.1_t2v_1.3B", "cuda")));
+            assertTrue(wan.getMessage().contains("model_type flux"), wan.getMessage());
+        }
+    }
+
     @Test void loraSetsReloadTheWeightsOnlyWhenTheyChange() throws Exception {
         Path lora = tmp.resolve("lora.safetensors");
         org.dit4j.models.flux.FluxConfig fc;
