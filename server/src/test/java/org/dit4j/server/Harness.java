@@ -160,6 +160,9 @@ final class Harness implements AutoCloseable {
             WebSocket.Builder b = h.http.newWebSocketBuilder();
             if (h.token != null) b.header("Authorization", "Bearer " + h.token);
             socket = b.buildAsync(URI.create(h.url.replace("http", "ws") + "/ws?clientId=" + clientId), this).get(5, TimeUnit.SECONDS);
+            // the server registers the session in its connect handler, which can run after the client's handshake has
+            // completed; like ComfyUI's clients, wait for the greeting (status with our sid) before queueing prompts
+            await(m -> m.path("type").asText().equals("status") && m.path("data").has("sid"), 10000);
         }
 
         @Override public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
