@@ -1,19 +1,20 @@
 package org.dit4j.engine.flux;
 
+import org.dit4j.engine.hub.DiffusersFolder;
+import static org.dit4j.engine.hub.DiffusersFolder.missingWeights;
+import static org.dit4j.engine.hub.DiffusersFolder.readJson;
+import static org.dit4j.engine.hub.DiffusersFolder.shardsOf;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.stream.Stream;
 
 import org.dit4j.core.io.CheckpointException;
-import org.dit4j.core.io.Json;
 import org.dit4j.core.io.WeightSource;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.hub.HubException;
@@ -45,7 +46,6 @@ public final class FluxModelResolver {
     public static final String T5_TOKENIZER_NAME = "t5-v1_1-xxl";
 
     private static final String[] COMPONENTS = {"transformer", "vae", "text_encoder", "text_encoder_2"};
-    private static final String[] WEIGHT_STEMS = {"diffusion_pytorch_model", "model"};
 
     /** The parts a Flux pipeline needs from checkpoint files. */
     public enum Role {
@@ -143,40 +143,6 @@ public final class FluxModelResolver {
         return missing;
     }
 
-    private static List<String> missingWeights(Path dir, String component) {
-        Path c = dir.resolve(component);
-        for (String stem : WEIGHT_STEMS) {
-            Path idx = c.resolve(stem + ".safetensors.index.json");
-            if (Files.isRegularFile(idx)) {
-                List<String> missing = new ArrayList<>();
-                for (String shard : shardsOf(idx)) if (!Files.isRegularFile(c.resolve(shard))) missing.add(component + "/" + shard);
-                return missing;
-            }
-            if (Files.isRegularFile(c.resolve(stem + ".safetensors"))) return List.of();
-        }
-        return List.of(component + "/" + (component.startsWith("text") ? "model" : "diffusion_pytorch_model") + "*.safetensors");
-    }
-
-    private static Set<String> shardsOf(Path index) {
-        Object wm = readJson(index).get("weight_map");
-        if (!(wm instanceof Map<?, ?> m)) throw new CheckpointException("index " + index + " has no \"weight_map\" object");
-        Set<String> shards = new LinkedHashSet<>();
-        for (Object v : m.values()) if (v instanceof String s) shards.add(s);
-        return shards;
-    }
-
-    private static Map<?, ?> readJson(Path file) {
-        try {
-            Object o = Json.parse(Files.readString(file, StandardCharsets.UTF_8));
-            if (o instanceof Map<?, ?> m) return m;
-            throw new CheckpointException(file + " is not a JSON object");
-        } catch (IOException e) {
-            throw new CheckpointException("cannot read " + file + ": " + e.getMessage(), e);
-        } catch (Json.SyntaxException e) {
-            throw new CheckpointException(file + " is not valid JSON: " + e.getMessage(), e);
-        }
-    }
-
     // ------------------------------------------------------------------------------------------------ hub
 
     /** {@code org/name} or {@code org/name@revision} through the Hugging Face cache. */
@@ -205,7 +171,7 @@ public final class FluxModelResolver {
         for (String c : COMPONENTS) {
             addIfListed(files, small, c + "/config.json");
             String chosen = null;
-            for (String stem : WEIGHT_STEMS) {
+            for (String stem : DiffusersFolder.WEIGHT_STEMS) {
                 if (files.contains(c + "/" + stem + ".safetensors.index.json")) { chosen = c + "/" + stem + ".safetensors.index.json"; indexes.add(chosen); small.add(chosen); break; }
                 if (files.contains(c + "/" + stem + ".safetensors")) { chosen = c + "/" + stem + ".safetensors"; shards.add(chosen); break; }
             }
