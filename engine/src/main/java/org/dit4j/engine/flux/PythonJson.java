@@ -7,12 +7,14 @@ import java.util.Map;
  * JSON text as Python's {@code json.dumps} writes it by default (ComfyUI writes its PNG "prompt" chunk that way):
  * separators {@code ", "} and {@code ": "}, non-ASCII characters escaped as {@code \\uXXXX} (ensure_ascii), floats in
  * their shortest round-trip form with a ".0" for whole numbers. Values: Map (insertion order), List, String, Integer,
- * Long, Float, Double, Boolean, null.
+ * Long, Float, Double, Boolean, null. The server's Jackson-based {@code PyJson} writes its floats and strings with
+ * {@link #floatRepr} and {@link #quote}.
  */
-final class PythonJson {
+public final class PythonJson {
     private PythonJson() {}
 
-    static String dumps(Object v) {
+    /** {@code json.dumps(v)}. */
+    public static String dumps(Object v) {
         StringBuilder sb = new StringBuilder();
         write(sb, v);
         return sb.toString();
@@ -21,7 +23,7 @@ final class PythonJson {
     private static void write(StringBuilder sb, Object v) {
         switch (v) {
             case null -> sb.append("null");
-            case String s -> string(sb, s);
+            case String s -> quote(s, sb);
             case Boolean b -> sb.append(b ? "true" : "false");
             case Integer i -> sb.append(i);
             case Long l -> sb.append(l);
@@ -33,7 +35,7 @@ final class PythonJson {
                 for (Map.Entry<?, ?> e : m.entrySet()) {
                     if (!first) sb.append(", ");
                     first = false;
-                    string(sb, String.valueOf(e.getKey()));
+                    quote(String.valueOf(e.getKey()), sb);
                     sb.append(": ");
                     write(sb, e.getValue());
                 }
@@ -56,7 +58,13 @@ final class PythonJson {
      * digits), written in fixed notation when the decimal exponent e of the first digit is −5 &lt; e &lt; 16, else as
      * {@code d.ddde±XX}.
      */
-    static void number(StringBuilder sb, double d) {
+    public static String floatRepr(double d) {
+        StringBuilder sb = new StringBuilder();
+        number(sb, d);
+        return sb.toString();
+    }
+
+    private static void number(StringBuilder sb, double d) {
         if (Double.isNaN(d)) {
             sb.append("NaN");
             return;
@@ -87,7 +95,8 @@ final class PythonJson {
         }
     }
 
-    private static void string(StringBuilder sb, String s) {
+    /** A JSON string literal of {@code s} as {@code json.dumps} writes it (ensure_ascii: \\uXXXX beyond printable ASCII). */
+    public static void quote(String s, StringBuilder sb) {
         sb.append('"');
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);

@@ -16,9 +16,9 @@ import java.util.zip.Inflater;
 /**
  * PNG encoding and decoding without java.desktop (ISO/IEC 15948, the W3C PNG specification).
  * <ul>
- *   <li>{@link #encode}: 8-bit RGB, non-interlaced, zlib-compressed rows with per-row adaptive filtering (the filter
+ *   <li>{@link #encode}: 8-bit RGB (or RGBA), non-interlaced, zlib-compressed rows with per-row adaptive filtering (the filter
  *       whose output has the smallest sum of absolute values, the spec's recommended heuristic), text chunks before
- *       the image data. A text value that is Latin-1 is written as {@code tEXt}, otherwise as uncompressed UTF-8
+ *       the image data; RGBA and the zlib level for the server's ComfyUI SaveImage/PreviewImage. A text value that is Latin-1 is written as {@code tEXt}, otherwise as uncompressed UTF-8
  *       {@code iTXt}, as Pillow's {@code PngInfo.add_text} (which ComfyUI uses) does.</li>
  *   <li>{@link #decode}: every standard PNG — bit depths 1, 2, 4, 8, 16; grayscale, RGB, palette, grayscale+alpha,
  *       RGBA; non-interlaced or Adam7 — to 8-bit RGB. Alpha is dropped (as Pillow's {@code convert("RGB")} does),
@@ -48,27 +48,47 @@ public final class Png {
         }
     }
 
-    /** The bytes of a PNG of {@code image} with {@code text} chunks. */
+    /** The bytes of a PNG of {@code image} with {@code text} chunks (zlib level 6). */
     public static byte[] encode(RgbImage image, Map<String, String> text) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream(image.rgb().length / 2 + 1024);
+        return encode(image.width(), image.height(), 3, image.rgb(), java.util.List.copyOf(text.entrySet()), 6);
+    }
+
+    /**
+     * The bytes of an 8-bit RGB ({@code channels} 3) or RGBA ({@code channels} 4) PNG of interleaved row-major
+     * {@code pixels}, with the {@code text} chunks in list order (a keyword may repeat, as with Pillow's
+     * {@code PngInfo.add_text}) and the image data compressed at zlib {@code level} (0–9; ComfyUI's SaveImage uses 4,
+     * PreviewImage 1).
+     */
+    public static byte[] encode(int width, int height, int channels, byte[] pixels,
+                                java.util.List<Map.Entry<String, String>> text, int level) {
+        if (channels != 3 && channels != 4)
+            throw new IllegalArgumentException("PNG needs 3 (RGB) or 4 (RGBA) channels, got " + channels);
+        if (width < 1 || height < 1)
+            throw new IllegalArgumentException("a PNG needs a positive size, got " + width + "×" + height);
+        if (pixels.length != (long) channels * width * height)
+            throw new IllegalArgumentException("a " + width + "×" + height + "×" + channels + " PNG needs "
+                    + (long) channels * width * height + " pixel bytes, got " + pixels.length);
+        if (level < 0 || level > 9) throw new IllegalArgumentException("zlib level must be 0..9, got " + level);
+        ByteArrayOutputStream out = new ByteArrayOutputStream(pixels.length / 2 + 1024);
         out.writeBytes(SIGNATURE);
         byte[] ihdr = new byte[13];
-        putInt(ihdr, 0, image.width());
-        putInt(ihdr, 4, image.height());
-        ihdr[8] = 8;        // bit depth
-        ihdr[9] = 2;        // colour type: truecolour
+        putInt(ihdr, 0, width);
+        putInt(ihdr, 4, height);
+        ihdr[8] = 8;                                // bit depth
+        ihdr[9] = (byte) (channels == 3 ? 2 : 6);   // colour type: truecolour / truecolour with alpha
         chunk(out, "IHDR", ihdr);
-        for (Map.Entry<String, String> e : text.entrySet()) textChunk(out, e.getKey(), e.getValue());
-        chunk(out, "IDAT", deflate(filterRows(image)));
+        for (Map.Entry<String, String> e : text) textChunk(out, e.getKey(), e.getValue());
+        chunk(out, "IDAT", deflate(filterRows(width, height, channels, pixels), level));
         chunk(out, "IEND", new byte[0]);
         return out.toByteArray();
     }
 
+    /** Pillow's rule: a Latin-1 keyword (here 1–79 characters, no NUL); a Latin-1 value as tEXt, else UTF-8 iTXt. */
     private static void textChunk(ByteArrayOutputStream out, String keyword, String value) {
         if (keyword.isEmpty() || keyword.length() > 79 || !StandardCharsets.ISO_8859_1.newEncoder().canEncode(keyword)
-                || keyword.startsWith(" ") || keyword.endsWith(" ") || keyword.indexOf(0) >= 0)
-            throw new IllegalArgumentException("PNG text keyword must be 1-79 Latin-1 characters without leading/trailing "
-                    + "spaces, got \"" + keyword + "\"");
+                || keyword.indexOf(0) >= 0)
+            throw new IllegalArgumentException("PNG text keyword must be 1-79 Latin-1 characters without NUL, got \""
+                    + keyword + "\"");
         byte[] k = keyword.getBytes(StandardCharsets.ISO_8859_1);
         ByteArrayOutputStream c = new ByteArrayOutputStream();
         c.writeBytes(k);
@@ -86,10 +106,12 @@ public final class Png {
         }
     }
 
-    /** Rows with a leading filter-type byte each; per row the filter with the least sum of |signed output|. */
-    private static byte[] filterRows(RgbImage image) {
-        int stride = 3 * image.width(), h = image.height();
-        byte[] px = image.rgb();
+    /**
+     * Rows with a leading filter-type byte each; per row the filter with the least sum of |signed output|, the first
+     * such on ties.
+     */
+    private static byte[] filterRows(int width, int h, int bpp, byte[] px) {
+        int stride = bpp * width;
         byte[] out = new byte[(stride + 1) * h];
         byte[][] cand = new byte[5][stride];
         for (int y = 0; y < h; y++) {
@@ -101,9 +123,9 @@ public final class Png {
                 long sum = 0;
                 for (int i = 0; i < stride; i++) {
                     int x = px[row + i] & 0xFF;
-                    int a = i >= 3 ? px[row + i - 3] & 0xFF : 0;
+                    int a = i >= bpp ? px[row + i - bpp] & 0xFF : 0;
                     int b = y > 0 ? px[prev + i] & 0xFF : 0;
-                    int c = i >= 3 && y > 0 ? px[prev + i - 3] & 0xFF : 0;
+                    int c = i >= bpp && y > 0 ? px[prev + i - bpp] & 0xFF : 0;
                     int v = switch (type) {
                         case 0 -> x;
                         case 1 -> x - a;
@@ -126,8 +148,8 @@ public final class Png {
         return out;
     }
 
-    private static byte[] deflate(byte[] data) {
-        Deflater d = new Deflater(6);
+    private static byte[] deflate(byte[] data, int level) {
+        Deflater d = new Deflater(level);
         try {
             d.setInput(data);
             d.finish();

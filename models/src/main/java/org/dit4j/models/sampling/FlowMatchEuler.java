@@ -14,6 +14,11 @@ import org.dit4j.core.tensor.Tensor;
  * </ul>
  * The guidance-distilled dev and Kontext models take their guidance through the transformer's guidance embedding
  * instead and need neither negative prompt nor second evaluation.
+ * <p>
+ * Why {@link FlowEulerSampler} exists beside it: that is the same update as a stateful {@link FlowSampler} over a
+ * {@link LatentAlgebra} on Wan's {@link FlowShiftSchedule} (a different σ computation from {@link FlowMatchSchedule}),
+ * so Wan can swap it for {@link FlowUniPcSampler} and run it on host double/float arrays. This class is Flux's:
+ * static, {@link Tensor}-only, on {@link FlowMatchSchedule}, with the rounding order of diffusers' float32 step.
  */
 public final class FlowMatchEuler {
     private FlowMatchEuler() {}

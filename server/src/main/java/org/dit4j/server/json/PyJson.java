@@ -1,8 +1,8 @@
 package org.dit4j.server.json;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import org.dit4j.engine.flux.PythonJson;
 
-import java.math.BigDecimal;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -55,53 +55,12 @@ public final class PyJson {
     }
 
     private static void quote(String s, StringBuilder sb) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                case '\b' -> sb.append("\\b");
-                case '\f' -> sb.append("\\f");
-                default -> {
-                    if (c < 0x20 || c > 0x7e) sb.append(String.format("\\u%04x", (int) c));
-                    else sb.append(c);
-                }
-            }
-        }
-        sb.append('"');
+        PythonJson.quote(s, sb);
     }
 
     /** Python's {@code repr(float)}: shortest round-trip digits, scientific when the exponent is &lt; −4 or ≥ 16. */
     public static String floatRepr(double d) {
-        if (Double.isNaN(d)) return "NaN";
-        if (Double.isInfinite(d)) return d > 0 ? "Infinity" : "-Infinity";
-        if (d == 0) return (1 / d < 0) ? "-0.0" : "0.0";
-        BigDecimal bd = new BigDecimal(Double.toString(Math.abs(d))).stripTrailingZeros();
-        String digits = bd.unscaledValue().toString();
-        int decpt = digits.length() - bd.scale();             // value = 0.digits × 10^decpt
-        StringBuilder sb = new StringBuilder(d < 0 ? "-" : "");
-        if (decpt > -4 && decpt <= 16) {
-            if (decpt <= 0) {
-                sb.append("0.").append("0".repeat(-decpt)).append(digits);
-            } else if (decpt >= digits.length()) {
-                sb.append(digits).append("0".repeat(decpt - digits.length())).append(".0");
-            } else {
-                sb.append(digits, 0, decpt).append('.').append(digits.substring(decpt));
-            }
-        } else {
-            sb.append(digits.charAt(0));
-            if (digits.length() > 1) sb.append('.').append(digits.substring(1));
-            int exp = decpt - 1;
-            sb.append('e').append(exp < 0 ? '-' : '+');
-            String e = Integer.toString(Math.abs(exp));
-            if (e.length() < 2) sb.append('0');
-            sb.append(e);
-        }
-        return sb.toString();
+        return PythonJson.floatRepr(d);
     }
 
     /** Python's {@code str(value)} for a JSON scalar as validation messages print it. */
