@@ -223,6 +223,9 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                     par.check(req);
                     err.println("mesh:    " + mesh + " (" + mesh.worldSize() + (ops.device().isCpu() ? " CPU ranks" : " GPUs")
                             + "; text encoders and VAE on rank 0)");
+                    if (!ops.device().isCpu() && !"0".equals(System.getenv("NCCL_NVLS_ENABLE")))
+                        err.println("note: NCCL_NVLS_ENABLE is not 0; dit4j never uses NVLink multicast, set NCCL_NVLS_ENABLE=0 "
+                                + "on shared machines");
                 }
                 if (verifyParallel) {
                     try (ParallelFluxPipeline p = par) {
