@@ -21,6 +21,9 @@ import org.dit4j.engine.flux.FluxPipeline;
 import org.dit4j.engine.flux.FluxProgress;
 import org.dit4j.engine.flux.FluxRequest;
 import org.dit4j.engine.flux.GenerationMetadata;
+import org.dit4j.engine.flux.ParallelFluxPipeline;
+import org.dit4j.engine.parallel.ParallelConfig;
+import org.dit4j.engine.parallel.ParallelVerification;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.Images;
 import org.dit4j.engine.image.Png;
@@ -34,7 +37,7 @@ import picocli.CommandLine.Option;
         description = {"Generate images with Flux.1 (dev, schnell) or edit one with Flux.1 Kontext (--image);",
                 "generate videos with Wan2.1 text-to-video (the model family is detected from --model).",
                 "Without --model, FLUX.1-schnell is taken from the Hugging Face cache (downloaded when missing)."})
-final class GenerateCommand implements Runnable {
+final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGenerator {
 
     @Option(names = "--model", paramLabel = "DIR|FILES|REPO", description = {"a diffusers pipeline folder, ComfyUI-style files "
             + "(transformer, clip_l, t5xxl, ae; comma-separated or repeated; or a folder of them), or a Hugging Face repo id "
@@ -125,6 +128,28 @@ final class GenerateCommand implements Runnable {
             + "loaded (benchmarking: run 1 includes loading, kernel compilation and CUDA-graph capture; the last run is warm)")
     int runs;
 
+    // ---- multi-GPU Flux (ParallelFluxPipeline)
+    @Option(names = "--gpus", paramLabel = "N", description = {"run the denoising on N ranks (GPUs cuda:0..N-1; with --backend cpu, "
+            + "N in-process CPU ranks); alone it means Ulysses over all N when the head count allows (else the rest as ring)"})
+    Integer gpus;
+
+    @Option(names = "--ulysses", paramLabel = "U", description = "Ulysses (all-to-all) sequence-parallel degree (default 1)")
+    Integer ulysses;
+
+    @Option(names = "--ring", paramLabel = "R", description = "ring-attention sequence-parallel degree (default 1)")
+    Integer ring;
+
+    @Option(names = "--cfg-parallel", paramLabel = "C", description = "2: true-CFG branches on different ranks (needs "
+            + "--negative-prompt and --true-cfg > 1); default 1")
+    Integer cfgParallel;
+
+    @Option(names = "--dp", paramLabel = "D", description = "data-parallel degree: the --batch split over D groups (default 1)")
+    Integer dp;
+
+    @Option(names = "--verify-parallel", description = {"run the request on one device and on the mesh, print max |Δ| and rel-L2 "
+            + "of the final latent per rank, and exit with status 1 above the dtype's tolerance (f32 1e-5, bf16 1e-2); writes no image"})
+    boolean verifyParallel;
+
     // ---- Wan2.1 video options (WanGenerate)
     @Option(names = "--frames", defaultValue = "0", description = "Wan: video frames, 4n+1 (default 81)")
     int frames;
@@ -173,6 +198,12 @@ final class GenerateCommand implements Runnable {
             List<LoraSpec> loras = lora.stream().map(LoraSpec::parse).toList();
             try (FluxPipeline pipe = new FluxPipeline(ops, files, s, loras, loraIgnoreUnknown)) {
                 for (String line : pipe.loraSummary()) err.println(line.startsWith("note: ") ? line : "lora:    " + line);
+                ParallelConfig mesh = parallelConfig(gpus, ulysses, ring, cfgParallel, dp, pipe.transformerConfig().numHeads());
+                if (verifyParallel && mesh == null)
+                    throw new IllegalArgumentException("--verify-parallel compares one device with a mesh: give the mesh with --gpus N "
+                            + "(and --ulysses/--ring/--cfg-parallel/--dp)");
+                if (mesh != null && (cache != null || magRatios != null))
+                    throw new IllegalArgumentException("--cache runs on one device only; leave it out with --gpus/--ulysses/--ring/--cfg-parallel/--dp");
                 FluxRequest req = new FluxRequest(prompt, negativePrompt, trueCfg, width, height, steps, guidance, seedValue, batch,
                         reference, t5Length);
                 FluxRequest full = pipe.withDefaults(req);
@@ -186,13 +217,37 @@ final class GenerateCommand implements Runnable {
                 MagCacheCalibration calibration = caching.calibrate() ? pipe.magCacheCalibration(req) : null;
                 if (calibration != null) err.println("cache:   recording a MagCache γ table (" + calibration.id() + ", every step computed)");
                 else if (!(caching.policy() instanceof NoCache)) err.println("cache:   " + caching.policy().describe());
+                ParallelFluxPipeline par = null;
+                if (mesh != null) {
+                    par = ops.device().isCpu() ? ParallelFluxPipeline.local(pipe, mesh) : ParallelFluxPipeline.cuda(pipe, mesh);
+                    par.check(req);
+                    err.println("mesh:    " + mesh + " (" + mesh.worldSize() + (ops.device().isCpu() ? " CPU ranks" : " GPUs")
+                            + "; text encoders and VAE on rank 0)");
+                    if (!ops.device().isCpu() && !"0".equals(System.getenv("NCCL_NVLS_ENABLE")))
+                        err.println("note: NCCL_NVLS_ENABLE is not 0; dit4j never uses NVLink multicast, set NCCL_NVLS_ENABLE=0 "
+                                + "on shared machines");
+                }
+                if (verifyParallel) {
+                    try (ParallelFluxPipeline p = par) {
+                        ParallelVerification.Verification v = p.verify(req, new Bar(err));
+                        System.out.print(v.summary());
+                        double tol = p.tolerance();
+                        boolean ok = v.within(tol);
+                        System.out.printf(Locale.ROOT, "verify-parallel: %s (tolerance rel-L2 %.0e for %s)%n", ok ? "OK" : "FAILED", tol,
+                                s.activation());
+                        if (!ok) exitCode = 1;
+                    }
+                    return;
+                }
                 FluxPipeline.Result result = null;
-                for (int run = 1; run <= runs; run++) {
-                    long r0 = System.nanoTime();
-                    result = pipe.generate(req, new Bar(err), caching.policy(), run == 1 ? calibration : null);
-                    if (runs > 1) {
-                        err.printf(Locale.ROOT, "run %d of %d:%n", run, runs);
-                        summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
+                try (ParallelFluxPipeline p = par) {
+                    for (int run = 1; run <= runs; run++) {
+                        long r0 = System.nanoTime();
+                        result = p != null ? p.generate(req, new Bar(err)) : pipe.generate(req, new Bar(err), caching.policy(), run == 1 ? calibration : null);
+                        if (runs > 1) {
+                            err.printf(Locale.ROOT, "run %d of %d:%n", run, runs);
+                            summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
+                        }
                     }
                 }
                 Map<String, String> text = GenerationMetadata.chunks(files, result, modelName(), image == null ? null : image.getFileName().toString(),
@@ -218,6 +273,35 @@ final class GenerateCommand implements Runnable {
             }
         }
     }
+
+    /** Status for the process: 1 when {@code --verify-parallel} found the mesh beyond the tolerance. */
+    int exitCode;
+
+    /**
+     * The mesh the options ask for, or null for one device: {@code --gpus} alone → Ulysses over all when the head count
+     * allows ({@link ParallelFluxPipeline#forGpus}); explicit degrees (missing ones 1) must multiply to {@code --gpus} when
+     * it is given. Errors name the option to change.
+     */
+    static ParallelConfig parallelConfig(Integer gpus, Integer ulysses, Integer ring, Integer cfg, Integer dp, int heads) {
+        if (gpus == null && ulysses == null && ring == null && cfg == null && dp == null) return null;
+        ParallelConfig c;
+        try {
+            if (ulysses == null && ring == null && cfg == null && dp == null) {
+                c = ParallelFluxPipeline.forGpus(gpus, heads);
+            } else {
+                c = new ParallelConfig(or1(dp), or1(cfg), or1(ring), or1(ulysses));
+                if (gpus != null) c.checkWorldSize(gpus);
+            }
+            c.checkHeads("the Flux transformer", heads);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--gpus/--ulysses/--ring/--cfg-parallel/--dp: " + e.getMessage(), e);
+        }
+        return c.worldSize() == 1 ? null : c;
+    }
+
+    @Override public int getExitCode() { return exitCode; }
+
+    private static int or1(Integer v) { return v == null ? 1 : v; }
 
     private String modelName() {
         if (model.isEmpty()) return FluxModelResolver.DEFAULT_REPO;

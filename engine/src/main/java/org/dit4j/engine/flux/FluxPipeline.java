@@ -278,6 +278,34 @@ public final class FluxPipeline implements AutoCloseable {
      * was computed and skipped.
      */
     public Result generate(FluxRequest request, FluxProgress progress, StepCache cache, MagCacheCalibration calibration) {
+        return generate(request, progress, cache, calibration, null);
+    }
+
+    /**
+     * The denoising stage run elsewhere (on a mesh of ranks: {@link ParallelFluxPipeline}). It receives the inputs the
+     * one-device loop gets, on this pipeline's device, and returns the final packed latent [B, nImg, 64] F32 on this
+     * pipeline's device (owned by the caller); {@code latent} is not consumed.
+     */
+    interface Denoiser {
+        Tensor denoise(FluxRequest r, FlowMatchSchedule schedule, Tensor latent, Tensor ids, Tensor txt, Tensor y, Tensor txtNeg,
+                       Tensor yNeg, Tensor ref, long nImg, FluxProgress progress);
+    }
+
+    /** {@link #generate(FluxRequest, FluxProgress)} with the denoising loop of {@code denoiser} (text and VAE stay here). */
+    Result generate(FluxRequest request, FluxProgress progress, Denoiser denoiser) {
+        return generate(request, progress, NoCache.INSTANCE, null, java.util.Objects.requireNonNull(denoiser, "denoiser"));
+    }
+
+    /** The transformer weights (LoRAs merged) loaded onto {@code on}, e.g. one rank's backend; owned by the caller. */
+    FluxWeights loadTransformerWeights(Ops on) {
+        try (WeightSource w = WeightSource.open(files.transformer());
+             FluxLoras l = loras.isEmpty() ? null : FluxLoras.open(loras, config, loraIgnoreUnknown)) {
+            return FluxWeights.load(on, w, config, settings.weightDtype(), l);
+        }
+    }
+
+    private Result generate(FluxRequest request, FluxProgress progress, StepCache cache, MagCacheCalibration calibration,
+                            Denoiser denoiser) {
         java.util.Objects.requireNonNull(cache, "cache (NoCache.INSTANCE for none)");
         FluxCachedTransformer.Signal.of(cache);       // fails early on a policy the Flux transformer has no signal for
         if (Scope.current() != null)
@@ -347,11 +375,12 @@ public final class FluxPipeline implements AutoCloseable {
                     : concatRows(FluxPacking.imageIds(latH, latW), kontextIds(r.reference()));
 
             // 4. denoise
-            timed(times, progress, "load transformer", this::loadTransformer);
+            if (denoiser == null) timed(times, progress, "load transformer", this::loadTransformer);
             t0 = System.nanoTime();
             progress.stage("denoise");
             boolean staged = !(cache instanceof NoCache) || calibration != null;
-            Denoised d = staged ? denoiseCached(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, cache, calibration, progress)
+            Denoised d = denoiser != null ? new Denoised(denoiser.denoise(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, progress), false)
+                    : staged ? denoiseCached(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, cache, calibration, progress)
                     : denoise(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, progress);
             latent.close();
             latent = d.latent();

@@ -20,6 +20,9 @@
  *       K/V; {@link org.dit4j.engine.parallel.PatchParallelVaeDecoder} runs the unchanged VAE decoder on it.</li>
  *   <li>{@link org.dit4j.engine.parallel.ParallelVerification}: one rank vs the mesh, max |Δ| and rel-L2 per rank
  *       ({@code --verify-parallel}).</li>
+ *   <li>{@link org.dit4j.engine.flux.ParallelFluxPipeline}: the whole Flux generation with the denoising loop on a mesh
+ *       (CLI {@code generate --gpus/--ulysses/--ring/--cfg-parallel/--dp/--verify-parallel}); text encoders and VAE on
+ *       rank 0.</li>
  * </ul>
  * Tests: {@code FluxParallelTest} runs every mesh of 1, 2, 4 and 8 in-process ranks against the one-rank forward;
  * {@code PatchParallelVaeDecoderTest} decodes on 2, 3 and 4 ranks against one rank (and checks per-rank memory);

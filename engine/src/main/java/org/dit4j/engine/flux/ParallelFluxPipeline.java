@@ -1,0 +1,307 @@
+package org.dit4j.engine.flux;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.Function;
+
+import org.dit4j.core.cpu.CpuBackend;
+import org.dit4j.core.ops.Ops;
+import org.dit4j.core.parallel.Communicator;
+import org.dit4j.core.parallel.LocalCommunicator;
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Tensor;
+import org.dit4j.cuda.CudaBackend;
+import org.dit4j.cuda.NcclCommunicator;
+import org.dit4j.engine.parallel.CfgParallel;
+import org.dit4j.engine.parallel.DataParallel;
+import org.dit4j.engine.parallel.FluxSequenceParallel;
+import org.dit4j.engine.parallel.MeshRunner;
+import org.dit4j.engine.parallel.ParallelConfig;
+import org.dit4j.engine.parallel.ParallelVerification;
+import org.dit4j.models.flux.FluxConfig;
+import org.dit4j.models.flux.FluxEmbeddings;
+import org.dit4j.models.flux.FluxPacking;
+import org.dit4j.models.flux.FluxTransformer;
+import org.dit4j.models.flux.FluxWeights;
+import org.dit4j.models.sampling.FlowMatchEuler;
+import org.dit4j.models.sampling.FlowMatchSchedule;
+
+/**
+ * A {@link FluxPipeline} whose denoising loop runs on a mesh of ranks ({@link ParallelConfig}: dp × cfg × ring ×
+ * ulysses), one thread per rank ({@link MeshRunner}), each with its own backend: on GPUs a {@link CudaBackend} per
+ * device (rank r on cuda:r, rank 0 the pipeline's own backend) over NCCL; on the CPU a {@link CpuBackend} per rank over
+ * the in-process {@link LocalCommunicator} (what CI runs).
+ *
+ * <p>Text encoding, the Kontext reference encoding and the VAE decode stay on rank 0 (the wrapped pipeline); their
+ * outputs (T5/CLIP embeddings, packed noise, reference tokens) are copied to every rank through the host once per
+ * request. Each rank loads the transformer weights once onto its device (LoRAs merged) and keeps them while
+ * {@code keepLoaded} is set. Per step every rank: takes its dp block of the batch ({@link DataParallel}), its CFG branch
+ * when cfg = 2 ({@link CfgParallel}, true CFG: conditional on CFG rank 0, unconditional on rank 1), its sequence shard
+ * of [text ‖ image] ({@link FluxSequenceParallel}: Ulysses/Ring attention through the sequence-parallel Ops), gathers
+ * the velocity over the sequence group and the branches over the CFG group, and applies the Euler step to the whole
+ * latent of its dp block (identical on the ranks of a group); the batch is gathered over dp at the end and rank 0's
+ * latent is the result. Steps run eagerly (no CUDA graph, no step cache). With a mesh of one rank this is the plain
+ * pipeline's arithmetic; the one-device {@link FluxPipeline#generate} path is untouched.
+ */
+public final class ParallelFluxPipeline implements AutoCloseable {
+    private final FluxPipeline pipeline;
+    private final ParallelConfig config;
+    private final List<Ops> rankOps;
+    private final List<Communicator> worlds;
+    private final List<AutoCloseable> owned;
+    private final FluxWeights[] weights;
+    private volatile List<float[]> lastRankLatents = List.of();
+
+    /**
+     * @param rankOps one backend per rank (rank 0 normally the pipeline's own); not closed by this object
+     * @param worlds  one world communicator per rank; not closed by this object
+     */
+    public ParallelFluxPipeline(FluxPipeline pipeline, ParallelConfig config, List<? extends Ops> rankOps,
+                                List<? extends Communicator> worlds) {
+        this(pipeline, config, List.copyOf(rankOps), List.copyOf(worlds), List.of());
+    }
+
+    private ParallelFluxPipeline(FluxPipeline pipeline, ParallelConfig config, List<Ops> rankOps, List<Communicator> worlds,
+                                 List<AutoCloseable> owned) {
+        config.checkWorldSize(rankOps.size());
+        config.checkWorldSize(worlds.size());
+        config.checkHeads("the Flux transformer " + pipeline.files().description(), pipeline.transformerConfig().numHeads());
+        this.pipeline = pipeline;
+        this.config = config;
+        this.rankOps = rankOps;
+        this.worlds = worlds;
+        this.owned = owned;
+        this.weights = new FluxWeights[config.worldSize()];
+    }
+
+    /** The mesh in one JVM on the CPU: rank 0 the pipeline's backend, ranks 1.. a new CpuBackend each, LocalCommunicator. */
+    public static ParallelFluxPipeline local(FluxPipeline pipeline, ParallelConfig config) {
+        if (!pipeline.ops().device().isCpu())
+            throw new IllegalArgumentException("ParallelFluxPipeline.local runs on the CPU, but the pipeline's backend is "
+                    + pipeline.ops().name() + "; use ParallelFluxPipeline.cuda for GPUs");
+        int n = config.worldSize(), threads = Math.max(1, Runtime.getRuntime().availableProcessors() / n);
+        List<Ops> ops = new ArrayList<>();
+        List<AutoCloseable> owned = new ArrayList<>();
+        ops.add(pipeline.ops());
+        for (int r = 1; r < n; r++) {
+            CpuBackend b = new CpuBackend(threads);
+            ops.add(b);
+            owned.add(b);
+        }
+        return new ParallelFluxPipeline(pipeline, config, ops, List.copyOf(LocalCommunicator.group(n)), owned);
+    }
+
+    /**
+     * The mesh over GPUs cuda:0 … cuda:(N−1) in one JVM with NCCL ({@code NCCL_NVLS_ENABLE=0} as set by the caller's
+     * environment): rank 0 is the pipeline's backend, which must be cuda:0.
+     */
+    public static ParallelFluxPipeline cuda(FluxPipeline pipeline, ParallelConfig config) {
+        if (!(pipeline.ops() instanceof CudaBackend first) || first.device().index() != 0)
+            throw new IllegalArgumentException("a multi-GPU Flux pipeline needs rank 0 on cuda:0, but the pipeline runs on "
+                    + pipeline.ops().name() + "; open it with --backend cuda:0 (or cuda)");
+        int n = config.worldSize();
+        List<CudaBackend> gpus = new ArrayList<>();
+        List<AutoCloseable> owned = new ArrayList<>();
+        gpus.add(first);
+        try {
+            for (int r = 1; r < n; r++) {
+                CudaBackend b = new CudaBackend(r);
+                gpus.add(b);
+                owned.add(b);
+            }
+            List<Communicator> worlds = List.copyOf(NcclCommunicator.initAll(gpus));
+            owned.addAll(0, worlds);
+            return new ParallelFluxPipeline(pipeline, config, List.copyOf(gpus), worlds, owned);
+        } catch (RuntimeException e) {
+            closeAll(owned);
+            throw e;
+        }
+    }
+
+    /**
+     * The degrees for {@code gpus} ranks when only the count is given: Ulysses over all of them when the head count
+     * allows, else the largest Ulysses degree dividing both, the rest as ring.
+     */
+    public static ParallelConfig forGpus(int gpus, int heads) {
+        if (gpus < 1) throw new IllegalArgumentException("--gpus must be at least 1, got " + gpus);
+        int u = 1;
+        for (int d = 1; d <= gpus; d++) if (gpus % d == 0 && heads % d == 0) u = d;
+        return new ParallelConfig(1, 1, gpus / u, u);
+    }
+
+    public FluxPipeline pipeline() { return pipeline; }
+
+    public ParallelConfig config() { return config; }
+
+    /**
+     * Fails with a message naming the option to change unless the request (after defaults) splits over the mesh: head
+     * count by ulysses, T5 and image token counts by ring·ulysses, batch by dp, cfg 2 only with true CFG.
+     */
+    public FluxRequest check(FluxRequest request) {
+        FluxRequest r = pipeline.withDefaults(request);
+        FluxConfig fc = pipeline.transformerConfig();
+        config.checkHeads("the Flux transformer", fc.numHeads());
+        config.checkSequence("the text (T5) sequence (--t5-length " + r.t5Length() + ")", r.t5Length());
+        int m = pipeline.sizeMultiple();
+        long nImg = (long) (r.width() / m) * (r.height() / m);
+        if (r.reference() != null) {
+            int[] wh = pipeline.referenceSize(r.reference());
+            nImg += (long) (wh[0] / m) * (wh[1] / m);
+        }
+        config.checkSequence("the image token sequence (" + r.width() + "×" + r.height()
+                + (r.reference() != null ? " plus the Kontext reference" : "") + ")", nImg);
+        if (r.batch() % config.dp() != 0)
+            throw new IllegalArgumentException("data parallel degree " + config.dp() + " needs a batch that is a multiple of it, got --batch "
+                    + r.batch() + "; use --batch " + config.dp() + " (or a multiple) or a smaller --dp");
+        if (config.cfg() == 2 && !r.trueCfg())
+            throw new IllegalArgumentException("CFG parallel (cfg 2) runs the conditional and unconditional branches of true CFG on "
+                    + "two ranks, but this request has no true CFG; add --negative-prompt and --true-cfg > 1, or use --cfg-parallel 1");
+        return r;
+    }
+
+    /** Runs one request with the denoising loop on the mesh; rank 0's latent is decoded by the wrapped pipeline. */
+    public FluxPipeline.Result generate(FluxRequest request, FluxProgress progress) {
+        check(request);
+        return pipeline.generate(request, progress, this::denoise);
+    }
+
+    /**
+     * {@code --verify-parallel}: runs the request on one device (the wrapped pipeline alone) and on the mesh, and compares
+     * every rank's final latent with the one-device latent ({@link ParallelVerification}); check the result against
+     * {@link ParallelVerification#tolerance} of the activation dtype.
+     */
+    public ParallelVerification.Verification verify(FluxRequest request, FluxProgress progress) {
+        check(request);
+        FluxProgress p = progress == null ? FluxProgress.NONE : progress;
+        return ParallelVerification.verify("flux " + config, () -> pipeline.generate(request, p).latents(), () -> {
+            generate(request, p);
+            return lastRankLatents;
+        });
+    }
+
+    /** The tolerance of {@link #verify} for this pipeline's activation dtype. */
+    public double tolerance() { return ParallelVerification.tolerance(pipeline.settings().activation()); }
+
+    private record HostInputs(Tensor latent, Tensor ids, Tensor txt, Tensor y, Tensor txtNeg, Tensor yNeg, Tensor ref) {}
+
+    private Tensor denoise(FluxRequest r, FlowMatchSchedule schedule, Tensor latent, Tensor ids, Tensor txt, Tensor y, Tensor txtNeg,
+                           Tensor yNeg, Tensor ref, long nImg, FluxProgress progress) {
+        Ops main = pipeline.ops();
+        List<Tensor> hosts = new ArrayList<>();
+        Function<Tensor, Tensor> host = t -> {
+            if (t == null) return null;
+            Tensor h = main.device().isCpu() ? main.copy(t) : main.toHost(t);
+            hosts.add(h);
+            return h;
+        };
+        try {
+            HostInputs in = new HostInputs(host.apply(latent), ids, host.apply(txt), host.apply(y), host.apply(txtNeg),
+                    host.apply(yNeg), host.apply(ref));
+            List<float[]> out = MeshRunner.run(config, worlds, comms -> rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress));
+            lastRankLatents = List.copyOf(out);
+            float[] x0 = out.getFirst();
+            Tensor h = Tensor.of(x0, r.batch(), nImg, latent.dim(2));
+            if (main.device().isCpu()) return h;
+            try (h) { return main.upload(h); }
+        } finally {
+            for (Tensor t : hosts) t.close();
+        }
+    }
+
+    private float[] rankLoop(int rank, org.dit4j.engine.parallel.MeshComms comms, FluxRequest r, FlowMatchSchedule schedule,
+                             HostInputs in, long nImg, FluxProgress progress) {
+        Ops ops = rankOps.get(rank);
+        FluxPipeline.Settings settings = pipeline.settings();
+        DType act = settings.activation();
+        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);
+        try (Scope s = Scope.open()) {
+            FluxTransformer model = FluxSequenceParallel.model(ops, comms, weights[rank]);
+            FluxSequenceParallel sp = FluxSequenceParallel.of(comms);
+            DataParallel dp = DataParallel.of(comms);
+            CfgParallel cfg = CfgParallel.of(comms);
+            boolean trueCfg = in.txtNeg() != null;
+            Tensor txt = dp.shardBatch(ops, dev(ops, in.txt())), y = dp.shardBatch(ops, dev(ops, in.y()));
+            Tensor txtNeg = trueCfg ? dp.shardBatch(ops, dev(ops, in.txtNeg())) : null;
+            Tensor yNeg = trueCfg ? dp.shardBatch(ops, dev(ops, in.yNeg())) : null;
+            Tensor ref = in.ref() == null ? null : dp.shardBatch(ops, dev(ops, in.ref()));
+            Tensor x = dp.shardBatch(ops, dev(ops, in.latent()));
+            int b = Math.toIntExact(x.dim(0));
+            float[] guidance = null;
+            if (pipeline.transformerConfig().guidanceEmbed()) {
+                guidance = new float[b];
+                Arrays.fill(guidance, r.guidance());
+            }
+            Tensor txtIds = FluxPacking.textIds(txt.dim(1));
+            FluxTransformer.Conditioning cond = sp.prepare(model, times(b, schedule.modelTimestep(0)), guidance, in.ids(), txtIds, act);
+            long start = System.nanoTime();
+            try {
+                for (int i = 0; i < schedule.steps(); i++) {
+                    try (Scope st = Scope.open()) {
+                        Tensor tSin = FluxEmbeddings.sinEmb(ops, times(b, schedule.modelTimestep(i)), act);
+                        Tensor xIn = ops.cast(x, act);
+                        if (ref != null) xIn = ops.concat(1, xIn, ref);
+                        Tensor xShard = sp.shard(ops, xIn, 1);
+                        FluxTransformer.Conditioning c = new FluxTransformer.Conditioning(tSin, cond.guidanceSin(), cond.pe(),
+                                cond.nTxt(), cond.nImg());
+                        Function<CfgParallel.Branch, Tensor> forward = branch -> {
+                            boolean pos = branch == CfgParallel.Branch.COND;
+                            Tensor v = model.forward(xShard, sp.shard(ops, pos ? txt : txtNeg, 1), pos ? y : yNeg, c);
+                            v = sp.gather(v, 1);
+                            return ref != null ? ops.slice(v, 1, 0, nImg) : v;
+                        };
+                        Tensor v;
+                        if (trueCfg) {
+                            CfgParallel.Pair p = cfg.both(forward);
+                            v = FlowMatchEuler.trueCfg(ops, p.cond(), p.uncond(), r.trueCfgScale());
+                        } else {
+                            v = forward.apply(CfgParallel.Branch.COND);
+                        }
+                        Tensor next = FlowMatchEuler.step(ops, schedule, i, x, v);
+                        x.close();
+                        x = st.keep(next);
+                    }
+                    ops.synchronize();
+                    if (rank == 0) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
+                }
+            } finally {
+                cond.close();
+            }
+            Tensor all = dp.gatherBatch(x);
+            return (ops.device().isCpu() ? all : ops.toHost(all)).toFloatArray();
+        } finally {
+            if (!settings.keepLoaded()) {
+                weights[rank].close();
+                weights[rank] = null;
+            }
+        }
+    }
+
+    private static Tensor dev(Ops ops, Tensor host) { return ops.device().isCpu() ? host : ops.upload(host); }
+
+    private static float[] times(int b, float t) {
+        float[] a = new float[b];
+        Arrays.fill(a, t);
+        return a;
+    }
+
+    private static void closeAll(List<AutoCloseable> list) {
+        for (AutoCloseable c : list) {
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // closing what we opened after a failure: the first failure is the one reported
+            }
+        }
+    }
+
+    /** Releases the ranks' weights and what this object opened (extra backends, NCCL communicators); not the pipeline. */
+    @Override public void close() {
+        for (int r = 0; r < weights.length; r++) {
+            if (weights[r] != null) weights[r].close();
+            weights[r] = null;
+        }
+        closeAll(owned);
+    }
+}
