@@ -1,5 +1,6 @@
 package org.dit4j.cuda;
 
+import org.dit4j.core.ops.HostReductions;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Device;
@@ -8,6 +9,7 @@ import org.dit4j.core.tensor.Tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Set;
@@ -1251,6 +1253,34 @@ public final class CudaBackend implements Ops {
         args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d);
         launchRows("norm", "softmax", x.numel() / d, d);
         return out;
+    }
+
+    /**
+     * {@link Ops#absSums} on the device: one block per {@link HostReductions#CHUNK} elements (f64 partials), the partials
+     * added in chunk order by one thread, and only the two sums cross to the host (one synchronisation, 16 bytes) —
+     * instead of both tensors. Same chunking as the CPU reference; inside a chunk the order differs (f64, ≈1e-16).
+     */
+    @Override public double[] absSums(Tensor a, Tensor b) {
+        checkOpen();
+        HostReductions.checkAbsSums(a, b);
+        requireDevice(a, "a");
+        requireDevice(b, "b");
+        long n = a.numel();
+        if (n == 0) return new double[] {0, 0};
+        long chunks = (n + HostReductions.CHUNK - 1) / HostReductions.CHUNK;
+        if (chunks > Integer.MAX_VALUE) throw new IllegalArgumentException("absSums: " + n + " elements is more than this kernel's grid covers");
+        // f64 pairs in F32 tensors (4 floats = 2 doubles per chunk)
+        try (Tensor part = alloc(DType.F32, Shape.of(chunks * 4)); Tensor sums = alloc(DType.F32, Shape.of(4))) {
+            args().ptr(part.address()).ptr(a.address()).i32(code(a.dtype())).ptr(b.address()).i32(code(b.dtype()))
+                    .i64(n).i64(HostReductions.CHUNK);
+            launch("norm", "abs_sums_chunks", (int) chunks, 1, 1, 256, 0);
+            args().ptr(sums.address()).ptr(part.address()).i64(chunks);
+            launch("norm", "abs_sums_total", 1, 1, 1, 32, 0);
+            try (Tensor host = toHost(sums)) {
+                MemorySegment m = host.segment();
+                return new double[] {m.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, 0), m.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, 8)};
+            }
+        }
     }
 
     @Override public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
