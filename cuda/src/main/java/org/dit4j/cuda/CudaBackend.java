@@ -240,6 +240,86 @@ public final class CudaBackend implements Ops {
         drv.streamSynchronize(stream);
     }
 
+    /**
+     * A host tensor in page-locked (pinned) memory, zero-filled: what {@link #copyPinned} moves to and from the device
+     * asynchronously, also inside a CUDA graph capture. Closing the tensor frees the pinned memory (after waiting for
+     * this backend's stream, since a queued copy may still read or write it).
+     */
+    public Tensor pinnedHost(DType dtype, Shape shape) {
+        checkOpen();
+        long bytes = Math.max(1, shape.numel() * dtype.byteSize());
+        MemorySegment seg;
+        try {
+            seg = drv.memHostAlloc(bytes, CudaDriver.MEMHOSTALLOC_PORTABLE);
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("cannot pin " + bytes + " bytes of host memory for a " + dtype + " " + shape
+                    + " tensor (" + e.getMessage() + "); keep it on the GPU instead or free host memory", e);
+        }
+        seg.fill((byte) 0);
+        return Tensor.owning(shape, dtype, new PinnedBuffer(seg));
+    }
+
+    /** Pinned host memory from {@link #pinnedHost}. */
+    private final class PinnedBuffer implements org.dit4j.core.tensor.Buffer {
+        private final MemorySegment segment;
+        private boolean released;
+
+        PinnedBuffer(MemorySegment segment) { this.segment = segment; }
+
+        @Override public Device device() { return Device.CPU; }
+        @Override public long address() { return segment.address(); }
+        @Override public long byteSize() { return segment.byteSize(); }
+        @Override public MemorySegment segment() {
+            if (released) throw new IllegalStateException("pinned host memory was already released");
+            return segment;
+        }
+        @Override public synchronized void release() {
+            if (released) return;
+            released = true;
+            if (!closed) {
+                makeCurrent();
+                drv.streamSynchronize(stream);
+            }
+            drv.memFreeHost(segment);
+        }
+        @Override public boolean isReleased() { return released; }
+    }
+
+    /**
+     * Queues a copy between a device tensor and a pinned host tensor of {@link #pinnedHost} (either direction; same
+     * dtype and element count) on the stream, without waiting: capturable into a CUDA graph. Read a host destination
+     * only after {@link #synchronize}.
+     */
+    public void copyPinned(Tensor dst, Tensor src) {
+        checkOpen();
+        if (dst.dtype() != src.dtype() || dst.numel() != src.numel())
+            throw new IllegalArgumentException("copyPinned needs equal dtype and size: dst " + dst + ", src " + src);
+        long bytes = dst.byteSize();
+        if (dst.device().isCpu() && !src.device().isCpu()) {
+            requireDevice(src, "src");
+            requirePinned(dst, "dst");
+            if (profiler != null) profiler.begin(stream);
+            drv.memcpyDtoHAsync(dst.segment().reinterpret(bytes), src.address(), bytes, stream);
+            if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, "memcpy (device to pinned host)", 0);
+        } else if (src.device().isCpu() && !dst.device().isCpu()) {
+            requireDevice(dst, "dst");
+            requirePinned(src, "src");
+            if (profiler != null) profiler.begin(stream);
+            drv.memcpyHtoDAsync(dst.address(), src.segment().reinterpret(bytes), bytes, stream);
+            if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, "memcpy (pinned host to device)", 0);
+        } else {
+            throw new IllegalArgumentException("copyPinned copies between the device and pinned host memory, got " + src.device()
+                    + " → " + dst.device() + "; use copyInto for device copies");
+        }
+    }
+
+    private static void requirePinned(Tensor t, String name) {
+        if (!(t.buffer() instanceof PinnedBuffer))
+            throw new IllegalArgumentException(name + " " + t.shape() + " is ordinary host memory; copyPinned needs a tensor from "
+                    + "pinnedHost (pageable memory cannot be copied asynchronously or inside a CUDA graph)");
+        if (t.isReleased()) throw new IllegalStateException(name + " " + t.shape() + " was already released");
+    }
+
     /** Copies src into the existing tensor dst (same dtype and element count), e.g. a graph's static input. */
     public void copyInto(Tensor dst, Tensor src) {
         checkOpen();
