@@ -939,7 +939,7 @@ public final class CudaBackend implements Ops {
 
     /**
      * softmax(q·kᵀ·scale + bias)·v as two f32 batched products around a softmax: q:[B, Lq, H, d] → [B, Lq, H, dv] in q's
-     * dtype. Holds the f32 score matrix [B, H, Lq, Lk]. Fully masked rows give NaN here (softmax of −∞), not 0.
+     * dtype. Holds the f32 score matrix [B, H, Lq, Lk]. Fully masked rows give 0, as the other kernels.
      */
     private Tensor attentionByGemm(Tensor q, Tensor k, Tensor v, Tensor biasF, float scale) {
         try (org.dit4j.core.tensor.Scope s = org.dit4j.core.tensor.Scope.open()) {
@@ -947,7 +947,7 @@ public final class CudaBackend implements Ops {
             Tensor kt = permute(as(k, DType.F32), 0, 2, 3, 1);           // [B, H, d, Lk]
             Tensor scores = scale(matmul(qh, kt), scale);                  // [B, H, Lq, Lk]
             if (biasF != null) scores = add(scores, biasF);
-            Tensor p = softmax(scores);
+            Tensor p = softmax(scores, true);
             Tensor vh = permute(as(v, DType.F32), 0, 2, 1, 3);           // [B, H, Lk, dv]
             Tensor o = permute(matmul(p, vh), 0, 2, 1, 3);                 // [B, Lq, H, dv]
             return s.keep(o.dtype() == q.dtype() ? o : cast(o, q.dtype()));
@@ -1324,13 +1324,16 @@ public final class CudaBackend implements Ops {
 
     @Override public Tensor gelu(Tensor x, boolean tanh) { return unary(x, tanh ? U_GELU_TANH : U_GELU_ERF, 0f); }
 
-    @Override public Tensor softmax(Tensor x) {
+    @Override public Tensor softmax(Tensor x) { return softmax(x, false); }
+
+    /** Softmax over the last dim; with maskedZero a row that is −∞ everywhere gives zeros instead of NaN. */
+    private Tensor softmax(Tensor x, boolean maskedZero) {
         checkOpen();
         requireFloat(x, "x");
         long d = x.rank() == 0 ? 1 : x.dim(-1);
         Tensor out = alloc(x.dtype(), x.shape());
         if (out.numel() == 0) return out;
-        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d);
+        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).i32(maskedZero ? 1 : 0);
         launchRows("norm", "softmax", x.numel() / d, d);
         return out;
     }

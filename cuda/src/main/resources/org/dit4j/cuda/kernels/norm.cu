@@ -73,12 +73,17 @@ extern "C" __global__ void rope(void* out, const void* x, int dt, const float* c
 }
 
 // Softmax over rows of length D.
-extern "C" __global__ void softmax(void* out, const void* x, int dt, i64 D) {
+// maskedZero: a row that is −∞ everywhere gives zeros (attention's fully masked rows) instead of NaN (torch.softmax).
+extern "C" __global__ void softmax(void* out, const void* x, int dt, i64 D, int maskedZero) {
     __shared__ float sh[32];
     i64 base = (i64)blockIdx.x * D;
     float m = -F_INF;
     for (i64 j = threadIdx.x; j < D; j += blockDim.x) m = fmaxf(m, ldf(x, base + j, dt));
     m = block_max(m, sh);
+    if (maskedZero && m == -F_INF) {
+        for (i64 j = threadIdx.x; j < D; j += blockDim.x) stf(out, base + j, dt, 0.f);
+        return;
+    }
     float s = 0.f;
     for (i64 j = threadIdx.x; j < D; j += blockDim.x) s += expf(ldf(x, base + j, dt) - m);
     s = block_sum(s, sh);
