@@ -47,19 +47,21 @@ import java.util.concurrent.atomic.AtomicLong;
  *       latent is not);</li>
  *   <li>noise: {@code torch.randn} of the latent shape from a CPU generator seeded with the seed (zeros when noise is
  *       disabled); x = σ₀·noise + (1 − σ₀)·latent;</li>
- *   <li>per step i (sampler {@code euler}): the transformer's velocity v for x (padded to even sides by wrapping, packed
- *       2×2, cast to the compute dtype) at timestep = model_sampling.timestep(σᵢ); denoised = x − v·σᵢ; with a negative
- *       conditioning and cfg ≠ 1 (math.isclose) a second pass and denoised = uncond + (cond − uncond)·cfg;
- *       d = (x − denoised)/σᵢ; x = x + d·(σᵢ₊₁ − σᵢ);</li>
- *   <li>x / (1 − σ_last) (CONST inverse noise scaling), then back to the raw space x/0.3611 + 0.1159; the last denoised
- *       prediction likewise (SamplerCustomAdvanced's second output).</li>
+ *   <li>the sampler loop ({@link KSamplers}: euler, uni_pc, uni_pc_bh2) calls the model once per step: the
+ *       transformer's velocity v for x (padded to even sides by wrapping, packed 2×2, cast to the compute dtype) at
+ *       timestep = model_sampling.timestep(σ); denoised = x − v·σ; with a negative conditioning and cfg ≠ 1
+ *       (math.isclose) a second pass and denoised = uncond + (cond − uncond)·cfg;</li>
+ *   <li>x / (1 − σ_last) (CONST inverse noise scaling; UniPC's σ_last is 0.001 where the schedule ends at 0), then back
+ *       to the raw space x/0.3611 + 0.1159; the last denoised prediction likewise (SamplerCustomAdvanced's second
+ *       output).</li>
  * </ol>
  * Conditioning: T5 states and pooled CLIP-L per entry; Flux guidance from FluxGuidance (default 3.5), passed as
  * ComfyUI passes it (rounded to the compute dtype, and 1000·g rounded again, before the sinusoidal embedding);
  * reference latents (ReferenceLatent / Kontext) shifted into the model space, repeated to the batch, appended after
  * the image tokens with position ids (1, row + h_off, col + w_off) by ComfyUI's "offset" rule, and dropped from the
  * output. On a CUDA backend the transformer calls of a step are captured in a CUDA graph after the first (eager)
- * step and replayed (unless the MODEL carries a compile setting without CUDA graphs).
+ * step and replayed (unless the MODEL carries a compile setting without CUDA graphs). With num_gpus &gt; 1 the
+ * transformer runs on the engine's mesh ({@link FluxMesh}).
  */
 final class FluxSampler {
 
