@@ -125,7 +125,7 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
             + "with --cache magcache instead of MagCache4FLUX's 28-step table")
     Path magRatios;
 
-    @Option(names = {"-o", "--out"}, defaultValue = "out.png", description = "output PNG (batches: NAME-1.png, NAME-2.png, …)")
+    @Option(names = {"-o", "--out"}, defaultValue = "out.png", description = "output PNG (batches: NAME-1.png, NAME-2.png, …); for Wan a video: .mp4 (H.264, the default out.mp4) or .webp (lossless animated WebP)")
     Path out;
 
     @Option(names = "--runs", defaultValue = "1", description = "generate this many times in one process, keeping the models "

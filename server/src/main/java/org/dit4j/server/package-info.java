@@ -11,7 +11,9 @@
  *       policy: entries of the last prompt), events, history entry</td><td>execution.PromptExecutor, comfy_execution/caching.py</td></tr>
  *   <tr><td>{@code exec.PromptQueue}</td><td>priority queue, history (≤ 10000), /free flags</td><td>execution.PromptQueue</td></tr>
  *   <tr><td>{@code nodes.*}</td><td>node catalog: schemas (/object_info) and bodies</td><td>nodes.py, comfy_extras/*</td></tr>
- *   <tr><td>{@code sampling.*}</td><td>sigma tables and schedulers in float32</td><td>comfy/model_sampling.py, comfy/samplers.py</td></tr>
+ *   <tr><td>{@code sampling.*}</td><td>sigma tables and schedulers in float32; the sampler loops euler, uni_pc,
+ *       uni_pc_bh2 ({@code KSamplers}) on host float32 arrays</td><td>comfy/model_sampling.py, comfy/samplers.py,
+ *       comfy/k_diffusion/sampling.py, comfy/extra_samplers/uni_pc.py</td></tr>
  *   <tr><td>{@code files.*}</td><td>models folders, extra_model_paths.yaml, safe path resolution, atomic writes</td><td>folder_paths.py, utils/extra_config.py</td></tr>
  *   <tr><td>{@code engine.*}</td><td>the interfaces nodes call: {@link org.dit4j.server.engine.ModelProvider} (loading) and
  *       {@link org.dit4j.server.engine.Sampling} (sampler loop), and the values passed between nodes</td><td>comfy.sd, comfy.sample</td></tr>
@@ -36,7 +38,11 @@
  *       results). Node ids have no subgraph expansion (no node dit4j ships expands).</li>
  *   <li>execution_success is sent after the history entry is stored, so a client that reads /history on it never
  *       sees an empty answer.</li>
- *   <li>/view?preview=webp answers JPEG (the JDK has no WebP encoder); LoadImage reads PNG, JPEG, BMP, GIF.</li>
+ *   <li>/view?preview=webp answers JPEG (dit4j's WebP encoder is lossless only); LoadImage reads PNG, JPEG, BMP, GIF.</li>
+ *   <li>SaveAnimatedWEBP writes lossless WebP always (lossless=false is noted and written losslessly; quality and method
+ *       have no effect).</li>
+ *   <li>Multi-GPU (ParallelUNETLoader num_gpus &gt; 1): steps run eagerly (no CUDA graph); step caches and
+ *       pipefusion_degree &gt; 1 are refused with the setting to change.</li>
  *   <li>Binary preview frames are not sent; /features reports supports_preview_metadata=false.</li>
  *   <li>Flux engine: T5 runs in BF16 on GPUs (ComfyUI: FP16); cond and uncond run as two forwards (ComfyUI batches them and
  *       pads T5 states of different lengths by repetition); {@code embedding:} names are not interpreted; see {@code flux}.</li>

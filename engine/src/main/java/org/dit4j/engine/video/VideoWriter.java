@@ -19,28 +19,30 @@ import org.jcodec.common.model.Picture;
 import org.jcodec.common.model.Rational;
 
 /**
- * Writes generated videos: MP4 (H.264 in an ISO-BMFF container, by jcodec's pure-Java encoder) chosen by the
- * {@code .mp4} extension of the output, and numbered PNG frames ({@code frame_00000.png}, …) into a folder.
+ * Writes generated videos: MP4 (H.264 in an ISO-BMFF container, by jcodec's pure-Java encoder) or lossless animated
+ * WebP ({@link WebpWriter}) chosen by the {@code .mp4} / {@code .webp} extension of the output, and numbered PNG frames ({@code frame_00000.png}, …) into a folder.
  */
 public final class VideoWriter {
     private VideoWriter() {}
 
     /** The output formats known by extension. */
-    public enum Format { MP4 }
+    public enum Format { MP4, WEBP }
 
     /** The format of {@code out} from its extension; an unsupported extension is an error naming the alternatives. */
     public static Format formatOf(Path out) {
         String n = out.getFileName() == null ? "" : out.getFileName().toString().toLowerCase(Locale.ROOT);
         if (n.endsWith(".mp4")) return Format.MP4;
+        if (n.endsWith(".webp")) return Format.WEBP;
         String ext = n.lastIndexOf('.') >= 0 ? n.substring(n.lastIndexOf('.')) : "(none)";
         throw new IllegalArgumentException("video output " + out + ": extension " + ext + " is not supported; use a .mp4 file "
-                + "(H.264) and/or --frames-dir DIR for PNG frames (animated WebP is not implemented)");
+                + "(H.264), a .webp file (lossless animated WebP) and/or --frames-dir DIR for PNG frames");
     }
 
     /** Writes {@code frames} to {@code out} in the format its extension names. */
     public static void write(Path out, List<RgbImage> frames, int fps) {
         switch (formatOf(out)) {
             case MP4 -> writeMp4(out, frames, fps);
+            case WEBP -> WebpWriter.write(out, frames, fps);
         }
     }
 

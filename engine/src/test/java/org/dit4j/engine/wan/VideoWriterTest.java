@@ -92,8 +92,13 @@ class VideoWriterTest {
         assertEquals(List.of("frame_00000.png", "frame_00001.png", "frame_00002.png"),
                 written.stream().map(p -> p.getFileName().toString()).toList());
         for (int i = 0; i < 3; i++) assertArrayEquals(frames.get(i).rgb(), Images.read(written.get(i)).rgb(), "lossless frame " + i);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> VideoWriter.write(tmp.resolve("v.webp"), frames, 16));
-        assertTrue(e.getMessage().contains(".mp4") && e.getMessage().contains("--frames-dir"), e.getMessage());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> VideoWriter.write(tmp.resolve("v.gif"), frames, 16));
+        assertTrue(e.getMessage().contains(".mp4") && e.getMessage().contains(".webp") && e.getMessage().contains("--frames-dir"), e.getMessage());
+        assertEquals(VideoWriter.Format.WEBP, VideoWriter.formatOf(tmp.resolve("V.WebP")));
+        VideoWriter.write(tmp.resolve("v.webp"), frames, 16);
+        byte[] webp = org.junit.jupiter.api.Assertions.assertDoesNotThrow(() -> java.nio.file.Files.readAllBytes(tmp.resolve("v.webp")));
+        assertEquals("RIFF", new String(webp, 0, 4, StandardCharsets.ISO_8859_1));
+        assertEquals("WEBP", new String(webp, 8, 4, StandardCharsets.ISO_8859_1));
         assertThrows(IllegalArgumentException.class, () -> VideoWriter.writeMp4(tmp.resolve("odd.mp4"), frames(2, 9, 6), 16));
     }
 

@@ -61,6 +61,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     private final boolean ownsOps;
     private final long deviceTotalBytes;
     private Ops cpu;
+    private final FluxMesh mesh = new FluxMesh(this);
 
     /**
      * @param ops       the device models load onto
@@ -295,7 +296,11 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
         return new FluxSampler(this).sample(job, observer);
     }
 
+    /** The multi-GPU mesh (built on the first prompt with num_gpus > 1, rebuilt when the layout changes). */
+    FluxMesh mesh() { return mesh; }
+
     @Override public void close() {
+        mesh.close();
         if (cpu != null && cpu != ops && cpu instanceof AutoCloseable c) closeQuietly(c);
         if (ownsOps && ops instanceof AutoCloseable c) closeQuietly(c);
     }

@@ -85,6 +85,23 @@ final class FluxModel implements DiffusionModel {
         return transformer;
     }
 
+    /** The weights on this model's device with {@code loras} merged (loaded as {@link #transformer(List)} does). */
+    synchronized FluxWeights weights(List<LoraSpec> loras) {
+        transformer(loras);
+        return weights;
+    }
+
+    /** A separate copy of the weights with {@code loras} merged on another backend (a multi-GPU rank); owned by the caller. */
+    FluxWeights loadOnto(Ops other, List<LoraSpec> loras) {
+        synchronized (this) {
+            if (closed) throw new IllegalStateException("model " + name + " was released; queue the prompt again to reload it");
+        }
+        try (WeightSource w = FluxEngine.open(file);
+             FluxLoras patch = loras.isEmpty() ? null : FluxLoras.open(loras, config, true)) {
+            return FluxWeights.load(other, w, prefix, config, weightDtype, vectorDtype, patch);
+        }
+    }
+
     /** What the LoRAs on the device leave out (keys that fit no module of this model), as ComfyUI warns about them. */
     synchronized List<String> loraNotes() { return loraNotes; }
 

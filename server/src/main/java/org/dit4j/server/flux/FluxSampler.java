@@ -15,6 +15,7 @@ import org.dit4j.engine.cache.RunSummary;
 import org.dit4j.engine.cache.StepCache;
 import org.dit4j.engine.cache.TeaCache;
 import org.dit4j.engine.flux.FluxCachedTransformer;
+import org.dit4j.engine.parallel.FluxSequenceParallel;
 import org.dit4j.models.flux.FluxConfig;
 import org.dit4j.models.flux.FluxEmbeddings;
 import org.dit4j.models.flux.FluxRope;
@@ -28,6 +29,7 @@ import org.dit4j.server.engine.ModelRef;
 import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.SampleResult;
 import org.dit4j.server.engine.StepObserver;
+import org.dit4j.server.sampling.KSamplers;
 import org.dit4j.server.sampling.ModelSampling;
 
 import java.util.ArrayList;
@@ -45,23 +47,25 @@ import java.util.concurrent.atomic.AtomicLong;
  *       latent is not);</li>
  *   <li>noise: {@code torch.randn} of the latent shape from a CPU generator seeded with the seed (zeros when noise is
  *       disabled); x = σ₀·noise + (1 − σ₀)·latent;</li>
- *   <li>per step i (sampler {@code euler}): the transformer's velocity v for x (padded to even sides by wrapping, packed
- *       2×2, cast to the compute dtype) at timestep = model_sampling.timestep(σᵢ); denoised = x − v·σᵢ; with a negative
- *       conditioning and cfg ≠ 1 (math.isclose) a second pass and denoised = uncond + (cond − uncond)·cfg;
- *       d = (x − denoised)/σᵢ; x = x + d·(σᵢ₊₁ − σᵢ);</li>
- *   <li>x / (1 − σ_last) (CONST inverse noise scaling), then back to the raw space x/0.3611 + 0.1159; the last denoised
- *       prediction likewise (SamplerCustomAdvanced's second output).</li>
+ *   <li>the sampler loop ({@link KSamplers}: euler, uni_pc, uni_pc_bh2) calls the model once per step: the
+ *       transformer's velocity v for x (padded to even sides by wrapping, packed 2×2, cast to the compute dtype) at
+ *       timestep = model_sampling.timestep(σ); denoised = x − v·σ; with a negative conditioning and cfg ≠ 1
+ *       (math.isclose) a second pass and denoised = uncond + (cond − uncond)·cfg;</li>
+ *   <li>x / (1 − σ_last) (CONST inverse noise scaling; UniPC's σ_last is 0.001 where the schedule ends at 0), then back
+ *       to the raw space x/0.3611 + 0.1159; the last denoised prediction likewise (SamplerCustomAdvanced's second
+ *       output).</li>
  * </ol>
  * Conditioning: T5 states and pooled CLIP-L per entry; Flux guidance from FluxGuidance (default 3.5), passed as
  * ComfyUI passes it (rounded to the compute dtype, and 1000·g rounded again, before the sinusoidal embedding);
  * reference latents (ReferenceLatent / Kontext) shifted into the model space, repeated to the batch, appended after
  * the image tokens with position ids (1, row + h_off, col + w_off) by ComfyUI's "offset" rule, and dropped from the
  * output. On a CUDA backend the transformer calls of a step are captured in a CUDA graph after the first (eager)
- * step and replayed (unless the MODEL carries a compile setting without CUDA graphs).
+ * step and replayed (unless the MODEL carries a compile setting without CUDA graphs). With num_gpus &gt; 1 the
+ * transformer runs on the engine's mesh ({@link FluxMesh}).
  */
 final class FluxSampler {
 
-    static final List<String> SAMPLERS = List.of("euler");
+    static final List<String> SAMPLERS = KSamplers.NAMES;
 
     /** ComfyUI's latent_formats.Flux. */
     static final float SCALE = VaeConfig.FLUX_SCALING, SHIFT = VaeConfig.FLUX_SHIFT;
@@ -83,7 +87,6 @@ final class FluxSampler {
         ModelRef ref = job.model();
         if (!(ref.base() instanceof FluxModel model))
             throw new IllegalArgumentException("model " + ref.base().name() + " was not loaded by dit4j's Flux engine");
-        requireSupported(ref);
         if (!SAMPLERS.contains(job.sampler()))
             throw new IllegalArgumentException("sampler '" + job.sampler() + "' is not implemented by dit4j's Flux engine; use one of " + SAMPLERS);
         Latent in = job.latent();
@@ -114,121 +117,144 @@ final class FluxSampler {
 
         boolean graphs = ops instanceof CudaBackend && (ref.compile() == null || ref.compile().cudaGraphs());
         StepCache policy = stepCache(ref.cache());
-        List<Branch> branches = new ArrayList<>();
-        CudaGraph graph = null;
-        Tensor[] graphOut = null;
-        boolean captureFailed = false;
-        FluxCachedTransformer cached = null;
-        float[] denoised = null;
-        try {
-            branches.add(branch(model, job.positive(), g, policy != null));
-            if (cfgPass) branches.add(branch(model, job.negative(), g, false));
-            FluxTransformer transformer = model.transformer(loraSpecs(ref));
-            int steps = sigmas.length - 1;
-            if (policy != null) {
-                if (cfgPass) requireSharedInputs(job.positive(), job.negative(), branches, policy);
-                Map<org.dit4j.engine.cache.Branch, FluxCachedTransformer.Text> texts = new EnumMap<>(org.dit4j.engine.cache.Branch.class);
-                texts.put(org.dit4j.engine.cache.Branch.COND, new FluxCachedTransformer.Text(branches.get(0).txt, branches.get(0).y));
-                if (cfgPass)
-                    texts.put(org.dit4j.engine.cache.Branch.UNCOND, new FluxCachedTransformer.Text(branches.get(1).txt, branches.get(1).y));
-                cached = new FluxCachedTransformer(ops, transformer, policy, "serve-" + REQUESTS.incrementAndGet(), steps,
-                        branches.get(0).imgIn, branches.get(0).cond, texts, FluxCachedTransformer.Options.eager().withCudaGraphs(graphs));
+        int steps = sigmas.length - 1;
+        KSamplers.Result r;
+        if (ref.parallel().gpus() > 1) {
+            r = engine.mesh().sample(this, model, job, g, x, observer);
+        } else {
+            try (Steps stepper = new Steps(model, ref, job, g, policy, graphs, cfgPass, steps)) {
+                r = KSamplers.sample(job.sampler(), (xi, i, sigma) -> stepper.denoise(xi, i, sigma, sampling), x, sigmas,
+                        (i, n, d) -> observer.stepDone(i, n));
+                if (stepper.cached != null)
+                    System.out.println("dit4j server: " + policy.describe() + ": " + summary(stepper.cached.summary(), cfgPass));
             }
-            float cfgScale = (float) job.cfg();
-            for (int i = 0; i < steps; i++) {
-                float sigma = sigmas[i];
-                float t = sampling.timestep(sigma);
-                float[][] den = new float[branches.size()][];
-                try (Scope s = Scope.open()) {
-                    float[] tb = new float[g.b];
-                    java.util.Arrays.fill(tb, t);
-                    Tensor tSin = FluxEmbeddings.sinEmb(ops, tb, act);
-                    Tensor xPacked = ops.upload(Tensor.of(pack(x, g), g.b, g.tokens(), 4L * g.c));
-                    Tensor xAct = ops.cast(xPacked, act);
-                    Tensor[] v = new Tensor[branches.size()];
-                    if (cached != null) {
-                        Branch b0 = branches.getFirst();
-                        FluxCachedTransformer.copyInto(ops, b0.cond.timeSin(), tSin);
-                        FluxCachedTransformer.copyInto(ops, b0.imgIn, b0.ref == null ? xAct : ops.concat(1, xAct, b0.ref));
-                        v[0] = cached.velocity(i, org.dit4j.engine.cache.Branch.COND);
-                        if (v.length == 2) v[1] = cached.velocity(i, org.dit4j.engine.cache.Branch.UNCOND);
-                    } else if (graphs) {
-                        CudaBackend cuda = (CudaBackend) ops;
-                        for (Branch br : branches) {
-                            cuda.copyInto(br.cond.timeSin(), tSin);
-                            cuda.copyInto(br.imgIn, br.ref == null ? xAct : ops.concat(1, xAct, br.ref));
+        }
+        float[] out = r.x();
+        float last = r.finalSigma();
+        if (last != 0f) {                                                                          // CONST.inverse_noise_scaling
+            float keep = 1.0f - last;
+            for (int j = 0; j < out.length; j++) out[j] = out[j] / keep;
+        }
+        return new SampleResult(new Latent(shape, processOut(out)), new Latent(shape, processOut(r.denoised())));
+    }
+
+    /** ComfyUI's CFG: the conditional prediction alone, or uncond + (cond − uncond)·cfg with a second branch. */
+    static float[] guided(float[] x, float sigma, float[][] velocities, float cfgScale) {
+        float[][] den = new float[velocities.length][];
+        for (int k = 0; k < den.length; k++) {
+            float[] vel = velocities[k], d = new float[x.length];
+            for (int j = 0; j < d.length; j++) d[j] = x[j] - vel[j] * sigma;                        // CONST.calculate_denoised
+            den[k] = d;
+        }
+        if (den.length == 1) return den[0];
+        float[] c = den[0], u = den[1], out = new float[x.length];
+        for (int j = 0; j < x.length; j++) out[j] = u[j] + (c[j] - u[j]) * cfgScale;               // cfg_function
+        return out;
+    }
+
+    /**
+     * The transformer passes of one sampler run on this engine's device: per model call the velocity of every branch
+     * (eager, CUDA graph replay after the first step, or the step cache), turned into ComfyUI's denoised prediction.
+     */
+    private final class Steps implements AutoCloseable {
+        final List<Branch> branches = new ArrayList<>();
+        final Geometry g;
+        final FluxTransformer transformer;
+        final boolean graphs;
+        final float cfgScale;
+        FluxCachedTransformer cached;
+        CudaGraph graph;
+        Tensor[] graphOut;
+        boolean captureFailed;
+
+        Steps(FluxModel model, ModelRef ref, SampleJob job, Geometry g, StepCache policy, boolean graphs, boolean cfgPass, int steps) {
+            this.g = g;
+            this.graphs = graphs;
+            this.cfgScale = (float) job.cfg();
+            try {
+                branches.add(branch(model, job.positive(), g, policy != null));
+                if (cfgPass) branches.add(branch(model, job.negative(), g, false));
+                transformer = model.transformer(loraSpecs(ref));
+                if (policy != null) {
+                    if (cfgPass) requireSharedInputs(job.positive(), job.negative(), branches, policy);
+                    Map<org.dit4j.engine.cache.Branch, FluxCachedTransformer.Text> texts = new EnumMap<>(org.dit4j.engine.cache.Branch.class);
+                    texts.put(org.dit4j.engine.cache.Branch.COND, new FluxCachedTransformer.Text(branches.get(0).txt, branches.get(0).y));
+                    if (cfgPass)
+                        texts.put(org.dit4j.engine.cache.Branch.UNCOND, new FluxCachedTransformer.Text(branches.get(1).txt, branches.get(1).y));
+                    cached = new FluxCachedTransformer(ops, transformer, policy, "serve-" + REQUESTS.incrementAndGet(), steps,
+                            branches.get(0).imgIn, branches.get(0).cond, texts, FluxCachedTransformer.Options.eager().withCudaGraphs(graphs));
+                }
+            } catch (RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
+
+        float[] denoise(float[] x, int i, float sigma, ModelSampling sampling) {
+            float t = sampling.timestep(sigma);
+            float[][] vel = new float[branches.size()][];
+            try (Scope s = Scope.open()) {
+                float[] tb = new float[g.b];
+                java.util.Arrays.fill(tb, t);
+                Tensor tSin = FluxEmbeddings.sinEmb(ops, tb, act);
+                Tensor xPacked = ops.upload(Tensor.of(pack(x, g), g.b, g.tokens(), 4L * g.c));
+                Tensor xAct = ops.cast(xPacked, act);
+                Tensor[] v = new Tensor[branches.size()];
+                if (cached != null) {
+                    Branch b0 = branches.getFirst();
+                    FluxCachedTransformer.copyInto(ops, b0.cond.timeSin(), tSin);
+                    FluxCachedTransformer.copyInto(ops, b0.imgIn, b0.ref == null ? xAct : ops.concat(1, xAct, b0.ref));
+                    v[0] = cached.velocity(i, org.dit4j.engine.cache.Branch.COND);
+                    if (v.length == 2) v[1] = cached.velocity(i, org.dit4j.engine.cache.Branch.UNCOND);
+                } else if (graphs) {
+                    CudaBackend cuda = (CudaBackend) ops;
+                    for (Branch br : branches) {
+                        cuda.copyInto(br.cond.timeSin(), tSin);
+                        cuda.copyInto(br.imgIn, br.ref == null ? xAct : ops.concat(1, xAct, br.ref));
+                    }
+                    if (i > 0 && graph == null && !captureFailed) {
+                        graphOut = new Tensor[branches.size()];
+                        try {
+                            graph = capture(cuda, transformer, branches, graphOut);
+                        } catch (RuntimeException ex) {
+                            for (Tensor o : graphOut) if (o != null) o.close();
+                            graphOut = null;
+                            captureFailed = true;
+                            System.err.println("dit4j server: CUDA graph capture failed (" + ex.getMessage() + "); running the steps eagerly");
                         }
-                        if (i > 0 && graph == null && !captureFailed) {
-                            graphOut = new Tensor[branches.size()];
-                            try {
-                                graph = capture(cuda, transformer, branches, graphOut);
-                            } catch (RuntimeException ex) {
-                                for (Tensor o : graphOut) if (o != null) o.close();
-                                graphOut = null;
-                                captureFailed = true;
-                                System.err.println("dit4j server: CUDA graph capture failed (" + ex.getMessage() + "); running the steps eagerly");
-                            }
-                        }
-                        if (graph != null) {
-                            graph.replay();
-                            v = graphOut;
-                        } else {
-                            for (int k = 0; k < v.length; k++) {
-                                Branch br = branches.get(k);
-                                v[k] = transformer.forward(br.imgIn, br.txt, br.y, br.cond);    // eager (step 0: kernels compile, plans cached)
-                            }
-                        }
+                    }
+                    if (graph != null) {
+                        graph.replay();
+                        v = graphOut;
                     } else {
                         for (int k = 0; k < v.length; k++) {
                             Branch br = branches.get(k);
-                            FluxTransformer.Conditioning c = new FluxTransformer.Conditioning(tSin, br.cond.guidanceSin(), br.cond.pe(),
-                                    br.cond.nTxt(), br.cond.nImg());
-                            v[k] = transformer.forward(br.ref == null ? xAct : ops.concat(1, xAct, br.ref), br.txt, br.y, c);
+                            v[k] = transformer.forward(br.imgIn, br.txt, br.y, br.cond);    // eager (step 0: kernels compile, plans cached)
                         }
                     }
+                } else {
                     for (int k = 0; k < v.length; k++) {
-                        Tensor vi = ops.slice(v[k], 1, 0, g.tokens());
-                        Tensor host = vi.device().isCpu() ? vi : ops.toHost(vi);
-                        float[] vel = unpack(host.toFloatArray(), g);
-                        float[] d = new float[x.length];
-                        for (int j = 0; j < d.length; j++) d[j] = x[j] - vel[j] * sigma;           // CONST.calculate_denoised
-                        den[k] = d;
+                        Branch br = branches.get(k);
+                        FluxTransformer.Conditioning c = new FluxTransformer.Conditioning(tSin, br.cond.guidanceSin(), br.cond.pe(),
+                                br.cond.nTxt(), br.cond.nImg());
+                        v[k] = transformer.forward(br.ref == null ? xAct : ops.concat(1, xAct, br.ref), br.txt, br.y, c);
                     }
                 }
-                denoised = den[0];
-                if (den.length == 2) {                                                             // cfg_function
-                    float[] c = den[0], u = den[1];
-                    denoised = new float[x.length];
-                    for (int j = 0; j < x.length; j++) denoised[j] = u[j] + (c[j] - u[j]) * cfgScale;
+                for (int k = 0; k < v.length; k++) {
+                    Tensor vi = ops.slice(v[k], 1, 0, g.tokens());
+                    Tensor host = vi.device().isCpu() ? vi : ops.toHost(vi);
+                    vel[k] = unpack(host.toFloatArray(), g);
                 }
-                float dt = sigmas[i + 1] - sigma;
-                for (int j = 0; j < x.length; j++) {                                               // sample_euler
-                    float d = (x[j] - denoised[j]) / sigma;
-                    x[j] = x[j] + d * dt;
-                }
-                observer.stepDone(i, steps);
             }
-            if (cached != null) System.out.println("dit4j server: " + policy.describe() + ": " + summary(cached.summary(), cfgPass));
-        } finally {
+            return guided(x, sigma, vel, cfgScale);
+        }
+
+        @Override public void close() {
             if (cached != null) cached.close();
             if (graph != null) graph.close();
             if (graphOut != null) for (Tensor t : graphOut) if (t != null) t.close();
             for (Branch br : branches) br.close();
         }
-        float last = sigmas[sigmas.length - 1];
-        if (last != 0f) {                                                                          // CONST.inverse_noise_scaling
-            float keep = 1.0f - last;
-            for (int j = 0; j < x.length; j++) x[j] = x[j] / keep;
-        }
-        return new SampleResult(new Latent(shape, processOut(x)), new Latent(shape, processOut(denoised)));
-    }
-
-    /** Patches of the MODEL this engine does not apply fail here, before any work, with what to change. */
-    static void requireSupported(ModelRef ref) {
-        ModelRef.ParallelSetting p = ref.parallel();
-        if (p.gpus() > 1)
-            throw new UnsupportedOperationException("num_gpus " + p.gpus() + ": multi-GPU sampling is not yet wired into dit4j serve; "
-                    + "set num_gpus to 1 (ulysses/ring/cfg/pipefusion degrees 1)");
     }
 
     private static final AtomicLong REQUESTS = new AtomicLong();
@@ -330,7 +356,7 @@ final class FluxSampler {
     // ------------------------------------------------------------------------------------------------ branches
 
     /** One conditioning's device inputs: T5 states, pooled vector, reference tokens, prepared embeddings and RoPE. */
-    private static final class Branch implements AutoCloseable {
+    static final class Branch implements AutoCloseable {
         Tensor txt, y, ref, imgIn;
         FluxTransformer.Conditioning cond;
 
@@ -368,6 +394,14 @@ final class FluxSampler {
     }
 
     private Branch branch(FluxModel model, Conditioning conditioning, Geometry g, boolean fixedInput) {
+        return branch(ops, model, conditioning, g, fixedInput, null);
+    }
+
+    /**
+     * One conditioning's inputs on backend {@code o}; with a sequence group {@code sp} (multi-GPU) the T5 states and
+     * the RoPE tables are this rank's rows only (the image input is sharded per step by the caller).
+     */
+    Branch branch(Ops o, FluxModel model, Conditioning conditioning, Geometry g, boolean fixedInput, FluxSequenceParallel sp) {
         if (conditioning.entries().size() != 1)
             throw new UnsupportedOperationException("conditioning with " + conditioning.entries().size() + " entries (combined or area "
                     + "conditioning) is not supported by dit4j's Flux engine yet");
@@ -381,8 +415,13 @@ final class FluxSampler {
                     + ": text encoder and model do not belong together");
         Branch br = new Branch();
         try {
-            br.txt = toDevice(repeat(emb.t5(), g.b), g.b, emb.tokens(), emb.width());
-            br.y = toDevice(repeat(emb.pooled(), g.b), g.b, emb.pooled().length);
+            br.txt = toDevice(o, repeat(emb.t5(), g.b), g.b, emb.tokens(), emb.width());
+            if (sp != null) {
+                Tensor full = br.txt;
+                br.txt = null;
+                try (full) { br.txt = sp.shard(o, full, 1); }
+            }
+            br.y = toDevice(o, repeat(emb.pooled(), g.b), g.b, emb.pooled().length);
 
             // position ids: image grid, then the references by ComfyUI's "offset" rule
             List<float[]> ids = new ArrayList<>();
@@ -404,22 +443,28 @@ final class FluxSampler {
                 for (int hi = 0; hi < rg.hl(); hi++) for (int wi = 0; wi < rg.wl(); wi++) ids.add(new float[] {1, hi + ho, wi + wo});
                 refCount += rg.tokens();
             }
-            if (!refTokens.isEmpty()) br.ref = refDevice(refTokens, g, refCount);
+            if (!refTokens.isEmpty()) br.ref = refDevice(o, refTokens, g, refCount);
             long nImg = ids.size();
             float[][] txtIds = new float[emb.tokens()][3];
-            FluxRope.Tables pe = FluxRope.tables(ops, cfg, txtIds, ids.toArray(float[][]::new));
+            float[][] imgIds = ids.toArray(float[][]::new);
+            if (sp != null) {
+                long[] tr = sp.rows(txtIds.length), ir = sp.rows(imgIds.length);
+                txtIds = java.util.Arrays.copyOfRange(txtIds, (int) tr[0], (int) tr[1]);
+                imgIds = java.util.Arrays.copyOfRange(imgIds, (int) ir[0], (int) ir[1]);
+            }
+            FluxRope.Tables pe = FluxRope.tables(o, cfg, txtIds, imgIds);
             Tensor gSin = null, tSin = null;
             try {
-                if (cfg.guidanceEmbed()) gSin = guidanceEmbedding(e.guidance() == null ? 3.5 : e.guidance(), g.b);
+                if (cfg.guidanceEmbed()) gSin = guidanceEmbedding(o, e.guidance() == null ? 3.5 : e.guidance(), g.b);
                 float[] zeros = new float[g.b];
-                tSin = FluxEmbeddings.sinEmb(ops, zeros, act);
+                tSin = FluxEmbeddings.sinEmb(o, zeros, act);
             } catch (RuntimeException ex) {
                 pe.close();
                 if (gSin != null) gSin.close();
                 throw ex;
             }
-            br.cond = new FluxTransformer.Conditioning(tSin, gSin, pe, emb.tokens(), nImg);
-            if (ops instanceof CudaBackend || fixedInput) br.imgIn = ops.empty(act, Shape.of(g.b, nImg, cfg.inChannels()));
+            br.cond = new FluxTransformer.Conditioning(tSin, gSin, pe, txtIds.length, imgIds.length);   // this rank's rows
+            if (sp == null && (o instanceof CudaBackend || fixedInput)) br.imgIn = o.empty(act, Shape.of(g.b, nImg, cfg.inChannels()));
             return br;
         } catch (RuntimeException ex) {
             br.close();
@@ -431,7 +476,7 @@ final class FluxSampler {
      * The guidance embedding as ComfyUI computes it: the guidance value becomes a float32 tensor, is cast to the model's
      * compute dtype with the other conditioning inputs, multiplied by 1000 in that dtype, and embedded in float32.
      */
-    private Tensor guidanceEmbedding(double guidance, int b) {
+    private Tensor guidanceEmbedding(Ops ops, double guidance, int b) {
         float gv = round(act, (float) guidance);
         float t = round(act, 1000f * gv);
         float[] gb = new float[b];
@@ -453,7 +498,7 @@ final class FluxSampler {
         };
     }
 
-    private Tensor refDevice(List<float[]> parts, Geometry g, int refTokens) {
+    private Tensor refDevice(Ops ops, List<float[]> parts, Geometry g, int refTokens) {
         int f = 4 * g.c;
         float[] all = new float[g.b * refTokens * f];
         for (int n = 0; n < g.b; n++) {
@@ -464,11 +509,11 @@ final class FluxSampler {
                 off += per;
             }
         }
-        return toDevice(all, g.b, refTokens, f);
+        return toDevice(ops, all, g.b, refTokens, f);
     }
 
     /** A host float32 array as a device tensor of the compute dtype (owned by the caller). */
-    private Tensor toDevice(float[] v, long... dims) {
+    private Tensor toDevice(Ops ops, float[] v, long... dims) {
         try (Scope s = Scope.open()) {
             Tensor d = ops.upload(Tensor.of(v, dims));
             return s.keep(d.dtype() == act ? ops.copy(d) : ops.cast(d, act));

@@ -26,7 +26,7 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.ThreadLocalRandom;
 
-/** LoadImage, FluxKontextImageScale, SaveImage, PreviewImage. */
+/** LoadImage, FluxKontextImageScale, SaveImage, PreviewImage, SaveAnimatedWEBP. */
 final class ImageNodes {
 
     private ImageNodes() {}
@@ -71,6 +71,94 @@ final class ImageNodes {
                     for (int i = 0; i < 5; i++) suffix.append(letters.charAt(ThreadLocalRandom.current().nextInt(letters.length())));
                     return NodeResult.ui(saveImages(call, call.get("images", ImageBatch.class), "ComfyUI" + suffix, call.env().tempDir(), "temp", 1));
                 }));
+
+        c.register(new SimpleNode("SaveAnimatedWEBP", env -> NodeSchema.builder("SaveAnimatedWEBP").category("image/animation")
+                .module("comfy_extras.nodes_images")
+                .required("images", "IMAGE")
+                .required("filename_prefix", InputSpec.of("STRING", "default", "ComfyUI"))
+                .required("fps", InputSpec.of("FLOAT", "default", 6.0, "min", 0.01, "max", 1000.0, "step", 0.01))
+                .required("lossless", InputSpec.of("BOOLEAN", "default", true))
+                .required("quality", InputSpec.of("INT", "default", 80, "min", 0, "max", 100))
+                .required("method", InputSpec.combo(WEBP_METHODS))
+                .hidden("prompt", "PROMPT").hidden("extra_pnginfo", "EXTRA_PNGINFO")
+                .outputNode().build(),
+                call -> NodeResult.ui(saveAnimatedWebp(call))));
+    }
+
+    /** SaveAnimatedWEBP's method names (libwebp effort 0–6 in ComfyUI; dit4j's encoder has one effort). */
+    static final List<String> WEBP_METHODS = List.of("default", "fastest", "slowest");
+
+    private static volatile boolean lossyNoted;
+
+    /**
+     * SaveAnimatedWEBP: the batch as one animated WebP (one frame per image, duration int(1000/fps) ms, looping), with
+     * ComfyUI's EXIF metadata (0x0110 "prompt:…", then 0x010F, 0x010E, … "key:…" per extra_pnginfo entry). dit4j writes
+     * lossless WebP only: lossless=false is written losslessly too (quality and method then have no effect), with a note.
+     */
+    static ObjectNode saveAnimatedWebp(NodeCall call) throws IOException {
+        ImageBatch images = call.get("images", ImageBatch.class);
+        double fps = call.number("fps");
+        if (images.channels() != 3 && images.channels() != 4)
+            throw new IllegalArgumentException("SaveAnimatedWEBP needs RGB images (3 channels), got " + images.channels());
+        if (!call.bool("lossless") && !lossyNoted) {
+            lossyNoted = true;
+            System.err.println("dit4j server: SaveAnimatedWEBP lossless=false: dit4j has no lossy WebP encoder; writing lossless WebP "
+                    + "(larger files, exact pixels; quality and method are ignored)");
+        }
+        SavePath sp = savePath(call.string("filename_prefix"), call.env().outputDir(), images.width(), images.height());
+        List<org.dit4j.engine.image.RgbImage> frames = new ArrayList<>();
+        float[] src = images.pixels();
+        for (int b = 0; b < images.batch(); b++) {
+            byte[] rgb = new byte[images.width() * images.height() * 3];
+            int i = 0;
+            for (int y = 0; y < images.height(); y++)
+                for (int x = 0; x < images.width(); x++)
+                    for (int c = 0; c < 3; c++) rgb[i++] = (byte) Png.toByte(src[images.index(b, y, x, c)]);
+            frames.add(new org.dit4j.engine.image.RgbImage(images.width(), images.height(), rgb));
+        }
+        byte[] exif = null;
+        if (!call.env().disableMetadata()) {
+            List<Map.Entry<Integer, String>> tags = new ArrayList<>();
+            if (call.prompt() != null) tags.add(Map.entry(0x0110, "prompt:" + PyJson.dumps(call.prompt())));
+            JsonNode extra = call.extraPngInfo();
+            int tag = 0x010F;
+            if (extra != null && extra.isObject())
+                for (var e : extra.properties()) tags.add(Map.entry(tag--, e.getKey() + ":" + PyJson.dumps(e.getValue())));
+            if (!tags.isEmpty()) exif = tiffAscii(tags);
+        }
+        String file = sp.filename + "_" + String.format("%05d", sp.counter) + "_.webp";
+        AtomicFiles.write(sp.folder.resolve(file), org.dit4j.engine.video.WebpWriter.encodeAnimated(frames, (int) (1000.0 / fps), 0, exif));
+        ObjectNode ui = Json.obj("images", Json.array().add(Json.obj("filename", file, "subfolder", sp.subfolder, "type", "output")));
+        ui.set("animated", Json.array().add(images.batch() != 1));
+        return ui;
+    }
+
+    /** A little-endian TIFF with one IFD of ASCII entries (sorted by tag, NUL-terminated, ASCII with '?' for others). */
+    static byte[] tiffAscii(List<Map.Entry<Integer, String>> tags) {
+        List<Map.Entry<Integer, String>> sorted = new ArrayList<>(tags);
+        sorted.sort(Map.Entry.comparingByKey());
+        int n = sorted.size();
+        int dataStart = 8 + 2 + 12 * n + 4;
+        java.io.ByteArrayOutputStream data = new java.io.ByteArrayOutputStream();
+        java.nio.ByteBuffer ifd = java.nio.ByteBuffer.allocate(dataStart).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        ifd.put((byte) 'I').put((byte) 'I').putShort((short) 42).putInt(8).putShort((short) n);
+        for (Map.Entry<Integer, String> e : sorted) {
+            byte[] v = e.getValue().getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            byte[] z = java.util.Arrays.copyOf(v, v.length + 1);
+            ifd.putShort((short) (int) e.getKey()).putShort((short) 2).putInt(z.length);
+            if (z.length <= 4) {
+                ifd.put(java.util.Arrays.copyOf(z, 4));
+            } else {
+                ifd.putInt(dataStart + data.size());
+                data.writeBytes(z);
+                if ((z.length & 1) != 0) data.write(0);                    // word-aligned values
+            }
+        }
+        ifd.putInt(0);
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        out.writeBytes(ifd.array());
+        out.writeBytes(data.toByteArray());
+        return out.toByteArray();
     }
 
     /** The Kontext resolution nearest in aspect ratio: min over (|aspect − w/h|, w, h) as ComfyUI's tuple comparison. */
