@@ -896,19 +896,25 @@ public final class CudaBackend implements Ops {
         }
     }
 
-    /** Largest f32 score block the chunked GEMM attention holds at once. */
-    private static final long ATTN_SCORE_BYTES = 256L << 20;
+    /** Largest f32 score block the chunked GEMM attention holds at once (tests lower it to exercise the chunking). */
+    private long attnScoreBytes = 256L << 20;
+
+    /** Sets the chunked GEMM attention's f32 score budget in bytes (for tests). */
+    void setAttentionScoreBudget(long bytes) {
+        if (bytes < 4) throw new IllegalArgumentException("the score budget must hold at least one f32, got " + bytes);
+        attnScoreBytes = bytes;
+    }
 
     /**
      * softmax(q·kᵀ·scale)·v for BF16/F16 q, k, v of any head dims, no bias: per batch and head, query rows in chunks
-     * of at most {@link #ATTN_SCORE_BYTES} of f32 scores: S = q·kᵀ (bf16 operands, f32 accumulation and output), a
+     * of at most {@code attnScoreBytes} of f32 scores: S = q·kᵀ (bf16 operands, f32 accumulation and output), a
      * softmax kernel writing P in q's dtype, O = P·v (f32 accumulation) straight into out's rows.
      */
     private void attentionByHalfGemm(Tensor out, Tensor q, Tensor k, Tensor v, float scale) {
         DType t = q.dtype();
         long bsz = q.dim(0), lq = q.dim(1), h = q.dim(2), d = q.dim(3), lk = k.dim(1), dv = v.dim(3);
         long es = t.byteSize();
-        long rows = Math.max(1, Math.min(lq, ATTN_SCORE_BYTES / (lk * 4)));
+        long rows = Math.max(1, Math.min(lq, attnScoreBytes / (lk * 4)));
         DeviceBuffer sBuf = allocator.allocate(rows * lk * 4);
         DeviceBuffer pBuf = allocator.allocate(rows * lk * es);
         int ty = Gemm.cudaType(t);

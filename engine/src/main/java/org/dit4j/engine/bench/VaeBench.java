@@ -12,6 +12,9 @@ import org.dit4j.engine.RandomWeightSource;
 import org.dit4j.models.vae.AutoencoderKL;
 import org.dit4j.models.vae.VaeConfig;
 import org.dit4j.models.vae.VaeWeights;
+import org.dit4j.models.vae.wan.WanVae;
+import org.dit4j.models.vae.wan.WanVaeConfig;
+import org.dit4j.models.vae.wan.WanVaeWeights;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -29,7 +32,9 @@ import java.util.Locale;
  * compared (rel-L2, max |Δ|).
  *
  * <pre>java -cp dit4j.jar org.dit4j.engine.bench.VaeBench [--resolution 1024] [--iters 10] [--profile] [--compare]
- *     [--no-encode] [--json FILE]</pre>
+ *     [--no-encode] [--json FILE] [--wan HxWxF]</pre>
+ * {@code --wan 480x832x3} also times the Wan2.1 VAE decode (random bf16 weights) of a [1, 16, F, H/8, W/8] latent,
+ * one latent frame per chunk (the 3-D convolutions), with the same comparison.
  */
 public final class VaeBench {
 
@@ -44,6 +49,7 @@ public final class VaeBench {
         int res = 1024, iters = 10;
         boolean profile = false, compare = false, encode = true;
         Path json = null;
+        String wan = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--resolution" -> res = Integer.parseInt(args[++i]);
@@ -52,11 +58,17 @@ public final class VaeBench {
                 case "--compare" -> compare = true;
                 case "--no-encode" -> encode = false;
                 case "--json" -> json = Path.of(args[++i]);
+                case "--wan" -> wan = args[++i];
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
                         + "; use --resolution N --iters N --profile --compare --no-encode --json FILE");
             }
         }
-        List<Result> rs = new VaeBench(System.out).run(res, iters, profile, compare, encode);
+        VaeBench b = new VaeBench(System.out);
+        List<Result> rs = new ArrayList<>(b.run(res, iters, profile, compare, encode));
+        if (wan != null) {
+            String[] p = wan.split("x");
+            rs.addAll(b.runWan(Integer.parseInt(p[0]), Integer.parseInt(p[1]), Integer.parseInt(p[2]), Math.max(1, iters / 3), compare));
+        }
         if (json != null) writeJson(json, rs);
     }
 
@@ -97,16 +109,7 @@ public final class VaeBench {
                 }
                 cuda.setVaeFastPaths(true);
                 if (compare) {
-                    float[] a = ops.toHost(decoded[0]).toFloatArray(), b = ops.toHost(decoded[1]).toFloatArray();
-                    double e = 0, r = 0, max = 0;
-                    for (int i = 0; i < a.length; i++) {
-                        double dd = (double) b[i] - a[i];
-                        e += dd * dd;
-                        r += (double) a[i] * a[i];
-                        max = Math.max(max, Math.abs(dd));
-                    }
-                    out.printf(Locale.ROOT, "decoded image, new vs legacy paths: rel-L2 %.3e, max |Δ| %.3e (values rms %.3f)%n",
-                            Math.sqrt(e / r), max, Math.sqrt(r / a.length));
+                    compareOut("decoded image", ops.toHost(decoded[0]).toFloatArray(), ops.toHost(decoded[1]).toFloatArray());
                 }
             }
         }
@@ -116,6 +119,47 @@ public final class VaeBench {
         for (Result r : results)
             out.printf(Locale.ROOT, "| %s | %s | %.1f | %.0f | %.2f |%n", r.what(), r.paths(), r.ms(), r.firstMs(), r.peakGb());
         return results;
+    }
+
+    /** Wan2.1 VAE decode of a random [1, 16, frames, h/8, w/8] latent (random bf16 weights), fast paths on (and off). */
+    public List<Result> runWan(int h, int w, int frames, int iters, boolean compare) {
+        List<Result> results = new ArrayList<>();
+        try (Ops ops = Backends.open("cuda")) {
+            if (!(ops instanceof CudaBackend cuda))
+                throw new IllegalStateException("VaeBench needs a GPU: " + Backends.unavailableReason());
+            WanVaeConfig cfg = WanVaeConfig.wan21();
+            WanVae vae;
+            try (RandomWeightSource src = new RandomWeightSource(WanVaeWeights.expectedShapes(cfg), DType.BF16, 9)) {
+                vae = WanVae.load(ops, src, cfg, DType.BF16);
+            }
+            try (vae; Scope scope = Scope.open()) {
+                long sf = cfg.spatialFactor();
+                Tensor z = upload(ops, new TorchGenerator(99).randn(1, cfg.zDim(), frames, h / sf, w / sf));
+                boolean[] modes = compare ? new boolean[] {false, true} : new boolean[] {true};
+                float[][] decoded = new float[2][];
+                for (boolean fast : modes) {
+                    cuda.setVaeFastPaths(fast);
+                    String what = "wan decode " + frames + "x" + (h / sf) + "x" + (w / sf) + " -> " + cfg.videoFrames(frames) + "x" + h + "x" + w;
+                    results.add(measure(cuda, what, fast ? "new" : "legacy", h, iters, false, () -> vae.decode(z)));
+                    decoded[fast ? 1 : 0] = ops.toHost(vae.decode(z)).toFloatArray();
+                }
+                cuda.setVaeFastPaths(true);
+                if (compare) compareOut("wan decoded video", decoded[0], decoded[1]);
+            }
+        }
+        return results;
+    }
+
+    private void compareOut(String what, float[] a, float[] b) {
+        double e = 0, r = 0, max = 0;
+        for (int i = 0; i < a.length; i++) {
+            double dd = (double) b[i] - a[i];
+            e += dd * dd;
+            r += (double) a[i] * a[i];
+            max = Math.max(max, Math.abs(dd));
+        }
+        out.printf(Locale.ROOT, "%s, new vs legacy paths: rel-L2 %.3e, max |Δ| %.3e (values rms %.3f)%n", what,
+                Math.sqrt(e / r), max, Math.sqrt(r / a.length));
     }
 
     private interface Body { Tensor run(); }
