@@ -1498,7 +1498,7 @@ public final class CudaBackend implements Ops {
         try {
             if (cudnnConv == null) cudnnConv = new org.dit4j.cuda.cudnn.CudnnConv();
             var shape = new org.dit4j.cuda.cudnn.CudnnConv.Shape(t, x.shape().dims(), w.shape().dims(), stride, padding);
-            var plan = cudnnConv.plan(shape);
+            var plan = cudnnConv.tunedPlan(shape, x.address(), w.address(), out.address(), stream, CONV_TUNE_CANDIDATES);
             long ws = plan.workspaceSize();
             DeviceBuffer workspace = ws > 0 ? allocator.allocate(ws) : null;
             try {
@@ -1516,6 +1516,12 @@ public final class CudaBackend implements Ops {
             return false;
         }
     }
+
+    /**
+     * How many cuDNN engine configs are timed the first time a convolution shape runs ({@code -Ddit4j.conv.autotune};
+     * 1 = take the heuristics' first). The heuristics' first pick ran the 16-channel conv_in of the Flux VAE at 1 TFLOP/s.
+     */
+    private static final int CONV_TUNE_CANDIDATES = Integer.getInteger("dit4j.conv.autotune", 6);
 
     /** Number of cached cuDNN convolution plans (for tests). */
     public int cudnnConvPlanCount() { return cudnnConv == null ? 0 : cudnnConv.planCount(); }
@@ -1538,6 +1544,13 @@ public final class CudaBackend implements Ops {
     private void addChannelBias(Tensor out, Tensor bias, long o) {
         if (bias == null) return;
         long s = out.numel() / (out.dim(0) * o);
+        DType t = out.dtype();
+        if (vaeFast && vec(t, out) && s % vecN(t) == 0) {
+            long nv = out.numel() / vecN(t);
+            args().ptr(out.address()).ptr(bias.address()).i32(code(bias.dtype())).i64(s / vecN(t)).i64(o).i64(nv);
+            launch1d("conv_vec", "channel_bias_vec_" + sfx(t), nv);
+            return;
+        }
         Tensor bv = bias.view(o, 1);
         Tensor ov = out.view(out.dim(0), o, s);
         binaryInto(ov, ov, bv, OP_ADD);
@@ -1596,6 +1609,12 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(x.dtype(), x.shape().with(-2, h * factor).with(-1, w * factor));
         long n = out.numel();
         if (n == 0) return out;
+        if (vaeFast && factor == 2 && x.dtype().byteSize() == 2 && w % 8 == 0 && ((x.address() | out.address()) & 15) == 0) {
+            long nv = x.numel() / 8;
+            args().ptr(out.address()).ptr(x.address()).i64(w / 8).i64(nv);
+            launch1d("conv_vec", "upsample2_vec_2", nv);
+            return out;
+        }
         args().ptr(out.address()).ptr(x.address()).i64(h).i64(w).i32(factor).i64(n);
         launch1d("layout", "upsample_" + x.dtype().byteSize(), n);
         return out;

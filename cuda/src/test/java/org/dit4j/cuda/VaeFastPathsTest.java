@@ -86,6 +86,16 @@ class VaeFastPathsTest {
         }
     }
 
+    @Test void upsampleVectorisedEqualsLegacy() {
+        DType t = DType.BF16;
+        int n = 2, c = 3, hh = 5, ww = 24;
+        float[] x = rounded(t, randn(16, n * c * hh * ww));
+        float[] fast = run(true, () -> ops.upsampleNearest2d(dev(ops, t, x, n, c, hh, ww), 2));
+        float[] legacy = run(false, () -> ops.upsampleNearest2d(dev(ops, t, x, n, c, hh, ww), 2));
+        assertClose(fast, legacy, 0, "vectorised nearest ×2 upsampling (a copy)");
+        assertEquals(x[1 * ww + 9], fast[(2 * 1 + 1) * (2 * ww) + 2 * 9 + 1], "out[0, 0, 3, 19] = x[0, 0, 1, 9]");
+    }
+
     @Test void groupNormSiluEqualsTheTwoOps() {
         DType t = DType.BF16;
         int n = 1, c = 128, s = 32 * 32;
@@ -97,7 +107,8 @@ class VaeFastPathsTest {
         float[] ref = new float[norm.length];
         for (int i = 0; i < ref.length; i++) ref[i] = (float) (norm[i] / (1 + Math.exp(-norm[i])));
         assertClose(fused, ref, tol(t), "groupNormSilu vs reference");
-        assertClose(fused, twoOps, 0, "fused groupNormSilu vs groupNorm then silu (same kernels, same rounding)");
+        // same arithmetic and roundings; the compiler may contract differently: a few elements one bf16 ulp apart
+        assertClose(fused, twoOps, 1e-5, "fused groupNormSilu vs groupNorm then silu");
         assertClose(fused, legacy, 4e-3, "fused groupNormSilu vs the earlier kernels");
         // the CPU default composition agrees too
         try (CpuBackend cpu = new CpuBackend(); Scope sc = Scope.open()) {
@@ -108,7 +119,7 @@ class VaeFastPathsTest {
 
     @Test void chunkedHalfGemmAttentionMatchesReference() {
         DType t = DType.BF16;
-        int b = 2, lq = 300, lk = 260, h = 3, d = 80, dv = 72;
+        int b = 2, lq = 300, lk = 260, h = 3, d = 288, dv = 264;   // beyond the 256 of the REFERENCE kernel
         float[] q = rounded(t, randn(13, b * lq * h * d)), k = rounded(t, randn(14, b * lk * h * d)), v = rounded(t, randn(15, b * lk * h * dv));
         double scale = 1 / Math.sqrt(d);
         float[] ref = HostRef.attention(q, k, v, null, b, lq, lk, h, d, dv, scale);
@@ -125,7 +136,7 @@ class VaeFastPathsTest {
             } finally {
                 ops.setAttentionScoreBudget(256L << 20);
             }
-            assertClose(whole, ref, tol(t), "bf16 GEMM attention, d=80 dv=72, B=2 H=3");
+            assertClose(whole, ref, tol(t), "bf16 GEMM attention, d=288 dv=264, B=2 H=3");
             assertClose(chunked, ref, tol(t), "chunked bf16 GEMM attention");
             assertClose(chunked, whole, 2e-3, "chunked vs whole bf16 GEMM attention (products may pick other algorithms)");
         }

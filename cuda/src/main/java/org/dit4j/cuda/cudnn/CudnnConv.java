@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 
 import org.dit4j.core.tensor.DType;
+import org.dit4j.cuda.CudaDriver;
 import org.dit4j.cuda.cudnn.Cudnn.Attr;
 import org.dit4j.cuda.cudnn.Cudnn.AttrType;
 import org.dit4j.cuda.cudnn.Cudnn.DataType;
@@ -112,10 +113,69 @@ public final class CudnnConv implements AutoCloseable {
         if (closed) throw new IllegalStateException("CudnnConv is closed");
         Plan p = cache.get(shape);
         if (p == null) {
-            p = build(shape);
+            p = build(shape, 1).getFirst();
             cache.put(shape, p);
         }
         return p;
+    }
+
+    /**
+     * The cached plan for {@code shape}; on first use, up to {@code maxCandidates} engine configs (heuristics order)
+     * are timed on the caller's tensors (y is overwritten; median of 3 after a warm-up each, on {@code stream}, which
+     * this waits for) and the fastest is kept, the heuristics' first unless another is at least 3 % faster. While
+     * {@code stream} is being captured into a CUDA graph, or with {@code maxCandidates} ≤ 1, the first is taken
+     * untimed.
+     */
+    public synchronized Plan tunedPlan(Shape shape, long x, long w, long y, long stream, int maxCandidates) {
+        if (closed) throw new IllegalStateException("CudnnConv is closed");
+        Plan cached = cache.get(shape);
+        if (cached != null) return cached;
+        CudaDriver drv = CudaDriver.get();
+        if (maxCandidates <= 1 || drv.streamIsCapturing(stream)) return plan(shape);
+        List<Plan> cands = build(shape, maxCandidates);
+        Plan best = cands.getFirst();
+        if (cands.size() > 1) {
+            long maxWs = 0;
+            for (Plan p : cands) maxWs = Math.max(maxWs, p.workspaceSize());
+            long ws = maxWs > 0 ? drv.memAlloc(maxWs) : 0;
+            long e0 = drv.eventCreate(CudaDriver.EVENT_DEFAULT), e1 = drv.eventCreate(CudaDriver.EVENT_DEFAULT);
+            try {
+                double bestMs = Double.POSITIVE_INFINITY;
+                boolean timedAny = false;
+                for (Plan p : cands) {
+                    double ms;
+                    try {
+                        p.execute(x, w, y, ws, stream);
+                        float[] t = new float[3];
+                        for (int r = 0; r < t.length; r++) {
+                            drv.eventRecord(e0, stream);
+                            p.execute(x, w, y, ws, stream);
+                            drv.eventRecord(e1, stream);
+                            drv.eventSynchronize(e1);
+                            t[r] = drv.eventElapsedMs(e0, e1);
+                        }
+                        Arrays.sort(t);
+                        ms = t[1];
+                    } catch (CudnnException e) {
+                        continue;   // an engine that cannot run after all
+                    }
+                    p.tunedMillis = ms;
+                    if (!timedAny || ms < bestMs * 0.97) {   // leave the heuristics' order only for a clear gain
+                        best = p;
+                        bestMs = ms;
+                    }
+                    timedAny = true;
+                }
+            } finally {
+                drv.eventDestroy(e0);
+                drv.eventDestroy(e1);
+                if (ws != 0) drv.memFree(ws);
+            }
+            best.candidatesTimed = cands.size();
+        }
+        for (Plan p : cands) if (p != best) p.close();
+        cache.put(shape, best);
+        return best;
     }
 
     /** Number of cached plans. */
@@ -142,7 +202,7 @@ public final class CudnnConv implements AutoCloseable {
                 .finish();
     }
 
-    private Plan build(Shape s) {
+    private List<Plan> build(Shape s, int max) {
         long t0 = System.nanoTime();
         List<Descriptor> owned = new ArrayList<>();
         try {
@@ -175,18 +235,19 @@ public final class CudnnConv implements AutoCloseable {
             Descriptor graph = cudnn.createDescriptor(DescriptorType.OPERATIONGRAPH_DESCRIPTOR);
             owned.add(graph);
             graph.setHandle(Attr.OPERATIONGRAPH_HANDLE, handle).setDescriptors(Attr.OPERATIONGRAPH_OPS, op).finish();
-            Plan p = firstPlan(s, graph, owned);
-            p.buildMillis = (System.nanoTime() - t0) / 1e6;
+            List<Plan> ps = plans(s, graph, owned, max);
+            for (Plan p : ps) p.buildMillis = (System.nanoTime() - t0) / 1e6;
             retained.addAll(owned);
-            return p;
+            return ps;
         } catch (RuntimeException e) {
             for (Descriptor d : owned) d.close();
             throw e;
         }
     }
 
-    private Plan firstPlan(Shape s, Descriptor graph, List<Descriptor> owned) {
+    private List<Plan> plans(Shape s, Descriptor graph, List<Descriptor> owned, int max) {
         List<String> refusals = new ArrayList<>();
+        List<Plan> out = new ArrayList<>();
         for (HeurMode mode : new HeurMode[] {HeurMode.A, HeurMode.FALLBACK}) {
             Descriptor heur = cudnn.createDescriptor(DescriptorType.ENGINEHEUR_DESCRIPTOR);
             owned.add(heur);
@@ -204,12 +265,15 @@ public final class CudnnConv implements AutoCloseable {
             List<Descriptor> cfgs = heur.getDescriptors(Attr.ENGINEHEUR_RESULTS, DescriptorType.ENGINECFG_DESCRIPTOR, (int) n);
             owned.addAll(cfgs);
             for (Descriptor cfg : cfgs) {
+                if (out.size() >= max) break;
                 long engine = -1;
                 try {
                     List<Descriptor> eng = cfg.getDescriptors(Attr.ENGINECFG_ENGINE, DescriptorType.ENGINE_DESCRIPTOR, 1);
                     owned.addAll(eng);
                     if (!eng.isEmpty()) {
                         engine = eng.getFirst().getInt64(Attr.ENGINE_GLOBAL_INDEX);
+                        long e = engine;
+                        if (out.stream().anyMatch(p -> p.engineIndex == e)) continue;
                         int[] notes = eng.getFirst().getEnums(Attr.ENGINE_NUMERICAL_NOTE, AttrType.NUMERICAL_NOTE, 16);
                         String bad = refusedNote(notes);
                         if (bad != null) {
@@ -228,8 +292,9 @@ public final class CudnnConv implements AutoCloseable {
                     plan.close();
                     continue;
                 }
-                return new Plan(s, plan, engine);
+                out.add(new Plan(s, plan, engine));
             }
+            if (!out.isEmpty()) return out;
         }
         throw new CudnnException("building a convolution plan for " + s + " (cuDNN " + cudnn.version() + ")", 3000,
                 "CUDNN_STATUS_NOT_SUPPORTED", String.join(" | ", refusals));
@@ -262,6 +327,8 @@ public final class CudnnConv implements AutoCloseable {
         private Descriptor variantPack;
         private long lastX, lastW, lastY, lastWs;
         double buildMillis;
+        double tunedMillis = Double.NaN;
+        int candidatesTimed = 1;
 
         private Plan(Shape shape, Descriptor plan, long engineIndex) {
             this.shape = shape;
@@ -280,6 +347,12 @@ public final class CudnnConv implements AutoCloseable {
         public long workspaceSize() { return workspaceSize; }
 
         public double buildMillis() { return buildMillis; }
+
+        /** Median ms of this plan when {@link #tunedPlan} timed it, else NaN. */
+        public double tunedMillis() { return tunedMillis; }
+
+        /** How many engine configs {@link #tunedPlan} timed before keeping this one (1: untimed). */
+        public int candidatesTimed() { return candidatesTimed; }
 
         /** The plan's JSON description as cuDNN reports it, or null. */
         public String describe() { return plan.getString(Attr.EXECUTION_PLAN_JSON_REPRESENTATION); }
