@@ -109,7 +109,18 @@ public final class VaeBench {
                 }
                 cuda.setVaeFastPaths(true);
                 if (compare) {
-                    compareOut("decoded image", ops.toHost(decoded[0]).toFloatArray(), ops.toHost(decoded[1]).toFloatArray());
+                    float[] legacy = ops.toHost(decoded[0]).toFloatArray(), fast = ops.toHost(decoded[1]).toFloatArray();
+                    compareOut("decoded image", legacy, fast);
+                    // the same weights and latent in f32 (im2col + f32 GEMMs, f32 attention): which bf16 path is closer?
+                    AutoencoderKL f32;
+                    try (RandomWeightSource src = new RandomWeightSource(VaeWeights.expectedShapes(cfg), DType.BF16, 7)) {
+                        f32 = AutoencoderKL.load(ops, src, cfg, DType.F32);
+                    }
+                    try (f32) {
+                        float[] ref = ops.toHost(f32.decodeRaw(ops.cast(z, DType.F32))).toFloatArray();
+                        out.printf(Locale.ROOT, "decoded image vs the f32 decode: legacy bf16 rel-L2 %.3e, new bf16 rel-L2 %.3e%n",
+                                relL2(legacy, ref), relL2(fast, ref));
+                    }
                 }
             }
         }
@@ -144,7 +155,18 @@ public final class VaeBench {
                     decoded[fast ? 1 : 0] = ops.toHost(vae.decode(z)).toFloatArray();
                 }
                 cuda.setVaeFastPaths(true);
-                if (compare) compareOut("wan decoded video", decoded[0], decoded[1]);
+                if (compare) {
+                    compareOut("wan decoded video", decoded[0], decoded[1]);
+                    WanVae f32;
+                    try (RandomWeightSource src = new RandomWeightSource(WanVaeWeights.expectedShapes(cfg), DType.BF16, 9)) {
+                        f32 = WanVae.load(ops, src, cfg, DType.F32);
+                    }
+                    try (f32) {
+                        float[] ref = ops.toHost(f32.decode(ops.cast(z, DType.F32))).toFloatArray();
+                        out.printf(Locale.ROOT, "wan decoded video vs the f32 decode: legacy bf16 rel-L2 %.3e, new bf16 rel-L2 %.3e%n",
+                                relL2(decoded[0], ref), relL2(decoded[1], ref));
+                    }
+                }
             }
         }
         return results;
@@ -160,6 +182,16 @@ public final class VaeBench {
         }
         out.printf(Locale.ROOT, "%s, new vs legacy paths: rel-L2 %.3e, max |Δ| %.3e (values rms %.3f)%n", what,
                 Math.sqrt(e / r), max, Math.sqrt(r / a.length));
+    }
+
+    private static double relL2(float[] a, float[] ref) {
+        double e = 0, r = 0;
+        for (int i = 0; i < a.length; i++) {
+            double d = (double) a[i] - ref[i];
+            e += d * d;
+            r += (double) ref[i] * ref[i];
+        }
+        return Math.sqrt(e / r);
     }
 
     private interface Body { Tensor run(); }
