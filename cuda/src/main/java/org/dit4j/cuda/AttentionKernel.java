@@ -47,11 +47,15 @@ public enum AttentionKernel {
         }
     },
     /**
-     * Two cuBLASLt products in f32 around a softmax kernel, with the whole score matrix in memory (B·H·Lq·Lk·4 bytes):
-     * any head dim — e.g. the VAE mid-block's single 512-wide head. The last resort.
+     * Two cuBLASLt products around a softmax kernel: any head dim — e.g. the VAE mid-block's single 512-wide head.
+     * BF16/F16 without bias: bf16 products with f32 accumulation, f32 scores in chunks of query rows (bounded memory),
+     * P rounded to the input type. Otherwise f32 products with the whole f32 score matrix in memory (B·H·Lq·Lk·4
+     * bytes). The last resort.
      */
     GEMM {
         @Override public String check(Tensor q, Tensor k, Tensor v, Tensor bias) {
+            DType t = q.dtype();
+            if (bias == null && (t == DType.BF16 || t == DType.F16) && k.dtype() == t && v.dtype() == t) return null;   // chunked
             long scores = q.dim(0) * q.dim(2) * q.dim(1) * k.dim(1);
             if (scores > (1L << 31)) return "needs at most 2^31 attention scores (B·H·Lq·Lk), got " + scores;
             return null;

@@ -48,6 +48,15 @@ public final class CudaBackend implements Ops {
     private AttentionKernel attentionOverride;
     private org.dit4j.cuda.cudnn.CudnnSdpa sdpa;
     private boolean cudnnBroken;
+    private org.dit4j.cuda.cudnn.CudnnConv cudnnConv;
+    /** Set when cuDNN convolution failed once on this backend: convolutions use im2col + GEMM from then on. */
+    private boolean cudnnConvBroken;
+    /**
+     * The VAE fast paths: cuDNN convolutions (BF16/F16), the many-block group norm (and its fused SiLU form), the
+     * chunked bf16 GEMM attention for head dims no fused kernel takes. Off ({@code -Ddit4j.vae.fast=false} or
+     * {@link #setVaeFastPaths}) runs the earlier kernels, for comparisons.
+     */
+    private boolean vaeFast = !"false".equalsIgnoreCase(System.getProperty("dit4j.vae.fast"));
     /** Warps per block of the flash kernel (4: 64 query rows per block, 8: 128); {@code -Ddit4j.flash.warps}. */
     private int flashWarps = Integer.getInteger("dit4j.flash.warps", 4);
     private final Set<Long> sharedRaised = new HashSet<>();
@@ -147,6 +156,12 @@ public final class CudaBackend implements Ops {
         profiler = null;
         return profilerEvents.take();
     }
+
+    /** Switches the VAE fast paths (see {@code dit4j.vae.fast}) on or off; for comparisons. */
+    public void setVaeFastPaths(boolean on) { vaeFast = on; }
+
+    /** Whether the VAE fast paths are on. */
+    public boolean vaeFastPaths() { return vaeFast; }
 
     /** Switches the fused "Into" forms off (Ops' default compositions) or on again; for comparisons. */
     public void setFusedLayouts(boolean on) { fusedLayouts = on; }
@@ -344,6 +359,7 @@ public final class CudaBackend implements Ops {
         profiler = null;
         if (profilerEvents != null) profilerEvents.close();
         if (sdpa != null) sdpa.close();
+        if (cudnnConv != null) cudnnConv.close();
         gemm.close();
         kernels.close();
         allocator.close();
@@ -926,9 +942,17 @@ public final class CudaBackend implements Ops {
                 launch("attention_ref", "attention_ref", (int) ((lq + 3) / 4), (int) h, (int) bsz, 128, 0);
             }
             case GEMM -> {
-                Tensor r = attentionByGemm(q, kc, vc, biasF, scale);
-                copyInto(out, r);
-                r.close();
+                if (vaeFast && biasF == null && (q.dtype() == DType.BF16 || q.dtype() == DType.F16)) {
+                    attentionByHalfGemm(out, q, kc, vc, scale);
+                } else {
+                    long scores = bsz * h * lq * lk;
+                    if (scores > (1L << 31))
+                        throw new IllegalArgumentException("f32 GEMM attention needs at most 2^31 scores (B·H·Lq·Lk), got "
+                                + scores + " for q " + q.shape() + ", k " + k.shape() + "; use BF16/F16 inputs without bias");
+                    Tensor r = attentionByGemm(q, kc, vc, biasF, scale);
+                    copyInto(out, r);
+                    r.close();
+                }
             }
         }
         closeIfTemp(kc, k);
@@ -951,6 +975,59 @@ public final class CudaBackend implements Ops {
             Tensor vh = permute(as(v, DType.F32), 0, 2, 1, 3);           // [B, H, Lk, dv]
             Tensor o = permute(matmul(p, vh), 0, 2, 1, 3);                 // [B, Lq, H, dv]
             return s.keep(o.dtype() == q.dtype() ? o : cast(o, q.dtype()));
+        }
+    }
+
+    /** Largest f32 score block the chunked GEMM attention holds at once (tests lower it to exercise the chunking). */
+    private long attnScoreBytes = 256L << 20;
+
+    /** Sets the chunked GEMM attention's f32 score budget in bytes (for tests). */
+    void setAttentionScoreBudget(long bytes) {
+        if (bytes < 4) throw new IllegalArgumentException("the score budget must hold at least one f32, got " + bytes);
+        attnScoreBytes = bytes;
+    }
+
+    /**
+     * softmax(q·kᵀ·scale)·v for BF16/F16 q, k, v of any head dims, no bias: per batch and head, query rows in chunks
+     * of at most {@code attnScoreBytes} of f32 scores: S = q·kᵀ (bf16 operands, f32 accumulation and output), a
+     * softmax kernel writing P in q's dtype, O = P·v (f32 accumulation) straight into out's rows.
+     */
+    private void attentionByHalfGemm(Tensor out, Tensor q, Tensor k, Tensor v, float scale) {
+        DType t = q.dtype();
+        long bsz = q.dim(0), lq = q.dim(1), h = q.dim(2), d = q.dim(3), lk = k.dim(1), dv = v.dim(3);
+        long es = t.byteSize();
+        long rows = Math.max(1, Math.min(lq, attnScoreBytes / (lk * 4)));
+        DeviceBuffer sBuf = allocator.allocate(rows * lk * 4);
+        DeviceBuffer pBuf = allocator.allocate(rows * lk * es);
+        int ty = Gemm.cudaType(t);
+        try {
+            for (long b = 0; b < bsz; b++) {
+                for (long hi = 0; hi < h; hi++) {
+                    long kA = k.address() + ((b * lk * h + hi) * d) * es;
+                    long vA = v.address() + ((b * lk * h + hi) * dv) * es;
+                    for (long r0 = 0; r0 < lq; r0 += rows) {
+                        long r = Math.min(rows, lq - r0);
+                        long qA = q.address() + (((b * lq + r0) * h + hi) * d) * es;
+                        long oA = out.address() + (((b * lq + r0) * h + hi) * dv) * es;
+                        // S (col-major lk × r, ld lk) = Kᵀ-view: op(A) = K [lk × d] (stored d × lk, ld H·d), B = Q [d × r]
+                        int a1 = Gemm.alignment(kA, qA, sBuf.address(), h * d * es, lk * 4);
+                        Gemm.Key k1 = new Gemm.Key(ty, true, false, lk, r, d, h * d, h * d, lk, 1, 0, 0, 0,
+                                CublasLt.EPILOGUE_DEFAULT, a1, CublasLt.R_32F);
+                        gemm(k1, kA, qA, sBuf.address(), 0, "attention q·k");
+                        boolean v4 = lk % 4 == 0 && (sBuf.address() & 15) == 0 && (pBuf.address() & 7) == 0;
+                        args().ptr(pBuf.address()).ptr(sBuf.address()).i64(lk).f32(scale).i32(v4 ? 1 : 0);
+                        launch("attention_gemm", "softmax_scores_" + sfx(t), (int) r, 1, 1, 512, 0);
+                        // O (col-major dv × r, ld H·dv) = V [dv × lk] (ld H·dv) · P [lk × r] (ld lk)
+                        int a2 = Gemm.alignment(vA, pBuf.address(), oA, h * dv * es, lk * es);
+                        Gemm.Key k2 = new Gemm.Key(ty, false, false, dv, r, lk, h * dv, lk, h * dv, 1, 0, 0, 0,
+                                CublasLt.EPILOGUE_DEFAULT, a2);
+                        gemm(k2, vA, pBuf.address(), oA, 0, "attention p·v");
+                    }
+                }
+            }
+        } finally {
+            sBuf.release();   // stream order keeps them valid for the kernels
+            pBuf.release();
         }
     }
 
@@ -1210,6 +1287,14 @@ public final class CudaBackend implements Ops {
     }
 
     @Override public Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        return groupNormImpl(x, groups, weight, bias, eps, false);
+    }
+
+    @Override public Tensor groupNormSilu(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        return groupNormImpl(x, groups, weight, bias, eps, true);
+    }
+
+    private Tensor groupNormImpl(Tensor x, int groups, Tensor weight, Tensor bias, float eps, boolean silu) {
         checkOpen();
         requireFloat(x, "x");
         requireActivation(x, "x");
@@ -1221,10 +1306,46 @@ public final class CudaBackend implements Ops {
         long s = x.numel() / Math.max(1, n * c);
         Tensor out = alloc(x.dtype(), x.shape());
         if (out.numel() == 0) return out;
+        DType t = x.dtype();
+        if (vaeFast && vec(t, x, out) && s % vecN(t) == 0) {
+            groupNormVec(out, x, n, c, s, groups, weight, bias, eps, silu);
+            return out;
+        }
+        if (silu) {
+            Tensor normed = groupNormImpl(x, groups, weight, bias, eps, false);
+            Tensor r = silu(normed);
+            normed.close();
+            out.close();
+            return r;
+        }
         args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(c).i64(s).i32(groups).f32(eps)
                 .ptr(addr(weight)).i32(codeOrZero(weight)).ptr(addr(bias)).i32(codeOrZero(bias));
         launch("norm", "group_norm", (int) (n * groups), 1, 1, 512, 0);
         return out;
+    }
+
+    /**
+     * Group norm over many blocks (groupnorm_vec.cu): partial f64 statistics of each group's slices, then the
+     * normalisation (+ SiLU) of each slice. x, out: one activation type, 16-byte aligned, S whole vectors.
+     */
+    private void groupNormVec(Tensor out, Tensor x, long n, long c, long s, int groups, Tensor w, Tensor b, float eps, boolean silu) {
+        DType t = x.dtype();
+        long ng = n * groups;
+        if (ng > 65535) throw new IllegalArgumentException("group norm over " + ng + " (batch × groups) is more than one launch takes");
+        long lv = (c / groups) * s / vecN(t);
+        // enough blocks to fill the device (8 per SM), at least 256 vectors each, at most 1024 slices per group
+        long want = (smCount * 8L + ng - 1) / ng;
+        int p = (int) Math.max(1, Math.min(1024, Math.min(want, lv / 256)));
+        DeviceBuffer part = allocator.allocate(ng * p * 2 * 8);
+        try {
+            args().ptr(part.address()).ptr(x.address()).i64(lv);
+            launch("groupnorm_vec", "gn_stats_" + sfx(t), p, (int) ng, 1, 256, 0);
+            args().ptr(out.address()).ptr(x.address()).ptr(part.address()).i32(p).i64(lv).i64(s).i64(c / groups)
+                    .i32(groups).f32(eps).ptr(addr(w)).i32(codeOrZero(w)).ptr(addr(b)).i32(codeOrZero(b)).i32(silu ? 1 : 0);
+            launch("groupnorm_vec", "gn_apply_" + sfx(t), p, (int) ng, 1, 256, 0);
+        } finally {
+            part.release();   // stream order keeps it valid for the kernels
+        }
     }
 
     // ------------------------------------------------------------------ element-wise
@@ -1435,6 +1556,12 @@ public final class CudaBackend implements Ops {
         long es = t.byteSize();
         Tensor out = alloc(t, Shape.of(n, o, ho, wo));
         Tensor wc = as(w, t);
+        boolean pointwise = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+        if (groups == 1 && !pointwise && cudnnConvolution(out, x, wc, new long[] {sh, sw}, new long[] {ph, pw})) {
+            closeIfTemp(wc, w);
+            addChannelBias(out, bias, o);
+            return out;
+        }
         long kdim = cg * kh * kw;
         long hw = ho * wo;
         boolean direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
@@ -1468,6 +1595,50 @@ public final class CudaBackend implements Ops {
         return out;
     }
 
+    /**
+     * out = conv(x, w) through cuDNN (no bias) when the fast paths are on and cuDNN takes it: BF16/F16, 16-byte aligned
+     * tensors. False when it did not run (the caller then uses im2col + GEMM); a cuDNN failure turns the path off for
+     * this backend with a note on stderr.
+     */
+    private boolean cudnnConvolution(Tensor out, Tensor x, Tensor w, long[] stride, long[] padding) {
+        DType t = x.dtype();
+        if (!vaeFast || cudnnConvBroken || (t != DType.BF16 && t != DType.F16) || w.dtype() != t) return false;
+        if (((x.address() | w.address() | out.address()) & 15) != 0) return false;
+        if (!org.dit4j.cuda.cudnn.Cudnn.isAvailable()) {
+            cudnnConvBroken = true;
+            return false;
+        }
+        try {
+            if (cudnnConv == null) cudnnConv = new org.dit4j.cuda.cudnn.CudnnConv();
+            var shape = new org.dit4j.cuda.cudnn.CudnnConv.Shape(t, x.shape().dims(), w.shape().dims(), stride, padding);
+            var plan = cudnnConv.tunedPlan(shape, x.address(), w.address(), out.address(), stream, CONV_TUNE_CANDIDATES);
+            long ws = plan.workspaceSize();
+            DeviceBuffer workspace = ws > 0 ? allocator.allocate(ws) : null;
+            try {
+                if (profiler != null) profiler.begin(stream);
+                plan.execute(x.address(), w.address(), out.address(), workspace == null ? 0 : workspace.address(), stream);
+                if (profiler != null) profiler.end(stream, CudaProfiler.Category.GEMM, "conv cudnn " + shape, shape.flops());
+            } finally {
+                if (workspace != null) workspace.release();   // stream order keeps it valid for the kernel
+            }
+            return true;
+        } catch (RuntimeException | UnsatisfiedLinkError e) {
+            cudnnConvBroken = true;
+            System.err.println("dit4j: cuDNN convolution failed on " + device + " (" + e.getMessage()
+                    + "); convolutions use im2col + GEMM from now on");
+            return false;
+        }
+    }
+
+    /**
+     * How many cuDNN engine configs are timed the first time a convolution shape runs ({@code -Ddit4j.conv.autotune};
+     * 1 = take the heuristics' first). The heuristics' first pick ran the 16-channel conv_in of the Flux VAE at 1 TFLOP/s.
+     */
+    private static final int CONV_TUNE_CANDIDATES = Integer.getInteger("dit4j.conv.autotune", 6);
+
+    /** Number of cached cuDNN convolution plans (for tests). */
+    public int cudnnConvPlanCount() { return cudnnConv == null ? 0 : cudnnConv.planCount(); }
+
     /** out (col-major p × og, ld ldd) = A (col-major p × kdim, ld lda) · B (col-major kdim × og, ld kdim). */
     private void convGemm(DType t, long a, long lda, long b, long d, long ldd, long p, long og, long kdim) {
         int align = Gemm.alignment(a, b, d, lda * t.byteSize(), kdim * t.byteSize(), ldd * t.byteSize());
@@ -1486,6 +1657,13 @@ public final class CudaBackend implements Ops {
     private void addChannelBias(Tensor out, Tensor bias, long o) {
         if (bias == null) return;
         long s = out.numel() / (out.dim(0) * o);
+        DType t = out.dtype();
+        if (vaeFast && vec(t, out) && s % vecN(t) == 0) {
+            long nv = out.numel() / vecN(t);
+            args().ptr(out.address()).ptr(bias.address()).i32(code(bias.dtype())).i64(s / vecN(t)).i64(o).i64(nv);
+            launch1d("conv_vec", "channel_bias_vec_" + sfx(t), nv);
+            return;
+        }
         Tensor bv = bias.view(o, 1);
         Tensor ov = out.view(out.dim(0), o, s);
         binaryInto(ov, ov, bv, OP_ADD);
@@ -1509,6 +1687,11 @@ public final class CudaBackend implements Ops {
         long es = t.byteSize();
         Tensor out = alloc(t, Shape.of(n, o, to, ho, wo));
         Tensor wc = as(w, t);
+        if (cudnnConvolution(out, x, wc, new long[] {st, sh, sw}, new long[] {pt, ph, pw})) {
+            closeIfTemp(wc, w);
+            addChannelBias(out, bias, o);
+            return out;
+        }
         long kdim = c * kt * kh * kw;
         long positions = to * ho * wo;
         long chunk = Math.max(1, Math.min(positions, IM2COL_BYTES / Math.max(1, kdim * es)));
@@ -1539,6 +1722,12 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(x.dtype(), x.shape().with(-2, h * factor).with(-1, w * factor));
         long n = out.numel();
         if (n == 0) return out;
+        if (vaeFast && factor == 2 && x.dtype().byteSize() == 2 && w % 8 == 0 && ((x.address() | out.address()) & 15) == 0) {
+            long nv = x.numel() / 8;
+            args().ptr(out.address()).ptr(x.address()).i64(w / 8).i64(nv);
+            launch1d("conv_vec", "upsample2_vec_2", nv);
+            return out;
+        }
         args().ptr(out.address()).ptr(x.address()).i64(h).i64(w).i32(factor).i64(n);
         launch1d("layout", "upsample_" + x.dtype().byteSize(), n);
         return out;

@@ -11,7 +11,7 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
 /**
  * cuBLASLt matrix products in column-major terms: D[m×n] = op(A)·op(B) (+ bias[m]) (→ GELU), strided batches,
- * f32 accumulation. One plan (descriptor, layouts, heuristic algorithm) is cached per problem key, so a steady-state
+ * f32 accumulation; D in the operands' type or (e.g. attention scores) f32. One plan (descriptor, layouts, heuristic algorithm) is cached per problem key, so a steady-state
  * call does no heuristic search and creates nothing. Single-threaded (one per backend).
  */
 final class Gemm implements AutoCloseable {
@@ -19,7 +19,13 @@ final class Gemm implements AutoCloseable {
 
     /** Everything that selects a plan. Types are cudaDataType codes; alignments in bytes (≤ 256). */
     record Key(int type, boolean transA, boolean transB, long m, long n, long k, long lda, long ldb, long ldd,
-               int batch, long strideA, long strideB, long strideD, int epilogue, int align) {}
+               int batch, long strideA, long strideB, long strideD, int epilogue, int align, int dType) {
+        /** A product whose D has the operands' type. */
+        Key(int type, boolean transA, boolean transB, long m, long n, long k, long lda, long ldb, long ldd,
+            int batch, long strideA, long strideB, long strideD, int epilogue, int align) {
+            this(type, transA, transB, m, n, k, lda, ldb, ldd, batch, strideA, strideB, strideD, epilogue, align, type);
+        }
+    }
 
     private static final class Plan {
         long desc, la, lb, ld;
@@ -157,7 +163,7 @@ final class Gemm implements AutoCloseable {
         long bRows = key.transB() ? key.n() : key.k(), bCols = key.transB() ? key.k() : key.n();
         p.la = lt.matrixLayoutCreate(key.type(), aRows, aCols, key.lda());
         p.lb = lt.matrixLayoutCreate(key.type(), bRows, bCols, key.ldb());
-        p.ld = lt.matrixLayoutCreate(key.type(), key.m(), key.n(), key.ldd());
+        p.ld = lt.matrixLayoutCreate(key.dType(), key.m(), key.n(), key.ldd());
         if (key.batch() > 1) {
             lt.matrixLayoutSetBatch(p.la, key.batch(), key.strideA());
             lt.matrixLayoutSetBatch(p.lb, key.batch(), key.strideB());

@@ -51,6 +51,10 @@ public abstract class ForwardingOps implements Ops {
         return delegate.groupNorm(x, groups, weight, bias, eps);
     }
     @Override public Tensor groupStats(Tensor x, int groups, Tensor center) { return delegate.groupStats(x, groups, center); }
+    @Override public Tensor groupNormSilu(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        return delegate.groupNormSilu(x, groups, weight, bias, eps);
+    }
+
     @Override public Tensor groupNormWithStats(Tensor x, int groups, Tensor mean, Tensor var, Tensor weight, Tensor bias, float eps) {
         return delegate.groupNormWithStats(x, groups, mean, var, weight, bias, eps);
     }

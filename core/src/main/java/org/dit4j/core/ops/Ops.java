@@ -132,6 +132,17 @@ public interface Ops extends AutoCloseable {
     Tensor groupNorm(Tensor x, int groups, Tensor weight, Tensor bias, float eps);
 
     /**
+     * silu(groupNorm(x, groups, weight, bias, eps)), the normalised value rounded to x's dtype before the SiLU (what the
+     * two ops store). Backends may fuse it; the default composes the two.
+     */
+    default Tensor groupNormSilu(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        Tensor n = groupNorm(x, groups, weight, bias, eps);
+        Tensor out = silu(n);
+        n.close();
+        return out;
+    }
+
+    /**
      * Partial sums of a group normalisation whose positions are spread over several tensors (e.g. the row slabs of a
      * spatially split image). x:[N, C, ...] in {@code groups} groups of C/groups channels; center: null (= 0) or F32
      * [N, groups]. Returns F32 [N, groups, 2] with, over the group's channels and all positions of x,

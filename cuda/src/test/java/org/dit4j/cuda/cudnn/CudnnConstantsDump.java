@@ -15,5 +15,6 @@ public final class CudnnConstantsDump {
         for (var e : Cudnn.HeurMode.values()) System.out.println(e.cName() + " " + e.value);
         for (var e : Cudnn.KnobType.values()) System.out.println(e.cName() + " " + e.value);
         for (var e : Cudnn.BehaviorNote.values()) System.out.println(e.cName() + " " + e.value);
+        for (var e : Cudnn.NumericalNote.values()) System.out.println(e.cName() + " " + e.value);
     }
 }

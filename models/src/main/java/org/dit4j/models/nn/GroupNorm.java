@@ -20,4 +20,7 @@ public record GroupNorm(Tensor weight, Tensor bias, int groups, float eps) {
 
     /** x:[N, C, ...] → same shape. */
     public Tensor forward(Ops ops, Tensor x) { return ops.groupNorm(x, groups, weight, bias, eps); }
+
+    /** silu(forward(x)), fused where the backend can ({@link Ops#groupNormSilu}). */
+    public Tensor forwardSilu(Ops ops, Tensor x) { return ops.groupNormSilu(x, groups, weight, bias, eps); }
 }

@@ -33,11 +33,9 @@ final class VaeBlocks {
         /** x:[N, cin, H, W] → [N, cout, H, W]. */
         Tensor forward(Ops ops, Tensor x) {
             try (Scope s = Scope.open()) {
-                Tensor h = norm1.forward(ops, x);
-                h = swap(h, ops.silu(h));
+                Tensor h = norm1.forwardSilu(ops, x);
                 h = swap(h, conv1.forward(ops, h));
-                h = swap(h, norm2.forward(ops, h));
-                h = swap(h, ops.silu(h));
+                h = swap(h, norm2.forwardSilu(ops, h));
                 h = swap(h, conv2.forward(ops, h));
                 Tensor res = shortcut == null ? x : shortcut.forward(ops, x);
                 return s.keep(ops.add(res, h));

@@ -58,8 +58,7 @@ final class VaeDecoder {
                     h = swap(h, up.forward(ops, h));
                 }
             }
-            h = swap(h, normOut.forward(ops, h));
-            h = swap(h, ops.silu(h));
+            h = swap(h, normOut.forwardSilu(ops, h));
             h = swap(h, convOut.forward(ops, h));
             return s.keep(h);
         }

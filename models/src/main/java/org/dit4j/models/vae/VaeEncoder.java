@@ -56,8 +56,7 @@ final class VaeEncoder {
                 }
             }
             h = swap(h, mid.forward(ops, h));
-            h = swap(h, normOut.forward(ops, h));
-            h = swap(h, ops.silu(h));
+            h = swap(h, normOut.forwardSilu(ops, h));
             h = swap(h, convOut.forward(ops, h));
             if (quantConv != null) h = swap(h, quantConv.forward(ops, h));
             return s.keep(h);
