@@ -5,7 +5,7 @@
 
 // LayerNorm (+ affine, + adaLN modulation) of rows of Dv vectors; one block per row; Dv <= blockDim.x * LN_MAXV.
 // shift/scale: [B, D] with B = rows / L (null = none); w, b: [D] (null = none).
-template <int DT>
+template <int DT, bool SF = false>
 __device__ __forceinline__ void layer_norm_vec_impl(void* out, const void* x, i64 Dv, float eps, const void* w, const void* b,
                                                     const void* shift, const void* scale, i64 L) {
     constexpr int N = Vec<DT>::N;
@@ -43,12 +43,12 @@ __device__ __forceinline__ void layer_norm_vec_impl(void* out, const void* x, i6
             float y[N], t[N];
 #pragma unroll
             for (int i = 0; i < N; i++) y[i] = (xs[k][i] - mean) * rstd;
-            if (w != 0) { vld<DT>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
-            if (b != 0) { vld<DT>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
+            if (w != 0) { sld<DT, SF>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
+            if (b != 0) { sld<DT, SF>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
             if (shift != 0) {
                 float sc[N];
-                vld<DT>(scale, mb + j, sc);
-                vld<DT>(shift, mb + j, t);
+                sld<DT, SF>(scale, mb + j, sc);
+                sld<DT, SF>(shift, mb + j, t);
 #pragma unroll
                 for (int i = 0; i < N; i++) y[i] = y[i] * (1.f + sc[i]) + t[i];
             }
@@ -62,7 +62,7 @@ __device__ __forceinline__ void layer_norm_vec_impl(void* out, const void* x, i6
 // block-wide barrier. Same arguments and numerics (two passes over the registers, f32) as layer_norm_vec.
 #define LNW_MAXV 16
 
-template <int DT>
+template <int DT, bool SF = false>
 __device__ __forceinline__ void layer_norm_warp_impl(void* out, const void* x, i64 rows, int vpl, float eps, const void* w,
                                                      const void* b, const void* shift, const void* scale, i64 L) {
     constexpr int N = Vec<DT>::N;
@@ -107,12 +107,12 @@ __device__ __forceinline__ void layer_norm_warp_impl(void* out, const void* x, i
             unpack<DT>(raw[k], y);
 #pragma unroll
             for (int i = 0; i < N; i++) y[i] = (y[i] - mean) * rstd;
-            if (w != 0) { vld<DT>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
-            if (b != 0) { vld<DT>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
+            if (w != 0) { sld<DT, SF>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
+            if (b != 0) { sld<DT, SF>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
             if (shift != 0) {
                 float sc[N];
-                vld<DT>(scale, mb + j, sc);
-                vld<DT>(shift, mb + j, t);
+                sld<DT, SF>(scale, mb + j, sc);
+                sld<DT, SF>(shift, mb + j, t);
 #pragma unroll
                 for (int i = 0; i < N; i++) y[i] = y[i] * (1.f + sc[i]) + t[i];
             }
@@ -170,6 +170,15 @@ __device__ __forceinline__ void rms_rope_warp_impl(void* out, const void* x, i64
     extern "C" __global__ void layer_norm_vec_##t(void* out, const void* x, i64 Dv, float eps, const void* w,          \
                                                   const void* b, const void* shift, const void* scale, i64 L) {        \
         layer_norm_vec_impl<DT>(out, x, Dv, eps, w, b, shift, scale, L);                                                \
+    }                                                                                                                   \
+    extern "C" __global__ void layer_norm_warp_sf_##t(void* out, const void* x, i64 rows, int vpl, float eps,           \
+                                                      const void* w, const void* b, const void* shift,                  \
+                                                      const void* scale, i64 L) {                                       \
+        layer_norm_warp_impl<DT, true>(out, x, rows, vpl, eps, w, b, shift, scale, L);                                  \
+    }                                                                                                                   \
+    extern "C" __global__ void layer_norm_vec_sf_##t(void* out, const void* x, i64 Dv, float eps, const void* w,       \
+                                                     const void* b, const void* shift, const void* scale, i64 L) {      \
+        layer_norm_vec_impl<DT, true>(out, x, Dv, eps, w, b, shift, scale, L);                                          \
     }                                                                                                                   \
     extern "C" __global__ void rms_rope_warp2_##t(void* out, const void* x, i64 rows, float eps, const void* w,         \
                                                   const float* cos, const float* sin, i64 L, i64 H, i64 cb) {          \

@@ -195,18 +195,27 @@ public final class WanBench {
      * random windows of one uploaded pool ({@value #POOL} values), so even 14B is ready in about a second on a GPU.
      */
     public static WanWeights randomWeights(Ops ops, WanConfig cfg, DType dtype, long seed) {
+        return randomWeights(ops, cfg, dtype, seed, HOST_LIMIT);
+    }
+
+    /** {@link #randomWeights} with tensors above {@code hostLimit} values filled from the device pool. */
+    static WanWeights randomWeights(Ops ops, WanConfig cfg, DType dtype, long seed, long hostLimit) {
         Map<String, Tensor> out = new LinkedHashMap<>();
         SplittableRandom rnd = new SplittableRandom(seed);
         boolean ok = false;
+        Map<String, Shape> shapes = WanWeights.expectedShapes(cfg);
+        boolean needPool = shapes.entrySet().stream().anyMatch(e -> e.getValue().numel() > hostLimit
+                && (WanWeights.keptInF32(e.getKey()) ? DType.F32 : dtype) == dtype);
         Tensor pool = null;
         try {
-            for (Map.Entry<String, Shape> e : WanWeights.expectedShapes(cfg).entrySet()) {
+            if (needPool) pool = makePool(ops, dtype, rnd);
+            for (Map.Entry<String, Shape> e : shapes.entrySet()) {
                 String name = e.getKey();
                 Shape s = e.getValue();
                 DType dt = WanWeights.keptInF32(name) ? DType.F32 : dtype;
                 long n = s.numel();
                 try (Scope scope = Scope.open()) {
-                    if (n <= HOST_LIMIT || dt != dtype) {
+                    if (n <= hostLimit || dt != dtype) {
                         boolean norm = name.contains("norm") && name.endsWith(".weight");
                         double std = name.endsWith("modulation") ? 1 / Math.sqrt(cfg.dim()) : 0.02;
                         float[] v = new float[Math.toIntExact(n)];
@@ -214,7 +223,6 @@ public final class WanBench {
                         Tensor host = Tensor.of(dt, v, s.dims());
                         out.put(name, scope.keep(ops.upload(host)));
                     } else {
-                        if (pool == null) pool = makePool(ops, dtype, rnd);
                         Tensor t = ops.empty(dtype, s);
                         fillFromPool(ops, t.view(n), pool, rnd);
                         out.put(name, scope.keep(t));
