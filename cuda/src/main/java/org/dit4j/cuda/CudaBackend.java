@@ -1055,6 +1055,9 @@ public final class CudaBackend implements Ops {
             args().ptr(out.address()).ptr(x.address()).i64(rows).f32(eps).ptr(addr(w)).ptr(addr(cf)).ptr(addr(sf))
                     .i64(l).i64(h).i64(cb);
             launch("norm_vec", "rms_rope_warp" + (d / 32) + "_" + sfx(t), (int) blocks, 1, 1, 256, 0);
+        } else if (out.numel() > 0 && cos == null && d >= 256 && vec(t, x, w, out)
+                && rmsRowVec(out, x, d, eps, w, null, null, d, 1, 0)) {
+            // long rows (e.g. Wan's q/k norm across heads): one block per row, the row in registers
         } else if (out.numel() > 0) {
             args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).f32(eps).ptr(addr(w)).i32(codeOrZero(w))
                     .ptr(addr(cf)).ptr(addr(sf)).i64(l).i64(h).i64(cb);
@@ -1074,7 +1077,10 @@ public final class CudaBackend implements Ops {
         if (w != null) { requireFloat(w, "weight"); if (w.numel() != d) throw shapeError("weight", "[" + d + "]", w.shape()); }
         Tensor cf = as(cos, DType.F32), sf = as(sin, DType.F32);
         Tensor out = alloc(x.dtype(), x.shape());
-        if (out.numel() > 0) {
+        DType t = x.dtype();
+        if (out.numel() > 0 && vec(t, x, w, out) && x.dim(3) % vecN(t) == 0 && rmsRowVec(out, x, d, eps, w, cf, sf, x.dim(3), l, rd[2])) {
+            // one block per token, the row in registers
+        } else if (out.numel() > 0) {
             args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).i64(x.dim(3)).f32(eps).ptr(addr(w))
                     .i32(codeOrZero(w)).ptr(cf.address()).ptr(sf.address()).i64(l).i64(rd[2]);
             launchRows("norm", "rms_rope_row", b * l, d / 2 * 4);
@@ -1082,6 +1088,22 @@ public final class CudaBackend implements Ops {
         closeIfTemp(cf, cos);
         closeIfTemp(sf, sin);
         return out;
+    }
+
+    /**
+     * The vector RMS-norm kernel over rows of d values (one block per row; d a whole number of vectors, at most
+     * 1024 of them), optionally RoPE per head of hd values after it; false (nothing launched) when d does not fit.
+     */
+    private boolean rmsRowVec(Tensor out, Tensor x, long d, float eps, Tensor w, Tensor cos, Tensor sin, long hd, long l, long cosBatch) {
+        DType t = x.dtype();
+        int vn = vecN(t);
+        long dv = d / vn, rows = x.numel() / d;
+        if (d % vn != 0 || dv > 4L * 256 || rows > Integer.MAX_VALUE) return false;
+        int threads = (int) Math.max(32, Math.min(256, (dv + 31) / 32 * 32));
+        args().ptr(out.address()).ptr(x.address()).i64(dv).f32(eps).ptr(addr(w)).ptr(addr(cos)).ptr(addr(sin)).i64(hd)
+                .i64(l).i64(cosBatch);
+        launch("norm_vec", "rms_row_vec_" + sfx(t), (int) rows, 1, 1, threads, 0);
+        return true;
     }
 
     @Override public void qkvNormRopeInto(Tensor qkv, Tensor qWeight, Tensor kWeight, float eps, Tensor cos, Tensor sin,

@@ -234,6 +234,12 @@ class CudaOpsTest {
             Tensor got = ops.rmsNormAcrossHeadsRope(dev(ops, t, x, b, l, h, hd), dev(ops, t, wq, d), 1e-6f,
                     dev(ops, DType.F32, cos, l, hd / 2), dev(ops, DType.F32, sin, l, hd / 2));
             assertClose(host(ops, got), want, tol(t), "rmsNormAcrossHeadsRope D=" + d);
+            // an F32 weight takes the generic one-block-per-row kernel: same numbers
+            Tensor generic = ops.rmsNormAcrossHeadsRope(dev(ops, t, x, b, l, h, hd), dev(ops, DType.F32, wq, d), 1e-6f,
+                    dev(ops, DType.F32, cos, l, hd / 2), dev(ops, DType.F32, sin, l, hd / 2));
+            assertClose(host(ops, generic), want, tol(t), "rmsNormAcrossHeadsRope generic kernel D=" + d);
+            assertClose(host(ops, ops.rmsNorm(dx, dev(ops, t, wq, d), 1e-6f)), HostRef.rmsNorm(x, b * l, d, wq, 1e-6), tol(t),
+                    "rmsNorm over long rows D=" + d);
         }
     }
 
