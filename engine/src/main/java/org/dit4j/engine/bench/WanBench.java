@@ -107,8 +107,9 @@ public final class WanBench {
                 width = Math.min(width, 64);
                 height = Math.min(height, 64);
                 textTokens = Math.min(textTokens, 16);
-                out.println("No GPU: " + Backends.unavailableReason().lines().findFirst().orElse("")
-                        + " (dit4j bench --backend cuda prints the full search).");
+                String why = Backends.unavailableReason();
+                out.println(why == null ? "Backend " + o.backend() + " is not a GPU."
+                        : "No GPU: " + why.lines().findFirst().orElse("") + " (dit4j bench --backend cuda prints the full search).");
                 out.println("Running a reduced Wan configuration on the CPU backend instead: " + cfg + ", " + width + "×" + height
                         + "×" + frames + ", " + textTokens + " text tokens.");
             }
