@@ -6,6 +6,7 @@
 # Also needs .device/jre.tgz (../shared/tools/device-jre.sh) and .ref/diffusers-src.tgz (a diffusers source archive)
 # in the tree the device copies.
 # Device call: carry [".device", ".device-wanbench", ".ref"], command: bash .device-wanbench/wan-device.sh [steps]
+# (with WITH_JRE=1 the JRE is staged too and .device need not be carried).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dst=${1:-.device-wanbench}
@@ -19,4 +20,6 @@ cp cli/target/dit4j.jar "$dst/"
 (cd cuda/target/test-classes && zip -qr "$dst/engine-tests.zip" .)
 cp "$(ls ~/.m2/repository/org/junit/platform/junit-platform-console-standalone/*/junit-platform-console-standalone-*.jar | grep -v sources | tail -1)" "$dst/"
 cp bench/wan-device.sh bench/wan_torch_baseline.py bench/wan_compare.py "$dst/"
+# WITH_JRE=1: a JRE in the staging folder, so that the device call need not carry .device (64 MiB limit)
+if [ "${WITH_JRE:-0}" = 1 ]; then ../shared/tools/device-jre.sh "$dst/jre.tgz" >/dev/null || /work/shared/tools/device-jre.sh "$dst/jre.tgz"; fi
 ls -la "$dst"
