@@ -1,6 +1,7 @@
 package org.dit4j.cli;
 
 import org.dit4j.engine.bench.FluxBench;
+import org.dit4j.engine.bench.WanBench;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -13,7 +14,7 @@ import java.util.List;
                 + "weights. On a GPU: bf16, eager and CUDA-graph replay; without one: a reduced configuration on the CPU backend.")
 final class BenchCommand implements Runnable {
 
-    @Option(names = "--model", defaultValue = "flux-dev", description = "flux-dev, flux-schnell or flux-kontext (default ${DEFAULT-VALUE})")
+    @Option(names = "--model", defaultValue = "flux-dev", description = "flux-dev, flux-schnell, flux-kontext, wan-1.3b or wan-14b (default ${DEFAULT-VALUE})")
     String model;
 
     @Option(names = "--random-weights", description = "use random weights (the default when --weights is not given)")
@@ -24,6 +25,15 @@ final class BenchCommand implements Runnable {
 
     @Option(names = "--resolution", split = ",", defaultValue = "1024", description = "image side(s) in pixels, e.g. 512,1024,2048")
     List<Integer> resolutions;
+
+    @Option(names = "--frames", description = "Wan: video frames, 4k + 1 (default 81 for wan-1.3b, 65 for wan-14b)")
+    Integer frames;
+
+    @Option(names = "--width", description = "Wan: video width in pixels, a multiple of 16 (default 832 for wan-1.3b, 640 for wan-14b)")
+    Integer width;
+
+    @Option(names = "--height", description = "Wan: video height in pixels, a multiple of 16 (default 480 for wan-1.3b, 640 for wan-14b)")
+    Integer height;
 
     @Option(names = "--text-tokens", defaultValue = "512", description = "text sequence length (default ${DEFAULT-VALUE})")
     int textTokens;
@@ -46,6 +56,17 @@ final class BenchCommand implements Runnable {
 
     @Override public void run() {
         if (randomWeights && weights != null) throw new IllegalArgumentException("--random-weights and --weights exclude each other");
+        if (model.startsWith("wan")) {
+            if (weights != null) throw new IllegalArgumentException("--weights is not supported for " + model + ": the Wan bench runs random weights");
+            int[] size = WanBench.defaultSize(model);
+            var r = new WanBench(System.out).profile(profile).run(new WanBench.Options(model, frames != null ? frames : size[2],
+                    width != null ? width : size[0], height != null ? height : size[1], backend, warmup, iters, !noCompile,
+                    textTokens, seed));
+            if (json != null) WanBench.writeJson(json, r);
+            return;
+        }
+        if (frames != null || width != null || height != null)
+            throw new IllegalArgumentException("--frames/--width/--height apply to the Wan models; Flux takes --resolution");
         var results = new FluxBench(System.out).profile(profile).run(new FluxBench.Options(model, resolutions, backend, warmup,
                 iters, !noCompile, textTokens, weights, seed));
         if (json != null) FluxBench.writeJson(json, results);

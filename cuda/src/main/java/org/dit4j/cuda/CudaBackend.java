@@ -441,6 +441,21 @@ public final class CudaBackend implements Ops {
         return true;
     }
 
+    /**
+     * True when activation dtype t is BF16/F16 and every non-null side tensor (weight, bias, shift, scale, gate) is F32
+     * and 16-byte aligned: the "_sf_" vector kernels read such sides as floats (Wan keeps its modulation in F32).
+     */
+    private static boolean sideF32(DType t, Tensor... sides) {
+        if (t != DType.BF16 && t != DType.F16) return false;
+        boolean any = false;
+        for (Tensor x : sides) {
+            if (x == null) continue;
+            if (x.dtype() != DType.F32 || (x.address() & 15) != 0) return false;
+            any = true;
+        }
+        return any;
+    }
+
     /** Elements per 16-byte vector. */
     private static int vecN(DType t) { return t == DType.F32 ? 4 : 8; }
 
@@ -1122,22 +1137,24 @@ public final class CudaBackend implements Ops {
         Tensor out = alloc(x.dtype(), x.shape());
         if (out.numel() == 0) return out;
         DType t = x.dtype();
-        if (vec(t, x, w, b, shift, scale, out) && d % (32L * vecN(t)) == 0 && d / (32L * vecN(t)) <= 16) {
+        boolean sf = vec(t, x, out) && sideF32(t, w, b, shift, scale);
+        String ln = sf ? "sf_" : "";
+        if ((sf || vec(t, x, w, b, shift, scale, out)) && d % (32L * vecN(t)) == 0 && d / (32L * vecN(t)) <= 16) {
             // one warp per row, the row in registers (D up to 4096 halves / 2048 floats)
             long blocks = (rows + 7) / 8;
             if (blocks > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
             args().ptr(out.address()).ptr(x.address()).i64(rows).i32((int) (d / (32L * vecN(t)))).f32(eps).ptr(addr(w))
                     .ptr(addr(b)).ptr(addr(shift)).ptr(addr(scale)).i64(l);
-            launch("norm_vec", "layer_norm_warp_" + sfx(t), (int) blocks, 1, 1, 256, 0);
+            launch("norm_vec", "layer_norm_warp_" + ln + sfx(t), (int) blocks, 1, 1, 256, 0);
             return out;
         }
-        if (vec(t, x, w, b, shift, scale, out) && d % vecN(t) == 0 && d / vecN(t) <= 4 * 256) {
+        if ((sf || vec(t, x, w, b, shift, scale, out)) && d % vecN(t) == 0 && d / vecN(t) <= 4 * 256) {
             long dv = d / vecN(t);
             int threads = (int) Math.max(32, Math.min(256, (dv + 31) / 32 * 32));
             args().ptr(out.address()).ptr(x.address()).i64(dv).f32(eps).ptr(addr(w)).ptr(addr(b)).ptr(addr(shift))
                     .ptr(addr(scale)).i64(l);
             if (rows > Integer.MAX_VALUE) throw new IllegalArgumentException("too many rows (" + rows + ") for one launch");
-            launch("norm_vec", "layer_norm_vec_" + sfx(t), (int) rows, 1, 1, threads, 0);
+            launch("norm_vec", "layer_norm_vec_" + ln + sfx(t), (int) rows, 1, 1, threads, 0);
             return out;
         }
         args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).f32(eps)
@@ -1197,6 +1214,9 @@ public final class CudaBackend implements Ops {
             args().ptr(out.address()).ptr(x.address()).i64(rows).f32(eps).ptr(addr(w)).ptr(addr(cf)).ptr(addr(sf))
                     .i64(l).i64(h).i64(cb);
             launch("norm_vec", "rms_rope_warp" + (d / 32) + "_" + sfx(t), (int) blocks, 1, 1, 256, 0);
+        } else if (out.numel() > 0 && cos == null && d >= 256 && vec(t, x, w, out)
+                && rmsRowVec(out, x, d, eps, w, null, null, d, 1, 0)) {
+            // long rows (e.g. Wan's q/k norm across heads): one block per row, the row in registers
         } else if (out.numel() > 0) {
             args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).f32(eps).ptr(addr(w)).i32(codeOrZero(w))
                     .ptr(addr(cf)).ptr(addr(sf)).i64(l).i64(h).i64(cb);
@@ -1205,6 +1225,44 @@ public final class CudaBackend implements Ops {
         closeIfTemp(cf, cos);
         closeIfTemp(sf, sin);
         return out;
+    }
+
+    @Override public Tensor rmsNormAcrossHeadsRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
+        checkOpen();
+        requireFloat(x, "x");
+        requireActivation(x, "x");
+        long[] rd = ropeDims(x, cos, sin);
+        long b = x.dim(0), l = x.dim(1), d = x.dim(2) * x.dim(3);
+        if (w != null) { requireFloat(w, "weight"); if (w.numel() != d) throw shapeError("weight", "[" + d + "]", w.shape()); }
+        Tensor cf = as(cos, DType.F32), sf = as(sin, DType.F32);
+        Tensor out = alloc(x.dtype(), x.shape());
+        DType t = x.dtype();
+        if (out.numel() > 0 && vec(t, x, w, out) && x.dim(3) % vecN(t) == 0 && rmsRowVec(out, x, d, eps, w, cf, sf, x.dim(3), l, rd[2])) {
+            // one block per token, the row in registers
+        } else if (out.numel() > 0) {
+            args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).i64(x.dim(3)).f32(eps).ptr(addr(w))
+                    .i32(codeOrZero(w)).ptr(cf.address()).ptr(sf.address()).i64(l).i64(rd[2]);
+            launchRows("norm", "rms_rope_row", b * l, d / 2 * 4);
+        }
+        closeIfTemp(cf, cos);
+        closeIfTemp(sf, sin);
+        return out;
+    }
+
+    /**
+     * The vector RMS-norm kernel over rows of d values (one block per row; d a whole number of vectors, at most
+     * 1024 of them), optionally RoPE per head of hd values after it; false (nothing launched) when d does not fit.
+     */
+    private boolean rmsRowVec(Tensor out, Tensor x, long d, float eps, Tensor w, Tensor cos, Tensor sin, long hd, long l, long cosBatch) {
+        DType t = x.dtype();
+        int vn = vecN(t);
+        long dv = d / vn, rows = x.numel() / d;
+        if (d % vn != 0 || dv > 4L * 256 || rows > Integer.MAX_VALUE) return false;
+        int threads = (int) Math.max(32, Math.min(256, (dv + 31) / 32 * 32));
+        args().ptr(out.address()).ptr(x.address()).i64(dv).f32(eps).ptr(addr(w)).ptr(addr(cos)).ptr(addr(sin)).i64(hd)
+                .i64(l).i64(cosBatch);
+        launch("norm_vec", "rms_row_vec_" + sfx(t), (int) rows, 1, 1, threads, 0);
+        return true;
     }
 
     @Override public void qkvNormRopeInto(Tensor qkv, Tensor qWeight, Tensor kWeight, float eps, Tensor cos, Tensor sin,
@@ -1497,10 +1555,11 @@ public final class CudaBackend implements Ops {
         long n = x.numel();
         if (n == 0) return out;
         DType t = x.dtype();
-        if (vec(t, x, shift, scale, out) && d % vecN(t) == 0) {
+        boolean sf = vec(t, x, out) && sideF32(t, shift, scale);
+        if ((sf || vec(t, x, shift, scale, out)) && d % vecN(t) == 0) {
             int vn = vecN(t);
             args().ptr(out.address()).ptr(x.address()).ptr(shift.address()).ptr(scale.address()).i64(l).i64(d / vn).i64(n / vn);
-            launch1d("elementwise_vec", "modulate_vec_" + sfx(t), n / vn);
+            launch1d("elementwise_vec", "modulate_vec_" + (sf ? "sf_" : "") + sfx(t), n / vn);
             return out;
         }
         args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).ptr(shift.address()).i32(code(shift.dtype()))
@@ -1520,10 +1579,11 @@ public final class CudaBackend implements Ops {
         long n = residual.numel();
         if (n == 0) return out;
         DType t = residual.dtype();
-        if (vec(t, residual, gate, y, out) && d % vecN(t) == 0) {
+        boolean sf = vec(t, residual, y, out) && sideF32(t, gate);
+        if ((sf || vec(t, residual, gate, y, out)) && d % vecN(t) == 0) {
             int vn = vecN(t);
             args().ptr(out.address()).ptr(residual.address()).ptr(gate.address()).ptr(y.address()).i64(l).i64(d / vn).i64(n / vn);
-            launch1d("elementwise_vec", "gated_residual_vec_" + sfx(t), n / vn);
+            launch1d("elementwise_vec", "gated_residual_vec_" + (sf ? "sf_" : "") + sfx(t), n / vn);
             return out;
         }
         args().ptr(out.address()).ptr(residual.address()).i32(code(residual.dtype())).ptr(gate.address())

@@ -201,6 +201,48 @@ class CudaOpsTest {
                 HostRef.groupNorm(x, n, c, s, 32, w, bb, 1e-6), tol(t), "groupNorm");
     }
 
+    /**
+     * F32 side vectors (weights, biases, shifts, scales, gates) next to BF16/F16 activations take the "_sf_" vector
+     * kernels (Wan keeps its modulation in F32): D = 1536 (one warp per row) and D = 5120 (one block per row), B = 2.
+     * Also Wan's RMS norm across all heads followed by per-head RoPE.
+     */
+    @ParameterizedTest @EnumSource(value = DType.class, names = {"BF16", "F16"})
+    void f32SideVectorsAndNormAcrossHeads(DType t) {
+        for (int d : new int[] {1536, 5120}) {
+            int b = 2, l = 5;
+            float[] x = rounded(t, randn(90, b * l * d)), y = rounded(t, randn(91, b * l * d));
+            float[] w = randn(92, d), bb = randn(93, d), sh = randn(94, b * d), sc = randn(95, b * d);
+            Tensor dx = dev(ops, t, x, b, l, d), dy = dev(ops, t, y, b, l, d);
+            Tensor dw = dev(ops, DType.F32, w, d), db = dev(ops, DType.F32, bb, d);
+            Tensor dsh = dev(ops, DType.F32, sh, b, d), dsc = dev(ops, DType.F32, sc, b, d);
+            assertClose(host(ops, ops.layerNorm(dx, dw, db, 1e-6f)), HostRef.layerNorm(x, b * l, d, w, bb, 1e-6), tol(t),
+                    "layerNorm f32 affine D=" + d);
+            assertClose(host(ops, ops.layerNormModulate(dx, dsh, dsc, 1e-6f)),
+                    HostRef.modulate(HostRef.layerNorm(x, b * l, d, null, null, 1e-6), sh, sc, b, l, d), 2 * tol(t),
+                    "layerNormModulate f32 shift/scale D=" + d);
+            assertClose(host(ops, ops.modulate(dx, dsh, dsc)), HostRef.modulate(x, sh, sc, b, l, d), tol(t), "modulate f32 D=" + d);
+            float[] gr = new float[x.length];
+            for (int i = 0; i < x.length; i++) gr[i] = (float) (x[i] + (double) sh[(i / (l * d)) * d + i % d] * y[i]);
+            assertClose(host(ops, ops.gatedResidual(dx, dsh, dy)), gr, tol(t), "gatedResidual f32 gate D=" + d);
+
+            int hd = 128, h = d / hd;
+            float[] wq = rounded(t, randn(96, d));
+            float[] cos = new float[l * hd / 2], sin = new float[l * hd / 2];
+            for (int i = 0; i < cos.length; i++) { double a = 0.29 * i; cos[i] = (float) Math.cos(a); sin[i] = (float) Math.sin(a); }
+            float[] n = rounded(t, HostRef.rmsNorm(x, b * l, d, wq, 1e-6));
+            float[] want = HostRef.rope(n, cos, sin, b, l, h, hd, false);
+            Tensor got = ops.rmsNormAcrossHeadsRope(dev(ops, t, x, b, l, h, hd), dev(ops, t, wq, d), 1e-6f,
+                    dev(ops, DType.F32, cos, l, hd / 2), dev(ops, DType.F32, sin, l, hd / 2));
+            assertClose(host(ops, got), want, tol(t), "rmsNormAcrossHeadsRope D=" + d);
+            // an F32 weight takes the generic one-block-per-row kernel: same numbers
+            Tensor generic = ops.rmsNormAcrossHeadsRope(dev(ops, t, x, b, l, h, hd), dev(ops, DType.F32, wq, d), 1e-6f,
+                    dev(ops, DType.F32, cos, l, hd / 2), dev(ops, DType.F32, sin, l, hd / 2));
+            assertClose(host(ops, generic), want, tol(t), "rmsNormAcrossHeadsRope generic kernel D=" + d);
+            assertClose(host(ops, ops.rmsNorm(dx, dev(ops, t, wq, d), 1e-6f)), HostRef.rmsNorm(x, b * l, d, wq, 1e-6), tol(t),
+                    "rmsNorm over long rows D=" + d);
+        }
+    }
+
     /** Sizes that are not whole 16-byte vectors, and mixed dtypes, take the generic kernels: same results. */
     @ParameterizedTest @EnumSource(value = DType.class, names = {"F32", "BF16"})
     void genericKernelPaths(DType t) {

@@ -258,6 +258,20 @@ public interface Ops extends AutoCloseable {
         return out;
     }
 
+    /**
+     * RMS norm of each token's whole vector of H·d values (all heads together, as Wan's q/k norm), scaled by
+     * w:[H·d] (nullable), then {@link #rope} per head: x:[B, L, H, d] →
+     * rope(reshape(rmsNorm(reshape(x, B, L, H·d), w, eps), B, L, H, d), cos, sin); cos, sin as in {@link #rope}.
+     */
+    default Tensor rmsNormAcrossHeadsRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
+        if (x.rank() != 4) throw new IllegalArgumentException("x must have shape [B, L, H, d], got " + x.shape());
+        long b = x.dim(0), l = x.dim(1), h = x.dim(2), d = x.dim(3);
+        Tensor n = rmsNorm(reshape(x, b, l, h * d), w, eps);
+        Tensor out = rope(reshape(n, b, l, h, d), cos, sin);
+        n.close();
+        return out;
+    }
+
     // ------------------------------------------------------------------ fused forms writing into a part of a tensor
     // These let a model lay out [a ‖ b] (a joint sequence, a concatenated feature vector) without a concat copy: each
     // part is written where it belongs. They change {@code out} (or q, k, v) in place and return nothing.

@@ -189,5 +189,17 @@ template <int DT> __device__ __forceinline__ U4 pack(const float* f) {
 template <int DT> __device__ __forceinline__ void vld(const void* p, i64 vi, float* f) { unpack<DT>(((const U4*)p)[vi], f); }
 template <int DT> __device__ __forceinline__ void vst(void* p, i64 vi, const float* f) { ((U4*)p)[vi] = pack<DT>(f); }
 
+// The N values of activation vector vi from a side vector (weight, bias, shift, scale, gate) that is either of the
+// activation type (SF false) or F32 next to a narrower activation type (SF true: N/4 float4 loads).
+template <int DT, bool SF> __device__ __forceinline__ void sld(const void* p, i64 vi, float* f) {
+    if (!SF || DT == DT_F32) {
+        vld<DT>(p, vi, f);
+    } else {
+        constexpr int N = Vec<DT>::N;
+#pragma unroll
+        for (int q = 0; q < N / 4; q++) unpack<DT_F32>(((const U4*)p)[vi * (N / 4) + q], f + 4 * q);
+    }
+}
+
 // extern "C" entry points for the three activation types of a templated kernel body
 #define FOR_ACT_TYPES(M) M(f32, DT_F32) M(bf16, DT_BF16) M(f16, DT_F16)

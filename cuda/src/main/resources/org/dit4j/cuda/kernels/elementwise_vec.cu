@@ -18,7 +18,7 @@ __device__ __forceinline__ void binary_vec_impl(void* out, const void* a, i64 na
 }
 
 // out = res + gate * y; res, y: [B, L, D]; gate [B, D]; D in vectors as Dv.
-template <int DT>
+template <int DT, bool SF = false>
 __device__ __forceinline__ void gated_residual_vec_impl(void* out, const void* res, const void* gate, const void* y, i64 L,
                                                         i64 Dv, i64 nv) {
     constexpr int N = Vec<DT>::N;
@@ -26,7 +26,7 @@ __device__ __forceinline__ void gated_residual_vec_impl(void* out, const void* r
         i64 g = (v / (L * Dv)) * Dv + v % Dv;
         float r[N], gg[N], yy[N];
         vld<DT>(res, v, r);
-        vld<DT>(gate, g, gg);
+        sld<DT, SF>(gate, g, gg);
         vld<DT>(y, v, yy);
 #pragma unroll
         for (int i = 0; i < N; i++) r[i] += gg[i] * yy[i];
@@ -35,7 +35,7 @@ __device__ __forceinline__ void gated_residual_vec_impl(void* out, const void* r
 }
 
 // out = x * (1 + scale) + shift; x: [B, L, D]; shift, scale: [B, D].
-template <int DT>
+template <int DT, bool SF = false>
 __device__ __forceinline__ void modulate_vec_impl(void* out, const void* x, const void* shift, const void* scale, i64 L,
                                                   i64 Dv, i64 nv) {
     constexpr int N = Vec<DT>::N;
@@ -43,8 +43,8 @@ __device__ __forceinline__ void modulate_vec_impl(void* out, const void* x, cons
         i64 g = (v / (L * Dv)) * Dv + v % Dv;
         float a[N], sh[N], sc[N];
         vld<DT>(x, v, a);
-        vld<DT>(shift, g, sh);
-        vld<DT>(scale, g, sc);
+        sld<DT, SF>(shift, g, sh);
+        sld<DT, SF>(scale, g, sc);
 #pragma unroll
         for (int i = 0; i < N; i++) a[i] = a[i] * (1.f + sc[i]) + sh[i];
         vst<DT>(out, v, a);
@@ -84,6 +84,14 @@ __device__ __forceinline__ void unary_vec_impl(void* out, const void* x, i64 nv,
     extern "C" __global__ void modulate_vec_##t(void* out, const void* x, const void* shift, const void* scale, i64 L,  \
                                                 i64 Dv, i64 nv) {                                                       \
         modulate_vec_impl<DT>(out, x, shift, scale, L, Dv, nv);                                                         \
+    }                                                                                                                   \
+    extern "C" __global__ void gated_residual_vec_sf_##t(void* out, const void* res, const void* gate, const void* y,   \
+                                                         i64 L, i64 Dv, i64 nv) {                                       \
+        gated_residual_vec_impl<DT, true>(out, res, gate, y, L, Dv, nv);                                                \
+    }                                                                                                                   \
+    extern "C" __global__ void modulate_vec_sf_##t(void* out, const void* x, const void* shift, const void* scale,       \
+                                                   i64 L, i64 Dv, i64 nv) {                                             \
+        modulate_vec_impl<DT, true>(out, x, shift, scale, L, Dv, nv);                                                   \
     }                                                                                                                   \
     extern "C" __global__ void unary_vec_##t(void* out, const void* x, i64 nv, int op, float alpha) {                  \
         unary_vec_impl<DT>(out, x, nv, op, alpha);                                                                      \

@@ -58,6 +58,31 @@ extern "C" __global__ void rms_norm(void* out, const void* x, int dt, i64 D, flo
     }
 }
 
+// RMSNorm of each token's whole row of D = H*hd values (all heads together; Wan's q/k norm) scaled by w [D], then
+// RoPE (adjacent pairs) per head: x, out [B, L, H, hd], one block per row (b, l); pair i of the row takes
+// cos/sin[(b * cosBatch + l) * hd/2 + i % (hd/2)]. The normalised value is rounded to the activation type before
+// RoPE, as the unfused rmsNorm + rope path stores it.
+extern "C" __global__ void rms_rope_row(void* out, const void* x, int dt, i64 D, i64 hd, float eps, const void* w,
+                                        int dtw, const float* cos, const float* sin, i64 L, i64 cosBatch) {
+    __shared__ float sh[32];
+    const i64 row = blockIdx.x;
+    const i64 base = row * D;
+    float s = 0.f;
+    for (i64 j = threadIdx.x; j < D; j += blockDim.x) { float a = ldf(x, base + j, dt); s += a * a; }
+    const float r = rsqrtf(block_sum(s, sh) / (float)D + eps);
+    const i64 half = hd / 2, l = row % L, bb = row / L;
+    const i64 cbase = (bb * cosBatch + l) * half;
+    for (i64 i = threadIdx.x; i < D / 2; i += blockDim.x) {
+        float x0 = ldf(x, base + 2 * i, dt) * r, x1 = ldf(x, base + 2 * i + 1, dt) * r;
+        if (w != 0) { x0 *= ldf(w, 2 * i, dtw); x1 *= ldf(w, 2 * i + 1, dtw); }
+        x0 = ldf_round(x0, dt); x1 = ldf_round(x1, dt);
+        const i64 ci = cbase + i % half;
+        const float c = cos[ci], sn = sin[ci];
+        stf(out, base + 2 * i, dt, x0 * c - x1 * sn);
+        stf(out, base + 2 * i + 1, dt, x0 * sn + x1 * c);
+    }
+}
+
 // RoPE alone (adjacent pairs): x, out [B, L, H, D]; n = B*L*H*D/2 pairs.
 extern "C" __global__ void rope(void* out, const void* x, int dt, const float* cos, const float* sin, i64 L, i64 H,
                                 i64 D, i64 cosBatch, i64 n) {

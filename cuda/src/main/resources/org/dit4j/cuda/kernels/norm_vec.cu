@@ -5,7 +5,7 @@
 
 // LayerNorm (+ affine, + adaLN modulation) of rows of Dv vectors; one block per row; Dv <= blockDim.x * LN_MAXV.
 // shift/scale: [B, D] with B = rows / L (null = none); w, b: [D] (null = none).
-template <int DT>
+template <int DT, bool SF = false>
 __device__ __forceinline__ void layer_norm_vec_impl(void* out, const void* x, i64 Dv, float eps, const void* w, const void* b,
                                                     const void* shift, const void* scale, i64 L) {
     constexpr int N = Vec<DT>::N;
@@ -43,12 +43,12 @@ __device__ __forceinline__ void layer_norm_vec_impl(void* out, const void* x, i6
             float y[N], t[N];
 #pragma unroll
             for (int i = 0; i < N; i++) y[i] = (xs[k][i] - mean) * rstd;
-            if (w != 0) { vld<DT>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
-            if (b != 0) { vld<DT>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
+            if (w != 0) { sld<DT, SF>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
+            if (b != 0) { sld<DT, SF>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
             if (shift != 0) {
                 float sc[N];
-                vld<DT>(scale, mb + j, sc);
-                vld<DT>(shift, mb + j, t);
+                sld<DT, SF>(scale, mb + j, sc);
+                sld<DT, SF>(shift, mb + j, t);
 #pragma unroll
                 for (int i = 0; i < N; i++) y[i] = y[i] * (1.f + sc[i]) + t[i];
             }
@@ -62,7 +62,7 @@ __device__ __forceinline__ void layer_norm_vec_impl(void* out, const void* x, i6
 // block-wide barrier. Same arguments and numerics (two passes over the registers, f32) as layer_norm_vec.
 #define LNW_MAXV 16
 
-template <int DT>
+template <int DT, bool SF = false>
 __device__ __forceinline__ void layer_norm_warp_impl(void* out, const void* x, i64 rows, int vpl, float eps, const void* w,
                                                      const void* b, const void* shift, const void* scale, i64 L) {
     constexpr int N = Vec<DT>::N;
@@ -107,14 +107,62 @@ __device__ __forceinline__ void layer_norm_warp_impl(void* out, const void* x, i
             unpack<DT>(raw[k], y);
 #pragma unroll
             for (int i = 0; i < N; i++) y[i] = (y[i] - mean) * rstd;
-            if (w != 0) { vld<DT>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
-            if (b != 0) { vld<DT>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
+            if (w != 0) { sld<DT, SF>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
+            if (b != 0) { sld<DT, SF>(b, j, t); for (int i = 0; i < N; i++) y[i] += t[i]; }
             if (shift != 0) {
                 float sc[N];
-                vld<DT>(scale, mb + j, sc);
-                vld<DT>(shift, mb + j, t);
+                sld<DT, SF>(scale, mb + j, sc);
+                sld<DT, SF>(shift, mb + j, t);
 #pragma unroll
                 for (int i = 0; i < N; i++) y[i] = y[i] * (1.f + sc[i]) + t[i];
+            }
+            vst<DT>(out, base + j, y);
+        }
+    }
+}
+
+// RMSNorm of rows of Dv 16-byte vectors (D = Dv * N values, one block per row, each thread keeping up to LN_MAXV
+// vectors in registers; Dv <= blockDim.x * LN_MAXV), weight w [D] of the activation type or null, optionally followed
+// by RoPE (adjacent pairs) per head of hd values (hd a multiple of N) for x viewed as [B, L, H, hd]: pair p of head
+// position i takes cos/sin[(b * cosBatch + l) * hd/2 + p], row = b * L + l. Wan's q/k norm spans all heads of a token.
+// The normalised value is rounded to the activation type before RoPE, as the unfused rmsNorm + rope path stores it.
+template <int DT>
+__device__ __forceinline__ void rms_row_vec_impl(void* out, const void* x, i64 Dv, float eps, const void* w,
+                                                 const float* cos, const float* sin, i64 hd, i64 L, i64 cosBatch) {
+    constexpr int N = Vec<DT>::N;
+    __shared__ float sh[32];
+    const i64 row = blockIdx.x;
+    const i64 base = row * Dv;
+    float xs[LN_MAXV][N];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < LN_MAXV; k++) {
+        i64 j = threadIdx.x + (i64)k * blockDim.x;
+        if (j < Dv) {
+            vld<DT>(x, base + j, xs[k]);
+#pragma unroll
+            for (int i = 0; i < N; i++) s += xs[k][i] * xs[k][i];
+        }
+    }
+    const float r = rsqrtf(block_sum(s, sh) / (float)(Dv * N) + eps);
+    const i64 cbase = cos != 0 ? ((row / L) * cosBatch + row % L) * (hd / 2) : 0;
+#pragma unroll
+    for (int k = 0; k < LN_MAXV; k++) {
+        i64 j = threadIdx.x + (i64)k * blockDim.x;
+        if (j < Dv) {
+            float y[N], t[N];
+#pragma unroll
+            for (int i = 0; i < N; i++) y[i] = xs[k][i] * r;
+            if (w != 0) { vld<DT>(w, j, t); for (int i = 0; i < N; i++) y[i] *= t[i]; }
+            if (cos != 0) {
+                const i64 c0 = cbase + ((j * N) % hd) / 2;
+#pragma unroll
+                for (int p = 0; p < N / 2; p++) {
+                    float x0 = ldf_round(y[2 * p], DT), x1 = ldf_round(y[2 * p + 1], DT);
+                    float c = cos[c0 + p], sn = sin[c0 + p];
+                    y[2 * p] = x0 * c - x1 * sn;
+                    y[2 * p + 1] = x0 * sn + x1 * c;
+                }
             }
             vst<DT>(out, base + j, y);
         }
@@ -170,6 +218,19 @@ __device__ __forceinline__ void rms_rope_warp_impl(void* out, const void* x, i64
     extern "C" __global__ void layer_norm_vec_##t(void* out, const void* x, i64 Dv, float eps, const void* w,          \
                                                   const void* b, const void* shift, const void* scale, i64 L) {        \
         layer_norm_vec_impl<DT>(out, x, Dv, eps, w, b, shift, scale, L);                                                \
+    }                                                                                                                   \
+    extern "C" __global__ void layer_norm_warp_sf_##t(void* out, const void* x, i64 rows, int vpl, float eps,           \
+                                                      const void* w, const void* b, const void* shift,                  \
+                                                      const void* scale, i64 L) {                                       \
+        layer_norm_warp_impl<DT, true>(out, x, rows, vpl, eps, w, b, shift, scale, L);                                  \
+    }                                                                                                                   \
+    extern "C" __global__ void layer_norm_vec_sf_##t(void* out, const void* x, i64 Dv, float eps, const void* w,       \
+                                                     const void* b, const void* shift, const void* scale, i64 L) {      \
+        layer_norm_vec_impl<DT, true>(out, x, Dv, eps, w, b, shift, scale, L);                                          \
+    }                                                                                                                   \
+    extern "C" __global__ void rms_row_vec_##t(void* out, const void* x, i64 Dv, float eps, const void* w,             \
+                                               const float* cos, const float* sin, i64 hd, i64 L, i64 cb) {             \
+        rms_row_vec_impl<DT>(out, x, Dv, eps, w, cos, sin, hd, L, cb);                                                  \
     }                                                                                                                   \
     extern "C" __global__ void rms_rope_warp2_##t(void* out, const void* x, i64 rows, float eps, const void* w,         \
                                                   const float* cos, const float* sin, i64 L, i64 H, i64 cb) {          \

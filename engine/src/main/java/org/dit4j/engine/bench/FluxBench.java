@@ -152,7 +152,7 @@ public final class FluxBench {
                 graphMs = time(ops, gr::replay, o.warmup(), o.iters());
                 graph.close();
             }
-            if (profile && cuda != null) printProfile(cuda, res, eagerMs, () -> model.forward(img, txt, y, c).close());
+            if (profile && cuda != null) printProfile(out, cuda, res + "²", eagerMs, () -> model.forward(img, txt, y, c).close());
             double peakGb = cuda != null ? cuda.allocator().peakInUseBytes() / 1e9 : Double.NaN;
             FluxTransformer.Flops f = model.flops(nImg, textTokens);
             Result r = new Result(label, res, nImg, textTokens, eagerMs, graphMs, f.total() / 1e12, firstS, captureS, peakGb);
@@ -164,7 +164,7 @@ public final class FluxBench {
     }
 
     /** One eager forward with every launch timed (see {@link CudaProfiler}); prints the breakdown. */
-    private void printProfile(CudaBackend cuda, int res, double eagerMs, Runnable forward) {
+    static void printProfile(PrintStream out, CudaBackend cuda, String what, double eagerMs, Runnable forward) {
         cuda.synchronize();
         cuda.startProfile();
         long t0 = System.nanoTime();
@@ -176,8 +176,8 @@ public final class FluxBench {
         }
         double wallMs = (System.nanoTime() - t0) / 1e6;
         double sum = spans.stream().mapToDouble(CudaProfiler.Span::ms).sum();
-        out.printf(Locale.ROOT, "%nprofile %d²: one eager forward, %d launches each timed by device events: %.1f ms of device time "
-                + "in launches (forward wall time with events %.1f ms; eager median without %.1f ms)%n", res, spans.size(), sum, wallMs, eagerMs);
+        out.printf(Locale.ROOT, "%nprofile %s: one eager forward, %d launches each timed by device events: %.1f ms of device time "
+                + "in launches (forward wall time with events %.1f ms; eager median without %.1f ms)%n", what, spans.size(), sum, wallMs, eagerMs);
         out.println("| category | ms | share | TFLOP/s |");
         out.println("|---|---|---|---|");
         var totals = CudaProfiler.totals(spans);

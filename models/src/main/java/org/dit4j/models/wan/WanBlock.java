@@ -66,13 +66,15 @@ public record WanBlock(Tensor modulation, Attention selfAttn, Tensor norm3Weight
      */
     private Tensor attention(Ops ops, Attention a, Tensor xq, Tensor xkv, Tensor cos, Tensor sin) {
         long b = xq.dim(0), lq = xq.dim(1), lk = xkv.dim(1), d = xq.dim(2), hd = d / numHeads;
-        Tensor q = ops.reshape(ops.rmsNorm(a.q.forward(ops, xq), a.normQ, WanConfig.EPS), b, lq, numHeads, hd);
-        Tensor k = ops.reshape(ops.rmsNorm(a.k.forward(ops, xkv), a.normK, WanConfig.EPS), b, lk, numHeads, hd);
-        Tensor v = ops.reshape(a.v.forward(ops, xkv), b, lk, numHeads, hd);
-        if (cos != null) {
-            q = ops.rope(q, cos, sin);
-            k = ops.rope(k, cos, sin);
+        Tensor q, k;
+        if (cos != null) {      // self-attention: norm across heads and RoPE in one pass
+            q = ops.rmsNormAcrossHeadsRope(ops.reshape(a.q.forward(ops, xq), b, lq, numHeads, hd), a.normQ, WanConfig.EPS, cos, sin);
+            k = ops.rmsNormAcrossHeadsRope(ops.reshape(a.k.forward(ops, xkv), b, lk, numHeads, hd), a.normK, WanConfig.EPS, cos, sin);
+        } else {
+            q = ops.reshape(ops.rmsNorm(a.q.forward(ops, xq), a.normQ, WanConfig.EPS), b, lq, numHeads, hd);
+            k = ops.reshape(ops.rmsNorm(a.k.forward(ops, xkv), a.normK, WanConfig.EPS), b, lk, numHeads, hd);
         }
+        Tensor v = ops.reshape(a.v.forward(ops, xkv), b, lk, numHeads, hd);
         Tensor o = ops.reshape(ops.attention(q, k, v, null, (float) (1.0 / Math.sqrt(hd))), b, lq, d);
         return a.o.forward(ops, o);
     }

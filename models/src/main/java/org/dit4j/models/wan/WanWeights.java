@@ -235,6 +235,29 @@ public final class WanWeights implements AutoCloseable {
         return new WanWeights(cfg, out);
     }
 
+    /**
+     * Takes ownership of tensors already on a backend under canonical names (e.g. random benchmark weights made on the
+     * device). Every tensor of {@link #expectedShapes} must be there with its shape and no other; {@link #keptInF32}
+     * tensors must be F32.
+     */
+    public static WanWeights of(WanConfig cfg, Map<String, Tensor> tensors) {
+        Map<String, Shape> expected = expectedShapes(cfg);
+        for (Map.Entry<String, Shape> e : expected.entrySet()) {
+            Tensor t = tensors.get(e.getKey());
+            if (t == null) throw new IllegalArgumentException("Wan weights: tensor '" + e.getKey() + "' " + e.getValue()
+                    + " is missing (config " + cfg + ")");
+            if (!t.shape().equals(e.getValue())) throw new IllegalArgumentException("Wan weights: tensor '" + e.getKey()
+                    + "' has shape " + t.shape() + ", expected " + e.getValue() + " for " + cfg);
+            if (keptInF32(e.getKey()) && t.dtype() != DType.F32) throw new IllegalArgumentException("Wan weights: tensor '"
+                    + e.getKey() + "' must be F32 (kept in float32 like diffusers does), got " + t.dtype());
+        }
+        for (String n : tensors.keySet())
+            if (!expected.containsKey(n)) throw new IllegalArgumentException("Wan weights: '" + n + "' is not a tensor of " + cfg);
+        Map<String, Tensor> ordered = new LinkedHashMap<>();
+        for (String n : expected.keySet()) ordered.put(n, tensors.get(n));
+        return new WanWeights(cfg, ordered);
+    }
+
     /** Blocks beyond the configured depth, or a cross-attention norm the configuration leaves out, would be ignored. */
     private static void requireNoExtraParts(ShapeReader r, WanConfig cfg) {
         String extra = null;
