@@ -193,15 +193,24 @@ public final class NcclCommunicator implements Communicator {
     }
 
     @Override public Tensor sendRecv(Tensor x, int dst, int src) {
-        enter("sendRecv", x);
+        return sendRecv(new Tensor[] {x}, dst, src)[0];
+    }
+
+    /** All tensors in one NCCL group (one exchange for e.g. ring attention's K and V). */
+    @Override public Tensor[] sendRecv(Tensor[] xs, int dst, int src) {
+        if (xs == null || xs.length == 0) throw new IllegalArgumentException("sendRecv: at least one tensor, got none");
+        for (Tensor x : xs) enter("sendRecv", x);
         peer(dst, "dst");
         peer(src, "src");
-        Tensor out = backend.empty(x.dtype(), x.shape());
-        int dt = Nccl.dataType(x.dtype());
+        Tensor[] out = new Tensor[xs.length];
+        for (int i = 0; i < xs.length; i++) out[i] = backend.empty(xs[i].dtype(), xs[i].shape());
         nccl.groupStart();
         try {
-            nccl.send(x.address(), x.numel(), dt, dst, comm, backend.stream());
-            nccl.recv(out.address(), x.numel(), dt, src, comm, backend.stream());
+            for (int i = 0; i < xs.length; i++) {
+                int dt = Nccl.dataType(xs[i].dtype());
+                nccl.send(xs[i].address(), xs[i].numel(), dt, dst, comm, backend.stream());
+                nccl.recv(out[i].address(), xs[i].numel(), dt, src, comm, backend.stream());
+            }
         } finally {
             nccl.groupEnd();
         }

@@ -121,6 +121,9 @@ class NcclCommunicatorTest {
         sameOnBoth("p2p", (c, up, down) -> {
             List<float[]> out = new ArrayList<>();
             out.add(down.apply(c.ringPass(up.apply(input(c.rank(), DType.F32, 7, 3)))));
+            Tensor[] kv = c.ringPass(new Tensor[] {up.apply(input(c.rank(), DType.BF16, 5, 4)), up.apply(input(c.rank() + 7, DType.F32, 3))});
+            out.add(down.apply(kv[0]));
+            out.add(down.apply(kv[1]));
             out.add(down.apply(c.broadcast(up.apply(input(c.rank(), DType.BF16, 9)), c.size() - 1)));
             Communicator sub = c.split(c.rank() % 2, -c.rank());
             out.add(new float[] {sub.rank(), sub.size()});

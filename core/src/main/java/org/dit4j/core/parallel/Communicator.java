@@ -55,6 +55,23 @@ public interface Communicator extends AutoCloseable {
      */
     Tensor sendRecv(Tensor x, int dst, int src);
 
+    /**
+     * {@link #sendRecv} of several tensors to the same dst from the same src as one exchange: out[i] =
+     * sendRecv(xs[i], dst, src), bit for bit (e.g. ring attention's K and V blocks). The default calls
+     * {@link #sendRecv} per tensor, in order; NCCL sends them in one group.
+     */
+    default Tensor[] sendRecv(Tensor[] xs, int dst, int src) {
+        Tensor[] out = new Tensor[xs.length];
+        for (int i = 0; i < xs.length; i++) out[i] = sendRecv(xs[i], dst, src);
+        return out;
+    }
+
+    /** {@link #ringPass} of several tensors as one exchange. */
+    default Tensor[] ringPass(Tensor[] xs) {
+        int n = size(), r = rank();
+        return sendRecv(xs, (r + 1) % n, (r + n - 1) % n);
+    }
+
     /** One step around the ring: sends x to rank+1 and returns what rank−1 sent (modulo size()). */
     default Tensor ringPass(Tensor x) {
         int n = size(), r = rank();

@@ -101,7 +101,8 @@ public final class SequenceParallelOps extends ForwardingOps {
         }
         Tensor kb = k, vb = v;
         for (int step = 1; step < r; step++) {
-            Tensor kn = ring.ringPass(kb), vn = ring.ringPass(vb);
+            Tensor[] kv = ring.ringPass(new Tensor[] {kb, vb});   // K and V in one exchange
+            Tensor kn = kv[0], vn = kv[1];
             if (kb != k) { kb.close(); vb.close(); }
             kb = kn;
             vb = vn;
