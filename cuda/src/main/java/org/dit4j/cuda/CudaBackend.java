@@ -2,6 +2,7 @@ package org.dit4j.cuda;
 
 import org.dit4j.core.ops.HostReductions;
 import org.dit4j.core.ops.Ops;
+import org.dit4j.core.ops.PartialAttention;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Device;
 import org.dit4j.core.tensor.Shape;
@@ -67,6 +68,8 @@ public final class CudaBackend implements Ops {
     private boolean fusedLayouts = !"false".equalsIgnoreCase(System.getProperty("dit4j.cuda.fused"));
     /** Set when cuDNN refused an attention output with a row stride: attentionInto then uses the default. */
     private boolean stridedSdpaBroken;
+    /** Set when cuDNN refused an attention plan with softmax stats: attentionWithLse then uses the flash kernel. */
+    private boolean cudnnStatsBroken;
     /** Non-null while profiling ({@link #startProfile}): every launch is bracketed by timing events. */
     private CudaProfiler profiler;
     private CudaProfiler profilerEvents;
@@ -890,6 +893,73 @@ public final class CudaBackend implements Ops {
     }
 
     @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        return attention(q, k, v, bias, scale, null);
+    }
+
+    /**
+     * {@link #attention} plus the rows' log-sum-exp, on the device: cuDNN's softmax stats (the COMPOSITE graph with its
+     * stats bound, {@link org.dit4j.cuda.cudnn.CudnnSdpa#statsPlan}) where cuDNN attention is chosen, else the flash or
+     * reference kernel's row max and sum. Only the GEMM fallback (head dims above 256) computes on the host.
+     */
+    @Override public PartialAttention attentionWithLse(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+        checkOpen();
+        requireFloat(q, "q");
+        requireActivation(q, "q");
+        if (q.rank() != 4) throw shapeError("q", "[B, Lq, H, d]", q.shape());
+        Tensor lse = alloc(DType.F32, Shape.of(q.dim(0), q.dim(2), q.dim(1)));
+        Tensor out;
+        try {
+            out = attention(q, k, v, bias, scale, lse);
+        } catch (RuntimeException | Error e) {
+            lse.close();
+            throw e;
+        }
+        if (out == null) {
+            lse.close();
+            return Ops.super.attentionWithLse(q, k, v, bias, scale);
+        }
+        return new PartialAttention(out, lse);
+    }
+
+    /**
+     * Log-sum-exp merge on the device (kernel attention_merge): weights in double rounded to f32, combination in f32,
+     * output in a.out's dtype; a.out and b.out may differ in dtype (e.g. an F32 accumulator and a BF16 part).
+     */
+    @Override public PartialAttention mergeAttention(PartialAttention a, PartialAttention b) {
+        checkOpen();
+        if (a == null || b == null) throw new IllegalArgumentException("mergeAttention: a and b must not be null");
+        requireFloat(a.out(), "a.out");
+        requireFloat(b.out(), "b.out");
+        requireFloat(a.lse(), "a.lse");
+        requireFloat(b.lse(), "b.lse");
+        Shape o = a.out().shape();
+        if (o.rank() != 4 || !b.out().shape().equals(o))
+            throw new IllegalArgumentException("mergeAttention: a.out and b.out must both be [B, Lq, H, dv], got " + o + " and " + b.out().shape());
+        Shape ls = Shape.of(o.dim(0), o.dim(2), o.dim(1));
+        if (!a.lse().shape().equals(ls) || !b.lse().shape().equals(ls) || a.lse().dtype() != DType.F32 || b.lse().dtype() != DType.F32)
+            throw new IllegalArgumentException("mergeAttention: a.lse and b.lse must be F32 " + ls + " ([B, H, Lq] of out " + o
+                    + "), got " + a.lse().dtype() + " " + a.lse().shape() + " and " + b.lse().dtype() + " " + b.lse().shape());
+        if (o.dim(1) > Integer.MAX_VALUE || o.dim(2) > Integer.MAX_VALUE || o.dim(3) > Integer.MAX_VALUE)
+            throw new IllegalArgumentException("mergeAttention: out " + o + " is too large for the merge kernel (dims below 2^31)");
+        Tensor out = alloc(a.out().dtype(), o), lse = alloc(DType.F32, ls);
+        long rows = o.dim(0) * o.dim(1) * o.dim(2);
+        if (rows > 0) {
+            args().ptr(out.address()).i32(code(out.dtype())).ptr(lse.address())
+                    .ptr(a.out().address()).i32(code(a.out().dtype())).ptr(a.lse().address())
+                    .ptr(b.out().address()).i32(code(b.out().dtype())).ptr(b.lse().address())
+                    .i32((int) o.dim(2)).i32((int) o.dim(1)).i32((int) o.dim(3)).i64(rows);
+            int warpsPerBlock = THREADS / 32;
+            launch("attention_merge", "attention_merge", (int) Math.max(1, Math.min((rows + warpsPerBlock - 1) / warpsPerBlock, smCount * 16L)),
+                    1, 1, THREADS, 0);
+        }
+        return new PartialAttention(out, lse);
+    }
+
+    /**
+     * Attention; with {@code lse} (F32 [B, H, Lq]) the rows' log-sum-exp is written there too, and null is returned
+     * when no device kernel can produce it (the GEMM fallback) — the caller then computes on the host.
+     */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale, Tensor lse) {
         checkOpen();
         requireFloat(q, "q");
         requireActivation(q, "q");
@@ -923,10 +993,26 @@ public final class CudaBackend implements Ops {
             biasF = as(bias, DType.F32);
         }
         Tensor out = alloc(q.dtype(), Shape.of(bsz, lq, h, dv));
-        if (out.numel() == 0) { closeIfTemp(kc, k); closeIfTemp(vc, v); closeIfTemp(biasF, bias); return out; }
+        if (out.numel() == 0) {
+            closeIfTemp(kc, k);
+            closeIfTemp(vc, v);
+            closeIfTemp(biasF, bias);
+            if (lse != null && lse.numel() > 0) {   // dv = 0: nothing to compute but the lse; the host does it
+                out.close();
+                return null;
+            }
+            return out;
+        }
         AttentionKernel kernel = attentionKernelFor(q, kc, vc, biasF);
+        if (lse != null && kernel == AttentionKernel.GEMM) {
+            out.close();
+            closeIfTemp(kc, k);
+            closeIfTemp(vc, v);
+            closeIfTemp(biasF, bias);
+            return null;
+        }
         if (kernel == AttentionKernel.CUDNN_SDPA) {
-            if (cudnnAttention(out, q, kc, vc, scale)) {
+            if (lse != null ? cudnnAttentionStats(out, lse, q, kc, vc, scale) : cudnnAttention(out, q, kc, vc, scale)) {
                 closeIfTemp(kc, k);
                 closeIfTemp(vc, v);
                 return out;
@@ -946,14 +1032,14 @@ public final class CudaBackend implements Ops {
                     if (sharedRaised.add(fn)) drv.funcSetAttribute(fn, CudaDriver.FUNC_ATTR_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem);
                 }
                 args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32((int) h).i32((int) lq)
-                        .i32((int) lk).f32(scale).ptr(addr(biasF)).struct(bst);
+                        .i32((int) lk).f32(scale).ptr(addr(biasF)).struct(bst).ptr(addr(lse));
                 launch("flash_attention", name, (int) ((lq + rowsPerBlock - 1) / rowsPerBlock), (int) h, (int) bsz, 32 * warps, smem);
             }
             case CUDNN_SDPA -> throw new IllegalStateException("unreachable: cuDNN attention handled above");
             case REFERENCE -> {
                 args().ptr(out.address()).ptr(q.address()).ptr(kc.address()).ptr(vc.address()).i32(code(q.dtype()))
                         .i32((int) h).i32((int) lq).i32((int) lk).i32((int) d).i32((int) dv).f32(scale)
-                        .ptr(addr(biasF)).i32(codeOrZero(biasF)).struct(bst);
+                        .ptr(addr(biasF)).i32(codeOrZero(biasF)).struct(bst).ptr(addr(lse));
                 launch("attention_ref", "attention_ref", (int) ((lq + 3) / 4), (int) h, (int) bsz, 128, 0);
             }
             case GEMM -> {
@@ -974,6 +1060,38 @@ public final class CudaBackend implements Ops {
         closeIfTemp(vc, v);
         closeIfTemp(biasF, bias);
         return out;
+    }
+
+    /**
+     * cuDNN attention that also writes the softmax stats (= the rows' log-sum-exp) into lse; false when cuDNN cannot
+     * build or run such a plan here (then it is not tried again on this backend, and the flash kernel writes the lse).
+     */
+    private boolean cudnnAttentionStats(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, float scale) {
+        if (cudnnBroken || cudnnStatsBroken) return false;
+        try {
+            if (sdpa == null) sdpa = new org.dit4j.cuda.cudnn.CudnnSdpa();
+            var shape = new org.dit4j.cuda.cudnn.CudnnSdpa.Shape((int) q.dim(0), (int) q.dim(2), (int) q.dim(1), (int) k.dim(1),
+                    (int) q.dim(3), q.dtype(), scale, org.dit4j.cuda.cudnn.CudnnSdpa.Layout.BSHD);
+            var plan = sdpa.statsPlan(shape);
+            long ws = plan.workspaceSize();
+            DeviceBuffer workspace = ws > 0 ? allocator.allocate(ws) : null;
+            try {
+                if (profiler != null) profiler.begin(stream);
+                plan.execute(q.address(), k.address(), v.address(), out.address(), lse.address(),
+                        workspace == null ? 0 : workspace.address(), stream);
+                if (profiler != null) profiler.end(stream, CudaProfiler.Category.ATTENTION, "attention cudnn +lse " + shape.batch() + "x"
+                        + shape.seqQ() + "x" + shape.seqKv() + "x" + shape.heads() + "x" + shape.headDim(), shape.flops());
+            } finally {
+                if (workspace != null) workspace.release();
+            }
+            return true;
+        } catch (RuntimeException | UnsatisfiedLinkError e) {
+            if (attentionOverride == AttentionKernel.CUDNN_SDPA) throw e;
+            cudnnStatsBroken = true;
+            System.err.println("dit4j: cuDNN attention with softmax stats failed on " + device + " (" + e.getMessage()
+                    + "); attentionWithLse uses the FLASH_MMA kernel from now on");
+            return false;
+        }
     }
 
     /**

@@ -16,8 +16,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  *
  * <p>Chunked layouts: NCCL moves contiguous blocks, so a side of an all-to-all (or an all-gather) needs no copy when
  * every dim before its split dim (sending) or concat dim (receiving) has size 1, and otherwise one strided 2-D copy
- * per rank reorders it. Ulysses on batch-1 [1, L, H, d] tensors thus costs one extra copy per all-to-all (the heads
- * are the inner dim).
+ * per peer reorders it; the own chunk of an all-to-all skips NCCL (one copy from x to its place). Several tensors
+ * go in one NCCL group ({@link #allToAll(Tensor[], int, int)}).
  *
  * <p>Create the world with {@link #initAll} (all GPUs of this process) or {@link #initRank} (one rank of a multi-process
  * or multi-host group, the 128-byte unique id passed around by the caller), then {@link #split} per mesh axis
@@ -113,45 +113,104 @@ public final class NcclCommunicator implements Communicator {
     }
 
     @Override public Tensor allToAll(Tensor x, int splitDim, int concatDim) {
-        enter("allToAll", x);
-        int sd = dim(x, splitDim, "splitDim"), cd = dim(x, concatDim, "concatDim");
-        if (x.dim(sd) % size != 0)
-            throw new IllegalArgumentException("allToAll: dim " + sd + " of x " + x.shape() + " must be divisible by the group size " + size);
-        Shape piece = x.shape().with(sd, x.dim(sd) / size);
-        Shape outShape = piece.with(cd, piece.dim(cd) * size);
-        long es = x.dtype().byteSize(), pieceBytes = piece.numel() * es;
-        // send side: chunk j of every one of the `pre` outer rows → block j, contiguous
-        long pre = prefix(x.shape(), sd), chunkRow = pieceBytes / Math.max(1, pre);
-        Tensor send = x;
-        if (pre != 1) {
-            send = backend.empty(x.dtype(), x.shape());
+        return allToAll(new Tensor[] {x}, splitDim, concatDim)[0];
+    }
+
+    /**
+     * All the tensors in one NCCL group of sends and receives (one exchange instead of one per tensor). The rank's own
+     * chunk never goes through NCCL: one strided copy takes it from x straight to its place in the output. A chunk that
+     * is strided in x (outer dims before splitDim not all 1) is packed for its peer by one 2-D copy; a block that lands
+     * strided in the output (outer dims before concatDim not all 1) is received into a scratch buffer and placed by one
+     * 2-D copy. Ulysses on [1, L, H, d] (split heads, concat sequence) thus packs size−1 chunks and receives in place;
+     * the way back (split sequence, concat heads) sends in place and places size−1 blocks.
+     */
+    @Override public Tensor[] allToAll(Tensor[] xs, int splitDim, int concatDim) {
+        if (xs == null || xs.length == 0) throw new IllegalArgumentException("allToAll: at least one tensor, got none");
+        int n = xs.length;
+        Tensor[] out = new Tensor[n], send = new Tensor[n], recv = new Tensor[n];
+        long[] pieceBytes = new long[n];
+        for (int i = 0; i < n; i++) {
+            Tensor x = xs[i];
+            enter("allToAll", x);
+            int sd = dim(x, splitDim, "splitDim"), cd = dim(x, concatDim, "concatDim");
+            if (x.dim(sd) % size != 0)
+                throw new IllegalArgumentException("allToAll: dim " + sd + " of x" + (n > 1 ? "[" + i + "] " : " ") + x.shape()
+                        + " must be divisible by the group size " + size);
+            Shape piece = x.shape().with(sd, x.dim(sd) / size);
+            out[i] = backend.empty(x.dtype(), piece.with(cd, piece.dim(cd) * size));
+            long pb = piece.numel() * x.dtype().byteSize();
+            pieceBytes[i] = pb;
+            // send side: chunk j = `pre` rows of chunkRow bytes, row r at x + (r·size + j)·chunkRow
+            long pre = prefix(x.shape(), sd), chunkRow = pb / Math.max(1, pre);
+            // receive side: block s lands as `preOut` rows of blockRow bytes, row r at out + (r·size + s)·blockRow
+            long preOut = prefix(piece, cd), blockRow = pb / Math.max(1, preOut);
+            send[i] = pre == 1 ? x : backend.empty(x.dtype(), x.shape());
+            recv[i] = preOut == 1 ? out[i] : backend.empty(x.dtype(), x.shape());
+            if (pb == 0) continue;
             for (int j = 0; j < size; j++)
-                backend.copy2d(send.address() + j * pieceBytes, chunkRow, x.address() + j * chunkRow, size * chunkRow, chunkRow, pre);
+                if (pre != 1 && (j != rank || preOut != 1))   // the own chunk is packed only when it lands strided too
+                    backend.copy2d(send[i].address() + j * pb, chunkRow, x.address() + j * chunkRow, size * chunkRow, chunkRow, pre);
+            if (preOut == 1) {
+                // own chunk → own block, contiguous in out: one (strided-source) copy
+                if (pre == 1) backend.copy2d(out[i].address() + rank * pb, pb, x.address() + rank * pb, pb, pb, 1);
+                else backend.copy2d(out[i].address() + rank * pb, chunkRow, x.address() + rank * chunkRow, size * chunkRow, chunkRow, pre);
+            } else {
+                // own chunk (contiguous in x, or packed above) → its strided rows in out
+                backend.copy2d(out[i].address() + rank * blockRow, size * blockRow, send[i].address() + rank * pb, blockRow, blockRow, preOut);
+            }
         }
-        // receive side: block s lands at position s along concatDim
-        Tensor out = backend.empty(x.dtype(), outShape);
-        long preOut = prefix(piece, cd), blockRow = pieceBytes / Math.max(1, preOut);
-        Tensor recv = preOut == 1 ? out : backend.empty(x.dtype(), x.shape());
-        nccl.allToAll(send.address(), recv.address(), piece.numel(), Nccl.dataType(x.dtype()), (int) es, comm, backend.stream());
-        if (recv != out) {
-            for (int s = 0; s < size; s++)
-                backend.copy2d(out.address() + s * blockRow, size * blockRow, recv.address() + s * pieceBytes, blockRow, blockRow, preOut);
-            recv.close();
+        if (size > 1) {
+            nccl.groupStart();
+            try {
+                for (int p = 0; p < size; p++) {
+                    if (p == rank) continue;
+                    for (int i = 0; i < n; i++) {
+                        if (pieceBytes[i] == 0) continue;
+                        long count = pieceBytes[i] / xs[i].dtype().byteSize();
+                        int dt = Nccl.dataType(xs[i].dtype());
+                        nccl.send(send[i].address() + p * pieceBytes[i], count, dt, p, comm, backend.stream());
+                        nccl.recv(recv[i].address() + p * pieceBytes[i], count, dt, p, comm, backend.stream());
+                    }
+                }
+            } finally {
+                nccl.groupEnd();
+            }
         }
-        if (send != x) send.close();
+        for (int i = 0; i < n; i++) {
+            if (recv[i] != out[i]) {
+                Tensor x = xs[i];
+                int cd = dim(x, concatDim, "concatDim");
+                Shape piece = x.shape().with(dim(x, splitDim, "splitDim"), x.dim(dim(x, splitDim, "splitDim")) / size);
+                long preOut = prefix(piece, cd), blockRow = pieceBytes[i] / Math.max(1, preOut);
+                for (int s = 0; s < size; s++)
+                    if (s != rank)
+                        backend.copy2d(out[i].address() + s * blockRow, size * blockRow, recv[i].address() + s * pieceBytes[i], blockRow, blockRow, preOut);
+                recv[i].close();
+            }
+            if (send[i] != xs[i]) send[i].close();
+        }
         return out;
     }
 
     @Override public Tensor sendRecv(Tensor x, int dst, int src) {
-        enter("sendRecv", x);
+        return sendRecv(new Tensor[] {x}, dst, src)[0];
+    }
+
+    /** All tensors in one NCCL group (one exchange for e.g. ring attention's K and V). */
+    @Override public Tensor[] sendRecv(Tensor[] xs, int dst, int src) {
+        if (xs == null || xs.length == 0) throw new IllegalArgumentException("sendRecv: at least one tensor, got none");
+        for (Tensor x : xs) enter("sendRecv", x);
         peer(dst, "dst");
         peer(src, "src");
-        Tensor out = backend.empty(x.dtype(), x.shape());
-        int dt = Nccl.dataType(x.dtype());
+        Tensor[] out = new Tensor[xs.length];
+        for (int i = 0; i < xs.length; i++) out[i] = backend.empty(xs[i].dtype(), xs[i].shape());
         nccl.groupStart();
         try {
-            nccl.send(x.address(), x.numel(), dt, dst, comm, backend.stream());
-            nccl.recv(out.address(), x.numel(), dt, src, comm, backend.stream());
+            for (int i = 0; i < xs.length; i++) {
+                int dt = Nccl.dataType(xs[i].dtype());
+                nccl.send(xs[i].address(), xs[i].numel(), dt, dst, comm, backend.stream());
+                nccl.recv(out[i].address(), xs[i].numel(), dt, src, comm, backend.stream());
+            }
         } finally {
             nccl.groupEnd();
         }

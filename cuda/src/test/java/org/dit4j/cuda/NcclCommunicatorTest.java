@@ -93,10 +93,37 @@ class NcclCommunicatorTest {
         });
     }
 
+    /** Several tensors (mixed dtypes and head dims) in one exchange equal per-tensor all-to-alls, on every split/concat pair used. */
+    @Test void allToAllOfSeveralTensorsInOneExchange() {
+        int n = world.size();
+        sameOnBoth("allToAll[]", (c, up, down) -> {
+            List<float[]> out = new ArrayList<>();
+            for (long b : new long[] {1, 2}) {
+                Tensor q = up.apply(input(c.rank(), DType.BF16, b, 3, 2L * n, 8));
+                Tensor k = up.apply(input(c.rank() + 10, DType.F32, b, 3, 2L * n, 8));
+                Tensor v = up.apply(input(c.rank() + 20, DType.BF16, b, 3, 2L * n, 4));
+                for (int[] sc : new int[][] {{2, 1}, {1, 2}, {2, 2}, {0, 1}, {3, 0}}) {
+                    Tensor[] xs = {q, k, v};
+                    if (java.util.Arrays.stream(xs).anyMatch(x -> x.dim(sc[0]) % n != 0)) continue;
+                    Tensor[] ys = c.allToAll(xs, sc[0], sc[1]);
+                    assertEquals(3, ys.length);
+                    for (int i = 0; i < 3; i++) {
+                        assertEquals(xs[i].dtype(), ys[i].dtype());
+                        out.add(down.apply(ys[i]));
+                    }
+                }
+            }
+            return out;
+        });
+    }
+
     @Test void sendRecvBroadcastAndSplit() {
         sameOnBoth("p2p", (c, up, down) -> {
             List<float[]> out = new ArrayList<>();
             out.add(down.apply(c.ringPass(up.apply(input(c.rank(), DType.F32, 7, 3)))));
+            Tensor[] kv = c.ringPass(new Tensor[] {up.apply(input(c.rank(), DType.BF16, 5, 4)), up.apply(input(c.rank() + 7, DType.F32, 3))});
+            out.add(down.apply(kv[0]));
+            out.add(down.apply(kv[1]));
             out.add(down.apply(c.broadcast(up.apply(input(c.rank(), DType.BF16, 9)), c.size() - 1)));
             Communicator sub = c.split(c.rank() % 2, -c.rank());
             out.add(new float[] {sub.rank(), sub.size()});

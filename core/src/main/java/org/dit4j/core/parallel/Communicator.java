@@ -38,10 +38,39 @@ public interface Communicator extends AutoCloseable {
     Tensor allToAll(Tensor x, int splitDim, int concatDim);
 
     /**
+     * {@link #allToAll} of several tensors with the same split and concat dims as one collective: out[i] =
+     * allToAll(xs[i], splitDim, concatDim), bit for bit. The tensors may differ in dtype and shape (all ranks pass the
+     * same list). Lets a backend move them in one exchange (NCCL: one group of sends and receives instead of one per
+     * tensor), e.g. Ulysses' q, k and v. The default calls {@link #allToAll} per tensor, in order.
+     */
+    default Tensor[] allToAll(Tensor[] xs, int splitDim, int concatDim) {
+        Tensor[] out = new Tensor[xs.length];
+        for (int i = 0; i < xs.length; i++) out[i] = allToAll(xs[i], splitDim, concatDim);
+        return out;
+    }
+
+    /**
      * Sends x to rank {@code dst} and returns the tensor received from rank {@code src} (same shape and dtype as x).
      * Collective: the (rank → dst) pairs of all ranks must form a permutation, with each rank's src its sender.
      */
     Tensor sendRecv(Tensor x, int dst, int src);
+
+    /**
+     * {@link #sendRecv} of several tensors to the same dst from the same src as one exchange: out[i] =
+     * sendRecv(xs[i], dst, src), bit for bit (e.g. ring attention's K and V blocks). The default calls
+     * {@link #sendRecv} per tensor, in order; NCCL sends them in one group.
+     */
+    default Tensor[] sendRecv(Tensor[] xs, int dst, int src) {
+        Tensor[] out = new Tensor[xs.length];
+        for (int i = 0; i < xs.length; i++) out[i] = sendRecv(xs[i], dst, src);
+        return out;
+    }
+
+    /** {@link #ringPass} of several tensors as one exchange. */
+    default Tensor[] ringPass(Tensor[] xs) {
+        int n = size(), r = rank();
+        return sendRecv(xs, (r + 1) % n, (r + n - 1) % n);
+    }
 
     /** One step around the ring: sends x to rank+1 and returns what rank−1 sent (modulo size()). */
     default Tensor ringPass(Tensor x) {

@@ -24,7 +24,8 @@ import org.dit4j.cuda.cudnn.Cudnn.ReduceOp;
 
 /**
  * Fused scaled-dot-product attention through cuDNN's graph API:
- * {@code O = softmax(scale · Q·Kᵀ) · V}, non-causal, no mask, no dropout, inference (no softmax stats).
+ * {@code O = softmax(scale · Q·Kᵀ) · V}, non-causal, no mask, no dropout; optionally with the softmax stats
+ * (each row's log-sum-exp of the scaled logits, {@link #statsPlan}) that ring attention merges partial results with.
  *
  * <p>Shapes: q,o {@code [B, Lq, H, d]} and k,v {@code [B, Lk, H, d]} in {@link Layout#BSHD} (contiguous,
  * what a fused QKV projection produces after a view), or {@code [B, H, L, d]} in {@link Layout#BHSD}.
@@ -126,11 +127,12 @@ public final class CudnnSdpa implements AutoCloseable {
 
     // Unique ids of the tensors the caller binds.
     private static final Pattern KERNEL_NAME = Pattern.compile("\"kernelName\"\\s*:\\s*\"([^\"]+)\"");
-    private static final long UID_Q = 1, UID_K = 2, UID_V = 3, UID_O = 4, UID_SCALE = 5;
+    private static final long UID_Q = 1, UID_K = 2, UID_V = 3, UID_O = 4, UID_SCALE = 5, UID_STATS = 6;
 
     private final Cudnn cudnn;
     private final MemorySegment handle;
     private final Map<Shape, Plan> cache = new HashMap<>();
+    private final Map<Shape, Plan> statsCache = new HashMap<>();
     private final List<Plan> extraPlans = new ArrayList<>();
     private final List<Descriptor> retained = new ArrayList<>();
     private MemorySegment boundStream;
@@ -152,8 +154,26 @@ public final class CudnnSdpa implements AutoCloseable {
     public synchronized Plan plan(Shape shape) {
         Plan p = cache.get(shape);
         if (p == null) {
-            p = build(shape, Implementation.AUTO, 1).getFirst();
+            p = build(shape, Implementation.AUTO, 1, false).getFirst();
             cache.put(shape, p);
+        }
+        return p;
+    }
+
+    /**
+     * The cached plan for {@code shape} that also writes the softmax stats: F32 {@code [B, H, Lq]} (contiguous, the
+     * layout of {@code Ops.attentionWithLse}'s lse), {@code stats[b, h, i] = m + log Σ_j exp(s_ij − m)} with
+     * {@code s = scale·q_i·k_j} and {@code m} the row max — the natural-log log-sum-exp of the row's logits. Built
+     * from the {@link Implementation#COMPOSITE} graph with its stats tensor made a real output (what cudnn-frontend
+     * does for training); run it with {@link Plan#execute(long, long, long, long, long, long, long)}. Packed o only.
+     */
+    public synchronized Plan statsPlan(Shape shape) {
+        if (shape.oRowStride() != 0)
+            throw new IllegalArgumentException("a stats plan writes packed o; got o row stride " + shape.oRowStride() + " for " + shape);
+        Plan p = statsCache.get(shape);
+        if (p == null) {
+            p = build(shape, Implementation.COMPOSITE, 1, true).getFirst();
+            statsCache.put(shape, p);
         }
         return p;
     }
@@ -174,7 +194,7 @@ public final class CudnnSdpa implements AutoCloseable {
      * are owned by this object (closed with it) but not put in the cache.
      */
     public synchronized List<Plan> candidates(Shape shape, Implementation impl, int max) {
-        List<Plan> ps = build(shape, impl, max);
+        List<Plan> ps = build(shape, impl, max, false);
         extraPlans.addAll(ps);
         return ps;
     }
@@ -184,18 +204,20 @@ public final class CudnnSdpa implements AutoCloseable {
 
     // ------------------------------------------------------------------ building
 
-    private List<Plan> build(Shape s, Implementation impl, int max) {
+    private List<Plan> build(Shape s, Implementation impl, int max, boolean stats) {
         if (closed) throw new IllegalStateException("CudnnSdpa is closed");
         if (impl == Implementation.AUTO) {
             if (unifiedAvailable()) {
                 try {
-                    return build(s, Implementation.UNIFIED, max);
+                    return build(s, Implementation.UNIFIED, max, stats);
                 } catch (CudnnException e) {
                     // fall through to the decomposed graph, which every cuDNN 9 supports on sm80+
                 }
             }
-            return build(s, Implementation.COMPOSITE, max);
+            return build(s, Implementation.COMPOSITE, max, stats);
         }
+        if (stats && impl != Implementation.COMPOSITE)
+            throw new IllegalArgumentException("softmax stats are built from the COMPOSITE graph, not " + impl);
         if (impl == Implementation.UNIFIED && !unifiedAvailable()) {
             throw new CudnnException("building a UNIFIED SDPA plan", 3000, "CUDNN_STATUS_NOT_SUPPORTED",
                     "the SDPA operation needs cuDNN >= 9.13.1, this is " + cudnn.version());
@@ -203,8 +225,8 @@ public final class CudnnSdpa implements AutoCloseable {
         long t0 = System.nanoTime();
         List<Descriptor> owned = new ArrayList<>();
         try {
-            Descriptor graph = impl == Implementation.UNIFIED ? unifiedGraph(s, owned) : compositeGraph(s, owned);
-            List<Plan> plans = plansFor(s, impl, graph, max, owned);
+            Descriptor graph = impl == Implementation.UNIFIED ? unifiedGraph(s, owned) : compositeGraph(s, owned, stats);
+            List<Plan> plans = plansFor(s, impl, graph, max, owned, stats);
             double ms = (System.nanoTime() - t0) / 1e6;
             for (Plan p : plans) p.buildMillis = ms;
             // The plans may refer to the graph and engine configs: keep them until close().
@@ -257,7 +279,8 @@ public final class CudnnSdpa implements AutoCloseable {
         return operationGraph(owned, op);
     }
 
-    private Descriptor compositeGraph(Shape s, List<Descriptor> owned) {
+    /** The decomposed attention graph; with {@code withStats} its stats tensor (m + log l) is a bound output. */
+    private Descriptor compositeGraph(Shape s, List<Descriptor> owned, boolean withStats) {
         DataType io = ioType(s);
         DataType f32 = DataType.FLOAT;
         long b = s.batch(), h = s.heads(), lq = s.seqQ(), lk = s.seqKv(), d = s.headDim();
@@ -280,7 +303,8 @@ public final class CudnnSdpa implements AutoCloseable {
         Descriptor exps = tensor(owned, uid++, f32, sDims, sStrides, true, false);
         Descriptor rowSum = tensor(owned, uid++, f32, rDims, rStrides, true, false);
         Descriptor logSum = tensor(owned, uid++, f32, rDims, rStrides, true, false);
-        Descriptor stats = tensor(owned, uid++, f32, rDims, rStrides, true, false);
+        Descriptor stats = withStats ? tensor(owned, UID_STATS, f32, rDims, rStrides, false, false)
+                : tensor(owned, uid++, f32, rDims, rStrides, true, false);
         Descriptor probs = tensor(owned, uid++, io, sDims, sStrides, true, false);
 
         List<Descriptor> ops = new ArrayList<>();
@@ -290,7 +314,7 @@ public final class CudnnSdpa implements AutoCloseable {
         ops.add(pointwise(owned, PointwiseMode.SUB, scaled, rowMax, shifted));
         ops.add(pointwise(owned, PointwiseMode.EXP, shifted, null, exps));   // e = exp(S - m)
         ops.add(reduction(owned, ReduceOp.ADD, exps, rowSum));               // l = rowsum(e)
-        ops.add(pointwise(owned, PointwiseMode.LOG, rowSum, null, logSum));  // stats = m + log l (virtual)
+        ops.add(pointwise(owned, PointwiseMode.LOG, rowSum, null, logSum));  // stats = m + log l (virtual unless bound)
         ops.add(pointwise(owned, PointwiseMode.ADD, rowMax, logSum, stats));
         ops.add(pointwise(owned, PointwiseMode.DIV, exps, rowSum, probs));   // P = e / l, in the I/O type
         ops.add(matmul(owned, probs, v, o));                                 // O = P·V
@@ -348,7 +372,7 @@ public final class CudnnSdpa implements AutoCloseable {
     }
 
     /** Heuristics (mode A, then fallback) → engine configs → execution plans that finalize. */
-    private List<Plan> plansFor(Shape s, Implementation impl, Descriptor graph, int max, List<Descriptor> owned) {
+    private List<Plan> plansFor(Shape s, Implementation impl, Descriptor graph, int max, List<Descriptor> owned, boolean stats) {
         List<Plan> plans = new ArrayList<>();
         List<String> refusals = new ArrayList<>();
         for (HeurMode mode : new HeurMode[] {HeurMode.A, HeurMode.FALLBACK}) {
@@ -381,7 +405,7 @@ public final class CudnnSdpa implements AutoCloseable {
                     plan.close();
                     continue;
                 }
-                Plan made = new Plan(s, impl, plan, engineIndex);
+                Plan made = new Plan(s, impl, plan, engineIndex, stats);
                 made.kernelCfg = kernelCfgOf(cfg, owned);
                 plans.add(made);
             }
@@ -434,7 +458,7 @@ public final class CudnnSdpa implements AutoCloseable {
         List<Descriptor> owned = new ArrayList<>();
         List<Plan> out = new ArrayList<>();
         try {
-            Descriptor graph = impl == Implementation.UNIFIED ? unifiedGraph(s, owned) : compositeGraph(s, owned);
+            Descriptor graph = impl == Implementation.UNIFIED ? unifiedGraph(s, owned) : compositeGraph(s, owned, false);
             Descriptor heur = cudnn.createDescriptor(DescriptorType.ENGINEHEUR_DESCRIPTOR);
             owned.add(heur);
             heur.setDescriptors(Attr.ENGINEHEUR_OPERATION_GRAPH, graph)
@@ -484,7 +508,7 @@ public final class CudnnSdpa implements AutoCloseable {
                         plan.close();
                         continue;
                     }
-                    Plan p = new Plan(s, impl, plan, idx);
+                    Plan p = new Plan(s, impl, plan, idx, false);
                     p.kernelCfg = val;
                     out.add(p);
                     made++;
@@ -627,8 +651,10 @@ public final class CudnnSdpa implements AutoCloseable {
         if (closed) return;
         closed = true;
         for (Plan p : cache.values()) p.close();
+        for (Plan p : statsCache.values()) p.close();
         for (Plan p : extraPlans) p.close();
         cache.clear();
+        statsCache.clear();
         extraPlans.clear();
         for (Descriptor d : retained) d.close();
         retained.clear();
@@ -644,25 +670,31 @@ public final class CudnnSdpa implements AutoCloseable {
         private final Descriptor plan;
         private final long engineIndex;
         private final long workspaceSize;
+        private final boolean stats;
         private final Arena arena = Arena.ofShared();
         private final MemorySegment uids, pointers, scaleValue;
         private Descriptor variantPack;
-        private long lastQ, lastK, lastV, lastO, lastWs;
+        private long lastQ, lastK, lastV, lastO, lastStats, lastWs;
         double buildMillis;
         long kernelCfg = -1;
 
-        private Plan(Shape shape, Implementation implementation, Descriptor plan, long engineIndex) {
+        private Plan(Shape shape, Implementation implementation, Descriptor plan, long engineIndex, boolean stats) {
             this.shape = shape;
+            this.stats = stats;
             this.implementation = implementation;
             this.plan = plan;
             this.engineIndex = engineIndex;
             this.workspaceSize = plan.getInt64(Attr.EXECUTION_PLAN_WORKSPACE_SIZE);
-            this.uids = arena.allocateFrom(ValueLayout.JAVA_LONG, UID_Q, UID_K, UID_V, UID_O, UID_SCALE);
-            this.pointers = arena.allocate(ValueLayout.ADDRESS, 5);
+            this.uids = stats ? arena.allocateFrom(ValueLayout.JAVA_LONG, UID_Q, UID_K, UID_V, UID_O, UID_SCALE, UID_STATS)
+                    : arena.allocateFrom(ValueLayout.JAVA_LONG, UID_Q, UID_K, UID_V, UID_O, UID_SCALE);
+            this.pointers = arena.allocate(ValueLayout.ADDRESS, stats ? 6 : 5);
             this.scaleValue = arena.allocateFrom(ValueLayout.JAVA_FLOAT, shape.scale());
         }
 
         public Shape shape() { return shape; }
+
+        /** Whether this plan writes the softmax stats ({@link #statsPlan}). */
+        public boolean writesStats() { return stats; }
 
         public Implementation implementation() { return implementation; }
 
@@ -700,6 +732,23 @@ public final class CudnnSdpa implements AutoCloseable {
          * (may be 0 when that is 0). Asynchronous; not thread-safe.
          */
         public void execute(long q, long k, long v, long o, long workspace, MemorySegment stream) {
+            if (stats)
+                throw new IllegalStateException("this plan for " + shape + " writes softmax stats: call execute(q, k, v, o, stats, workspace, stream)");
+            run(q, k, v, o, 0, workspace, stream);
+        }
+
+        /**
+         * {@link #execute} of a {@link #statsPlan}: also writes the F32 {@code [B, H, Lq]} log-sum-exp at {@code stats}
+         * (16-byte aligned).
+         */
+        public void execute(long q, long k, long v, long o, long stats, long workspace, long stream) {
+            if (!this.stats)
+                throw new IllegalStateException("this plan for " + shape + " writes no softmax stats; build it with statsPlan(shape)");
+            checkPointer("stats", stats);
+            run(q, k, v, o, stats, workspace, MemorySegment.ofAddress(stream));
+        }
+
+        private void run(long q, long k, long v, long o, long statsPtr, long workspace, MemorySegment stream) {
             checkPointer("q", q);
             checkPointer("k", k);
             checkPointer("v", v);
@@ -713,8 +762,9 @@ public final class CudnnSdpa implements AutoCloseable {
                     cudnn.setStream(handle, stream);
                     boundStream = stream;
                 }
-                if (variantPack == null || q != lastQ || k != lastK || v != lastV || o != lastO || workspace != lastWs) {
-                    rebindVariantPack(q, k, v, o, workspace);
+                if (variantPack == null || q != lastQ || k != lastK || v != lastV || o != lastO || statsPtr != lastStats
+                        || workspace != lastWs) {
+                    rebindVariantPack(q, k, v, o, statsPtr, workspace);
                 }
                 cudnn.execute(handle, plan, variantPack);
             }
@@ -727,17 +777,19 @@ public final class CudnnSdpa implements AutoCloseable {
                         + " is not 16-byte aligned; cuDNN SDPA needs 16-byte aligned q/k/v/o");
         }
 
-        private void rebindVariantPack(long q, long k, long v, long o, long workspace) {
+        private void rebindVariantPack(long q, long k, long v, long o, long statsPtr, long workspace) {
             if (variantPack != null) variantPack.close();
             pointers.setAtIndex(ValueLayout.ADDRESS, 0, MemorySegment.ofAddress(q));
             pointers.setAtIndex(ValueLayout.ADDRESS, 1, MemorySegment.ofAddress(k));
             pointers.setAtIndex(ValueLayout.ADDRESS, 2, MemorySegment.ofAddress(v));
             pointers.setAtIndex(ValueLayout.ADDRESS, 3, MemorySegment.ofAddress(o));
             pointers.setAtIndex(ValueLayout.ADDRESS, 4, scaleValue);
+            int n = stats ? 6 : 5;
+            if (stats) pointers.setAtIndex(ValueLayout.ADDRESS, 5, MemorySegment.ofAddress(statsPtr));
             Descriptor vp = cudnn.createDescriptor(DescriptorType.VARIANT_PACK_DESCRIPTOR);
             try {
-                vp.setInt64(Attr.VARIANT_PACK_UNIQUE_IDS, uids, 5)
-                        .setPointers(Attr.VARIANT_PACK_DATA_POINTERS, pointers, 5)
+                vp.setInt64(Attr.VARIANT_PACK_UNIQUE_IDS, uids, n)
+                        .setPointers(Attr.VARIANT_PACK_DATA_POINTERS, pointers, n)
                         .setPointer(Attr.VARIANT_PACK_WORKSPACE, MemorySegment.ofAddress(workspace))
                         .finish();
             } catch (RuntimeException e) {
@@ -750,6 +802,7 @@ public final class CudnnSdpa implements AutoCloseable {
             lastK = k;
             lastV = v;
             lastO = o;
+            lastStats = statsPtr;
             lastWs = workspace;
         }
 
@@ -765,7 +818,7 @@ public final class CudnnSdpa implements AutoCloseable {
 
         @Override
         public String toString() {
-            return implementation + " engine " + engineIndex + " kernel_cfg " + kernelCfg + " ws " + workspaceSize + " B";
+            return implementation + (stats ? " +stats" : "") + " engine " + engineIndex + " kernel_cfg " + kernelCfg + " ws " + workspaceSize + " B";
         }
     }
 }

@@ -3,7 +3,8 @@
 // aligned. Grid (ceil(Lq/(16*W)), H, B), 32*W threads (W = 4 or 8 warps): each warp owns 16 query rows; keys
 // stream through shared memory 64 at a time, double-buffered with cp.async (tile j+1 loads while tile j is
 // multiplied), with an online softmax in the log2 domain. Optional additive f32 bias with element
-// (b,h,i,j) at b*sb + h*sh + i*sq + j*sk. Fully masked rows give 0.
+// (b,h,i,j) at b*sb + h*sh + i*sq + j*sk. Fully masked rows give 0. Optional f32 lse:[B,H,Lq] (null = none)
+// receives each row's natural log-sum-exp of the scaled, biased logits (-inf for fully masked rows).
 // Dynamic shared memory: (16*W + 4*64) * (D + 8) * 2 bytes.
 
 struct BiasStrides { i64 sb, sh, sq, sk; };
@@ -61,7 +62,7 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
 
 template <int D, int NW, bool BF16>
 __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k, const u16* v, int H, int Lq, int Lk,
-                                           float scale, const float* bias, BiasStrides bs) {
+                                           float scale, const float* bias, BiasStrides bs, float* lse) {
     constexpr int BR = 16 * NW;         // query rows per block: 16 per warp
     constexpr int NT = 32 * NW;         // threads
     constexpr int LDS = D + 8;          // padded row (16 bytes) against ldmatrix bank conflicts
@@ -207,6 +208,13 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    if (lse != 0 && (lane & 3) == 0) {
+        // m is in log2 units of the logits: lse = (m + log2 l)·ln 2
+        const float LN2 = 0.6931471805599453f;
+        float* lr = lse + (b * H + h) * (i64)Lq;
+        if (r0 < Lq) lr[r0] = l0 > 0.f ? (m0 + log2f(l0)) * LN2 : -F_INF;
+        if (r1 < Lq) lr[r1] = l1 > 0.f ? (m1 + log2f(l1)) * LN2 : -F_INF;
+    }
     u16* ob = out + (b * Lq * H + h) * D;
 #pragma unroll
     for (int nt = 0; nt < D / 8; nt++) {
@@ -219,8 +227,8 @@ __device__ __forceinline__ void flash_impl(u16* out, const u16* q, const u16* k,
 #define FA_ENTRY(name, D, NW, BF)                                                                              \
     extern "C" __global__ void __launch_bounds__(32 * NW) name(u16* out, const u16* q, const u16* k, const u16* v, \
                                                                int H, int Lq, int Lk, float scale,                 \
-                                                               const float* bias, BiasStrides bs) {                \
-        flash_impl<D, NW, BF>(out, q, k, v, H, Lq, Lk, scale, bias, bs);                                          \
+                                                               const float* bias, BiasStrides bs, float* lse) {    \
+        flash_impl<D, NW, BF>(out, q, k, v, H, Lq, Lk, scale, bias, bs, lse);                                     \
     }
 
 // name: flash_attn_<type>_d<D>_w<warps>; block = 32*warps threads covering 16*warps query rows.

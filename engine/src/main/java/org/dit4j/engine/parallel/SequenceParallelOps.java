@@ -13,7 +13,8 @@ import org.dit4j.core.tensor.Tensor;
  * sequence, every op goes to the local backend, and only {@link #attention} talks to the other ranks. With q, k, v the
  * rank's rows [B, L/S, H, d] (S = ring·ulysses), it computes the rows of attention over the whole sequence:
  * <ol>
- *   <li><b>Ulysses</b> (group of u ranks): all-to-all heads↔sequence, so each rank holds L/ring rows of H/u heads;</li>
+ *   <li><b>Ulysses</b> (group of u ranks): all-to-all heads↔sequence (q, k, v as one collective), so each rank holds
+ *       L/ring rows of H/u heads;</li>
  *   <li><b>Ring</b> (group of r ranks): K/V blocks travel around the ring, each step's partial attention
  *       ({@link Ops#attentionWithLse}) is merged with log-sum-exp ({@link Ops#mergeAttention}, accumulated in F32);</li>
  *   <li>all-to-all back to the rank's own rows of all heads.</li>
@@ -57,9 +58,9 @@ public final class SequenceParallelOps extends ForwardingOps {
             throw new IllegalArgumentException("sequence-parallel attention: " + q.dim(2) + " heads do not split over Ulysses degree " + u
                     + " (q " + q.shape() + ")");
         try (Scope scope = Scope.open()) {
-            Tensor qh = u > 1 ? ulysses.allToAll(q, 2, 1) : q;       // [B, L/r, H/u, d]
-            Tensor kh = u > 1 ? ulysses.allToAll(k, 2, 1) : k;
-            Tensor vh = u > 1 ? ulysses.allToAll(v, 2, 1) : v;
+            // q, k, v in one exchange (one NCCL group): [B, L/r, H/u, d] each
+            Tensor[] h = u > 1 ? ulysses.allToAll(new Tensor[] {q, k, v}, 2, 1) : new Tensor[] {q, k, v};
+            Tensor qh = h[0], kh = h[1], vh = h[2];
             Tensor o = r > 1 ? ringAttention(qh, kh, vh, scale) : delegate.attention(qh, kh, vh, null, scale);
             return scope.keep(u > 1 ? ulysses.allToAll(o, 1, 2) : o);   // [B, L/S, H, dv]
         }
@@ -100,7 +101,8 @@ public final class SequenceParallelOps extends ForwardingOps {
         }
         Tensor kb = k, vb = v;
         for (int step = 1; step < r; step++) {
-            Tensor kn = ring.ringPass(kb), vn = ring.ringPass(vb);
+            Tensor[] kv = ring.ringPass(new Tensor[] {kb, vb});   // K and V in one exchange
+            Tensor kn = kv[0], vn = kv[1];
             if (kb != k) { kb.close(); vb.close(); }
             kb = kn;
             vb = vn;

@@ -30,7 +30,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * A small Flux (head dim 128, the GPU kernels' shape) on two GPUs over NCCL, one thread per GPU, against the same
  * model on one GPU: the true-CFG guided velocity of a batch of 2, bf16, rel-L2 ≤ 1e-2 on every rank. Skips itself
- * without two GPUs. Ring attention runs the interface's host default of attentionWithLse here (correct, not fast).
+ * without two GPUs. Ring attention runs the CUDA backend's attentionWithLse (cuDNN softmax stats or the flash kernel's
+ * row LSE) and its merge kernel.
  */
 class FluxMultiGpuTest {
     static final FluxConfig CFG = new FluxConfig(256, 2, 2, 2, 64, 64, 128, 64, 1024, new int[] {16, 56, 56}, 10000, true);
