@@ -15,7 +15,8 @@ UniPC flow scheduler with shift 3, T5TokenizerFast) that diffusers loads unchang
      AutoencoderKLWan.encode(video).latent_dist.mean of a fixed video in [-1, 1];
    - per pipeline case: WanPipeline(...) with a CPU torch.Generator(seed) (the noise dit4j's TorchGenerator redraws),
      output_type "np", rounded to 8 bits as PIL output does.
-   The fixed inputs go to OUT/ref/inputs.safetensors, the outputs to OUT/ref/components.safetensors and OUT/ref/<case>.npy.
+   The fixed inputs go to OUT/ref/inputs.safetensors, the outputs to OUT/ref/components.safetensors and OUT/ref/<case>.npy
+   (uint8 [videos, T, H, W, 3]; also as float32 in OUT/ref/frames.safetensors, one tensor per case).
 2. dit4j, per --configs entry BACKEND:DTYPE: `dit4j generate ... --frames-dir` per case, and
    org.dit4j.engine.bench.WanComponentCheck (umT5, VAE decode, VAE encode on the same inputs).
 3. Comparison: token ids must be equal; rel-L2 = ||dit4j - ref|| / ||ref|| per component (VAE decode compared after
@@ -100,6 +101,7 @@ def reference(tiny, ref_dir, device, cases):
                "text.states": states.float().cpu().contiguous(), "vae.decoded": decoded.float().cpu().contiguous(),
                "vae.encoded": encoded.float().cpu().contiguous()}, os.path.join(ref_dir, "components.safetensors"), metadata=meta)
     print(f"reference components ({device}): {time.time() - t0:.1f} s", flush=True)
+    frame_tensors = {}
     for name in cases:
         prompt, w, h, frames, steps, guidance, seed, n = CASES[name]
         t0 = time.time()
@@ -109,7 +111,9 @@ def reference(tiny, ref_dir, device, cases):
         vids = np.stack([np.asarray(v) for v in out.frames])             # [n, T, H, W, 3] float in [0, 1]
         ref = np.round(np.clip(vids, 0, 1) * 255).astype(np.uint8)       # as PIL output (round half to even)
         np.save(os.path.join(ref_dir, name + ".npy"), ref)
+        frame_tensors[name] = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32))
         print(f"reference {name}: {ref.shape}, {time.time() - t0:.1f} s, pixel std {ref.std():.1f}", flush=True)
+    save_file(frame_tensors, os.path.join(ref_dir, "frames.safetensors"))     # the same 8-bit frames as float32, for Java readers
     del pipe
 
 
