@@ -13,7 +13,7 @@
 #            prompt, i.e. text encode + 40 forwards + VAE decode (writes t5,vae,14B first when missing) → $OUT/full14b.txt
 #   clean    removes $WANRAND
 # Env: JAR (default .device-wancheck/dit4j.jar; .device-main/dit4j.jar works when built from a main with this branch),
-#      WANRAND, STEPS13, STEPS14, T_GEN (timeout per generate; default: what is left of BUDGET=585 s since the script started), REF_DEVICE (tiny reference: cpu|cuda).
+#      TINYFILES=1 (tiny random files and sizes: a smoke test of this script on a CPU machine), WANRAND, STEPS13, STEPS14, T_GEN (timeout per generate; default: what is left of BUDGET=585 s since the script started), REF_DEVICE (tiny reference: cpu|cuda).
 set -uo pipefail
 what=${1:-tiny}
 OUT=${OUT:-/tmp/wancheck-out}; mkdir -p "$OUT"
@@ -52,13 +52,14 @@ random_files() {
   local free_gb; free_gb=$(df -BG --output=avail "$WANRAND" | tail -1 | tr -dc 0-9)
   echo "disk: ${free_gb} GB free in $WANRAND before writing $1" | tee -a "$OUT/files.txt"
   local t0=$SECONDS
-  timeout ${T_FILES:-540} $JAVA -cp "$JAR" org.dit4j.engine.bench.RandomWanFiles "$WANRAND" "$1" 2>&1 | grep -v incubator | tee -a "$OUT/files.txt"
+  timeout ${T_FILES:-540} $JAVA -cp "$JAR" org.dit4j.engine.bench.RandomWanFiles "$WANRAND" "$1" ${TINYFILES:+--tiny} 2>&1 | grep -v incubator | tee -a "$OUT/files.txt"
   echo "files $1: $((SECONDS - t0)) s; $(df -h "$WANRAND" | tail -1)" | tee -a "$OUT/files.txt"
 }
 
 # $1 name, $2 transformer file, rest: generate options
 generate() {
   local name=$1 tr=$2; shift 2
+  [ -z "${TINYFILES:-}" ] || set -- --width 64 --height 64 --frames 9 --steps 2 --guidance 5     # script smoke test on a CPU
   local log="$OUT/$name.txt"
   {
     echo "== $name: dit4j generate, random full-size weights ($tr), $*"
@@ -84,7 +85,9 @@ import struct, sys
 d = open(sys.argv[1], "rb").read()
 top, i = [], 0
 while i + 8 <= len(d):
-    n, t = struct.unpack(">I4s", d[i:i + 8]); top.append(t.decode("latin1")); i += n if n else len(d)
+    n, t = struct.unpack(">I4s", d[i:i + 8]); top.append(t.decode("latin1"))
+    if n == 1: n = struct.unpack(">Q", d[i + 8:i + 16])[0]
+    i += n if n >= 8 else len(d)
 j = d.find(b"stsz")
 print("mp4 boxes", top, "samples", struct.unpack(">I", d[j + 12:j + 16])[0] if j > 0 else "?")
 EOF
