@@ -49,11 +49,22 @@ fi
 random_files() {
   mkdir -p "$WANRAND/tokenizers/umt5-xxl"
   cp "$HERE/tokenizer.json" "$WANRAND/tokenizers/umt5-xxl/tokenizer.json"
-  local free_gb; free_gb=$(df -BG --output=avail "$WANRAND" | tail -1 | tr -dc 0-9)
-  echo "disk: ${free_gb} GB free in $WANRAND before writing $1" | tee -a "$OUT/files.txt"
+  local free_gb need=2 p f; free_gb=$(df -BG --output=avail "$WANRAND" | tail -1 | tr -dc 0-9)
+  for p in ${1//,/ }; do            # GB still to write: umT5-XXL 11.4, VAE 0.25, 14B 28.6, 1.3B 2.8 (+2 spare)
+    case $p in t5) f=common/umt5-xxl-random.safetensors; g=12;; vae) f=common/wan_2.1_vae-random.safetensors; g=1;;
+      14B) f=wan14b/wan2.1_t2v_14B-random.safetensors; g=29;; *) f=wan1.3b/wan2.1_t2v_1.3B-random.safetensors; g=3;; esac
+    [ -f "$WANRAND/$f" ] || need=$((need + g))
+  done
+  echo "disk: ${free_gb} GB free in $WANRAND, about $need GB needed for what is missing of $1" | tee -a "$OUT/files.txt"
+  if [ -z "${TINYFILES:-}" ] && [ "$free_gb" -lt "$need" ]; then
+    echo "NOT ENOUGH DISK: free ${free_gb} GB < ${need} GB; run 'clean' (removes $WANRAND) or free /tmp, then retry" | tee -a "$OUT/files.txt"
+    return 1
+  fi
   local t0=$SECONDS
   timeout ${T_FILES:-540} $JAVA -cp "$JAR" org.dit4j.engine.bench.RandomWanFiles "$WANRAND" "$1" ${TINYFILES:+--tiny} 2>&1 | grep -v incubator | tee -a "$OUT/files.txt"
-  echo "files $1: $((SECONDS - t0)) s; $(df -h "$WANRAND" | tail -1)" | tee -a "$OUT/files.txt"
+  local rc=${PIPESTATUS[0]}
+  echo "files $1: rc $rc, $((SECONDS - t0)) s; $(df -h "$WANRAND" | tail -1)" | tee -a "$OUT/files.txt"
+  return "$rc"
 }
 
 # $1 name, $2 transformer file, rest: generate options
@@ -97,11 +108,9 @@ EOF
 
 if has files; then random_files t5,vae,1.3B,14B; fi
 if has full13b; then
-  random_files t5,vae,1.3B
-  generate full13b wan1.3b/wan2.1_t2v_1.3B-random.safetensors --width 832 --height 480 --frames 81 --steps "${STEPS13:-50}" --guidance 5
+  random_files t5,vae,1.3B && generate full13b wan1.3b/wan2.1_t2v_1.3B-random.safetensors --width 832 --height 480 --frames 81 --steps "${STEPS13:-50}" --guidance 5
 fi
 if has full14b; then
-  random_files t5,vae,14B
-  generate full14b wan14b/wan2.1_t2v_14B-random.safetensors --width 640 --height 640 --frames 65 --steps "${STEPS14:-20}" --guidance 5
+  random_files t5,vae,14B && generate full14b wan14b/wan2.1_t2v_14B-random.safetensors --width 640 --height 640 --frames 65 --steps "${STEPS14:-20}" --guidance 5
 fi
 if has clean; then rm -rf "$WANRAND"; df -h /tmp | tail -1; fi
