@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: Flux GPU tests, dit4j bench and the PyTorch baseline side by side, and the full-size exactness
 # check against diffusers. Staged by bench/stage-device.sh. Results and logs under $OUT.
-#   bash bench/flux-device.sh [all|tests|bench|torch|exact|pipeline|cache] [resolutions, default 512,1024,2048]
+#   bash bench/flux-device.sh [all|tests|cudatests|bench|torch|exact|pipeline|cache] [resolutions, default 512,1024,2048]
+#   (cudatests, pipeline and cache run only when named; CACHES="none teacache+host …" picks the cache runs)
 set -uo pipefail
 what=${1:-all}
 res=${2:-512,1024,2048}
@@ -21,6 +22,15 @@ if has tests; then
     --select-class org.dit4j.engine.flux.FluxCacheGpuTest \
     --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
   grep -E "dit4j-engine|✘|tests (successful|failed|skipped)|Exception|expected" "$OUT/tests.log" | head -30
+fi
+if [[ ",$what," == *",cudatests,"* ]]; then
+  echo "== cuda package GPU tests"
+  rm -rf /tmp/et && mkdir -p /tmp/et && (cd /tmp/et && python3 -m zipfile -e "$OLDPWD/.device-main/engine-tests.zip" .)
+  timeout 400 "${J[@]}" -jar .device-main/junit-platform-console-standalone-*.jar execute \
+    --class-path "/tmp/et:.device-main/dit4j.jar" --select-package org.dit4j.cuda --exclude-classname '.*Nccl.*' \
+    --disable-banner --disable-ansi-colors --details=tree > "$OUT/cudatests.log" 2>&1
+  grep -E "✘|tests (successful|failed|skipped)" "$OUT/cudatests.log" | head -30
+  sed -n '/^Failures (/,/^Test run finished/p' "$OUT/cudatests.log" | grep -vE "^\s+(org\.junit|java\.base|app//org\.junit)" | head -60
 fi
 if has bench; then
   echo "== dit4j bench"
@@ -54,10 +64,12 @@ if [[ ",$what," == *",cache,"* ]]; then
   mkdir -p "$D/tokenizers/clip-vit-large-patch14" "$D/tokenizers/t5-v1_1-xxl"
   cp .device-main/tokenizers/clip/vocab.json .device-main/tokenizers/clip/merges.txt "$D/tokenizers/clip-vit-large-patch14/"
   cp .device-main/tokenizers/t5/tokenizer.json "$D/tokenizers/t5-v1_1-xxl/"
+  # an entry "SPEC+host" adds --cache-on-host (residuals in pinned host memory)
   for c in ${CACHES:-none teacache magcache fbcache}; do
-    echo "-- --cache $c"
+    spec=${c%+host}; extra=(); [ "$spec" != "$c" ] && extra=(--cache-on-host)
+    echo "-- --cache $spec ${extra[*]:-}"
     timeout 300 "${J[@]}" -jar .device-main/dit4j.jar generate --model "$D" --prompt "a lighthouse on a cliff at dawn, oil painting" \
-      --width 1024 --height 1024 --steps 28 --seed 1 --runs 2 --cache "$c" --out "$OUT/cache-$c.png" 2>&1 \
+      --width 1024 --height 1024 --steps 28 --seed 1 --runs 2 --cache "$spec" "${extra[@]}" --out "/tmp/cache-$c.png" 2>&1 \
       | grep -vE "incubator|denoise \[" | tee "$OUT/cache-$c.txt"
   done
   rm -rf "$D"

@@ -117,6 +117,10 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
             + "a MagCache γ table for this step count (default file: magcache-flux-<kind>-<steps>.json next to the image)"})
     String cache;
 
+    @Option(names = "--cache-on-host", description = "keep the step cache's residuals in pinned host memory instead of on "
+            + "the GPU (for long videos or CFG short of GPU memory; two PCIe copies per step)")
+    boolean cacheOnHost;
+
     @Option(names = "--mag-ratios", paramLabel = "JSON", description = "MagCache γ table from --cache magcache-calibrate, used "
             + "with --cache magcache instead of MagCache4FLUX's 28-step table")
     Path magRatios;
@@ -185,7 +189,7 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
         err.println("model:   " + files.description());
         try (Ops ops = Backends.open(backend)) {
             FluxPipeline.Settings s = FluxPipeline.Settings.defaults(ops).withKeepLoaded(runs > 1).withVaeTile(vaeTile)
-                    .withCudaGraphs(!noCompile && !ops.device().isCpu());
+                    .withCudaGraphs(!noCompile && !ops.device().isCpu()).withCacheOnHost(cacheOnHost);
             switch (dtype.toLowerCase(Locale.ROOT)) {
                 case "auto" -> { }
                 case "bf16" -> s = s.withDtype(DType.BF16);

@@ -1,5 +1,6 @@
 package org.dit4j.cuda;
 
+import org.dit4j.core.ops.HostReductions;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Device;
@@ -8,6 +9,7 @@ import org.dit4j.core.tensor.Tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Set;
@@ -236,6 +238,86 @@ public final class CudaBackend implements Ops {
         if (closed) return;
         makeCurrent();
         drv.streamSynchronize(stream);
+    }
+
+    /**
+     * A host tensor in page-locked (pinned) memory, zero-filled: what {@link #copyPinned} moves to and from the device
+     * asynchronously, also inside a CUDA graph capture. Closing the tensor frees the pinned memory (after waiting for
+     * this backend's stream, since a queued copy may still read or write it).
+     */
+    public Tensor pinnedHost(DType dtype, Shape shape) {
+        checkOpen();
+        long bytes = Math.max(1, shape.numel() * dtype.byteSize());
+        MemorySegment seg;
+        try {
+            seg = drv.memHostAlloc(bytes, CudaDriver.MEMHOSTALLOC_PORTABLE);
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("cannot pin " + bytes + " bytes of host memory for a " + dtype + " " + shape
+                    + " tensor (" + e.getMessage() + "); keep it on the GPU instead or free host memory", e);
+        }
+        seg.fill((byte) 0);
+        return Tensor.owning(shape, dtype, new PinnedBuffer(seg));
+    }
+
+    /** Pinned host memory from {@link #pinnedHost}. */
+    private final class PinnedBuffer implements org.dit4j.core.tensor.Buffer {
+        private final MemorySegment segment;
+        private boolean released;
+
+        PinnedBuffer(MemorySegment segment) { this.segment = segment; }
+
+        @Override public Device device() { return Device.CPU; }
+        @Override public long address() { return segment.address(); }
+        @Override public long byteSize() { return segment.byteSize(); }
+        @Override public MemorySegment segment() {
+            if (released) throw new IllegalStateException("pinned host memory was already released");
+            return segment;
+        }
+        @Override public synchronized void release() {
+            if (released) return;
+            released = true;
+            if (!closed) {
+                makeCurrent();
+                drv.streamSynchronize(stream);
+            }
+            drv.memFreeHost(segment);
+        }
+        @Override public boolean isReleased() { return released; }
+    }
+
+    /**
+     * Queues a copy between a device tensor and a pinned host tensor of {@link #pinnedHost} (either direction; same
+     * dtype and element count) on the stream, without waiting: capturable into a CUDA graph. Read a host destination
+     * only after {@link #synchronize}.
+     */
+    public void copyPinned(Tensor dst, Tensor src) {
+        checkOpen();
+        if (dst.dtype() != src.dtype() || dst.numel() != src.numel())
+            throw new IllegalArgumentException("copyPinned needs equal dtype and size: dst " + dst + ", src " + src);
+        long bytes = dst.byteSize();
+        if (dst.device().isCpu() && !src.device().isCpu()) {
+            requireDevice(src, "src");
+            requirePinned(dst, "dst");
+            if (profiler != null) profiler.begin(stream);
+            drv.memcpyDtoHAsync(dst.segment().reinterpret(bytes), src.address(), bytes, stream);
+            if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, "memcpy (device to pinned host)", 0);
+        } else if (src.device().isCpu() && !dst.device().isCpu()) {
+            requireDevice(dst, "dst");
+            requirePinned(src, "src");
+            if (profiler != null) profiler.begin(stream);
+            drv.memcpyHtoDAsync(dst.address(), src.segment().reinterpret(bytes), bytes, stream);
+            if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, "memcpy (pinned host to device)", 0);
+        } else {
+            throw new IllegalArgumentException("copyPinned copies between the device and pinned host memory, got " + src.device()
+                    + " → " + dst.device() + "; use copyInto for device copies");
+        }
+    }
+
+    private static void requirePinned(Tensor t, String name) {
+        if (!(t.buffer() instanceof PinnedBuffer))
+            throw new IllegalArgumentException(name + " " + t.shape() + " is ordinary host memory; copyPinned needs a tensor from "
+                    + "pinnedHost (pageable memory cannot be copied asynchronously or inside a CUDA graph)");
+        if (t.isReleased()) throw new IllegalStateException(name + " " + t.shape() + " was already released");
     }
 
     /** Copies src into the existing tensor dst (same dtype and element count), e.g. a graph's static input. */
@@ -857,7 +939,7 @@ public final class CudaBackend implements Ops {
 
     /**
      * softmax(q·kᵀ·scale + bias)·v as two f32 batched products around a softmax: q:[B, Lq, H, d] → [B, Lq, H, dv] in q's
-     * dtype. Holds the f32 score matrix [B, H, Lq, Lk]. Fully masked rows give NaN here (softmax of −∞), not 0.
+     * dtype. Holds the f32 score matrix [B, H, Lq, Lk]. Fully masked rows give 0, as the other kernels.
      */
     private Tensor attentionByGemm(Tensor q, Tensor k, Tensor v, Tensor biasF, float scale) {
         try (org.dit4j.core.tensor.Scope s = org.dit4j.core.tensor.Scope.open()) {
@@ -865,7 +947,7 @@ public final class CudaBackend implements Ops {
             Tensor kt = permute(as(k, DType.F32), 0, 2, 3, 1);           // [B, H, d, Lk]
             Tensor scores = scale(matmul(qh, kt), scale);                  // [B, H, Lq, Lk]
             if (biasF != null) scores = add(scores, biasF);
-            Tensor p = softmax(scores);
+            Tensor p = softmax(scores, true);
             Tensor vh = permute(as(v, DType.F32), 0, 2, 1, 3);           // [B, H, Lk, dv]
             Tensor o = permute(matmul(p, vh), 0, 2, 1, 3);                 // [B, Lq, H, dv]
             return s.keep(o.dtype() == q.dtype() ? o : cast(o, q.dtype()));
@@ -1242,15 +1324,46 @@ public final class CudaBackend implements Ops {
 
     @Override public Tensor gelu(Tensor x, boolean tanh) { return unary(x, tanh ? U_GELU_TANH : U_GELU_ERF, 0f); }
 
-    @Override public Tensor softmax(Tensor x) {
+    @Override public Tensor softmax(Tensor x) { return softmax(x, false); }
+
+    /** Softmax over the last dim; with maskedZero a row that is −∞ everywhere gives zeros instead of NaN. */
+    private Tensor softmax(Tensor x, boolean maskedZero) {
         checkOpen();
         requireFloat(x, "x");
         long d = x.rank() == 0 ? 1 : x.dim(-1);
         Tensor out = alloc(x.dtype(), x.shape());
         if (out.numel() == 0) return out;
-        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d);
+        args().ptr(out.address()).ptr(x.address()).i32(code(x.dtype())).i64(d).i32(maskedZero ? 1 : 0);
         launchRows("norm", "softmax", x.numel() / d, d);
         return out;
+    }
+
+    /**
+     * {@link Ops#absSums} on the device: one block per {@link HostReductions#CHUNK} elements (f64 partials), the partials
+     * added in chunk order by one thread, and only the two sums cross to the host (one synchronisation, 16 bytes) —
+     * instead of both tensors. Same chunking as the CPU reference; inside a chunk the order differs (f64, ≈1e-16).
+     */
+    @Override public double[] absSums(Tensor a, Tensor b) {
+        checkOpen();
+        HostReductions.checkAbsSums(a, b);
+        requireDevice(a, "a");
+        requireDevice(b, "b");
+        long n = a.numel();
+        if (n == 0) return new double[] {0, 0};
+        long chunks = (n + HostReductions.CHUNK - 1) / HostReductions.CHUNK;
+        if (chunks > Integer.MAX_VALUE) throw new IllegalArgumentException("absSums: " + n + " elements is more than this kernel's grid covers");
+        // f64 pairs in F32 tensors (4 floats = 2 doubles per chunk)
+        try (Tensor part = alloc(DType.F32, Shape.of(chunks * 4)); Tensor sums = alloc(DType.F32, Shape.of(4))) {
+            args().ptr(part.address()).ptr(a.address()).i32(code(a.dtype())).ptr(b.address()).i32(code(b.dtype()))
+                    .i64(n).i64(HostReductions.CHUNK);
+            launch("norm", "abs_sums_chunks", (int) chunks, 1, 1, 256, 0);
+            args().ptr(sums.address()).ptr(part.address()).i64(chunks);
+            launch("norm", "abs_sums_total", 1, 1, 1, 32, 0);
+            try (Tensor host = toHost(sums)) {
+                MemorySegment m = host.segment();
+                return new double[] {m.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, 0), m.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, 8)};
+            }
+        }
     }
 
     @Override public Tensor modulate(Tensor x, Tensor shift, Tensor scale) {

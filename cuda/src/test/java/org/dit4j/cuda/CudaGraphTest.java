@@ -26,6 +26,31 @@ class CudaGraphTest {
         if (ops != null) ops.close();
     }
 
+    @Test void pinnedHostCopiesRoundTripEagerlyAndInsideAGraph() {
+        float[] v = randn(9, 3000);
+        try (Scope outer = Scope.open()) {
+            Tensor x = dev(ops, DType.BF16, v, 3, 1000);
+            Tensor back = ops.empty(DType.BF16, x.shape());
+            try (Tensor pinned = ops.pinnedHost(DType.BF16, x.shape())) {
+                ops.copyPinned(pinned, x);
+                ops.synchronize();
+                assertArrayEquals(host(ops, x), pinned.toFloatArray(), "device → pinned host");
+                try (CudaGraph g = CudaGraph.capture(ops, () -> {
+                    ops.copyPinned(pinned, ops.scale(x, 2f));
+                    ops.copyPinned(back, pinned);
+                })) {
+                    g.replay();
+                    ops.synchronize();
+                    float[] want = host(ops, ops.scale(x, 2f));
+                    assertArrayEquals(want, pinned.toFloatArray(), "captured device → pinned host");
+                    assertArrayEquals(want, host(ops, back), "captured pinned host → device");
+                }
+                assertThrows(IllegalArgumentException.class, () -> ops.copyPinned(Tensor.zeros(DType.BF16, 3, 1000), x),
+                        "pageable host memory must be refused");
+            }
+        }
+    }
+
     @Test void replayEqualsEager() {
         int b = 1, l = 200, h = 4, d = 64, dim = h * d;
         try (Scope outer = Scope.open()) {

@@ -73,12 +73,17 @@ extern "C" __global__ void rope(void* out, const void* x, int dt, const float* c
 }
 
 // Softmax over rows of length D.
-extern "C" __global__ void softmax(void* out, const void* x, int dt, i64 D) {
+// maskedZero: a row that is −∞ everywhere gives zeros (attention's fully masked rows) instead of NaN (torch.softmax).
+extern "C" __global__ void softmax(void* out, const void* x, int dt, i64 D, int maskedZero) {
     __shared__ float sh[32];
     i64 base = (i64)blockIdx.x * D;
     float m = -F_INF;
     for (i64 j = threadIdx.x; j < D; j += blockDim.x) m = fmaxf(m, ldf(x, base + j, dt));
     m = block_max(m, sh);
+    if (maskedZero && m == -F_INF) {
+        for (i64 j = threadIdx.x; j < D; j += blockDim.x) stf(out, base + j, dt, 0.f);
+        return;
+    }
     float s = 0.f;
     for (i64 j = threadIdx.x; j < D; j += blockDim.x) s += expf(ldf(x, base + j, dt) - m);
     s = block_sum(s, sh);
@@ -111,4 +116,30 @@ extern "C" __global__ void group_norm(void* out, const void* x, int dt, i64 C, i
         if (b != 0) y += ldf(b, c, dtb);
         stf(out, base + j, dt, y);
     }
+}
+
+// Ops.absSums, stage 1: one block per chunk of `chunk` elements of a and b (same element count, types dta, dtb);
+// part[2c] = Σ|round_dta(a − b)|, part[2c+1] = Σ|b| over chunk c, in f64 (the CPU reference's chunking).
+extern "C" __global__ void abs_sums_chunks(double* part, const void* a, int dta, const void* b, int dtb, i64 n, i64 chunk) {
+    __shared__ double sh[32];
+    i64 s = (i64)blockIdx.x * chunk;
+    i64 e = s + chunk < n ? s + chunk : n;
+    double d = 0.0, r = 0.0;
+    for (i64 i = s + threadIdx.x; i < e; i += blockDim.x) {
+        float y = ldf(b, i, dtb);
+        d += fabs((double)ldf_round(ldf(a, i, dta) - y, dta));
+        r += fabs((double)y);
+    }
+    d = block_sum_d(d, sh);
+    r = block_sum_d(r, sh);
+    if (threadIdx.x == 0) { part[2 * blockIdx.x] = d; part[2 * blockIdx.x + 1] = r; }
+}
+
+// Ops.absSums, stage 2: the chunk partials added in chunk order by one thread (deterministic, as the CPU reference).
+extern "C" __global__ void abs_sums_total(double* out, const double* part, i64 chunks) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) return;
+    double d = 0.0, r = 0.0;
+    for (i64 c = 0; c < chunks; c++) { d += part[2 * c]; r += part[2 * c + 1]; }
+    out[0] = d;
+    out[1] = r;
 }

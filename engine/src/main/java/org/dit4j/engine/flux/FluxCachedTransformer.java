@@ -95,20 +95,27 @@ public final class FluxCachedTransformer implements AutoCloseable {
      * @param cudaGraphs  capture each program as a CUDA graph after its first (eager) run; needs a CUDA backend
      * @param calibration record MagCache γ for this run (every step computed: the policy must be {@link NoCache}), or null
      * @param reduce      all-reduces a rank's signal sums over the sequence-parallel group; identity on one rank
+     * @param residualsOnHost keep each branch's cached residual in (pinned) host memory instead of the GPU: one device
+     *                    buffer serves all branches, the residual is copied out after a computed call and back before
+     *                    a skipped one (both copies inside the CUDA graphs). For long videos / many branches short of
+     *                    GPU memory; costs two PCIe copies per call
      */
-    public record Options(boolean cudaGraphs, MagCacheCalibration calibration, UnaryOperator<Signals.RelL1> reduce) {
+    public record Options(boolean cudaGraphs, MagCacheCalibration calibration, UnaryOperator<Signals.RelL1> reduce,
+                          boolean residualsOnHost) {
         public Options {
             Objects.requireNonNull(reduce, "reduce (UnaryOperator.identity() on one rank)");
         }
 
         /** Eager, no calibration, one rank. */
-        public static Options eager() { return new Options(false, null, UnaryOperator.identity()); }
+        public static Options eager() { return new Options(false, null, UnaryOperator.identity(), false); }
 
-        public Options withCudaGraphs(boolean g) { return new Options(g, calibration, reduce); }
+        public Options withCudaGraphs(boolean g) { return new Options(g, calibration, reduce, residualsOnHost); }
 
-        public Options withCalibration(MagCacheCalibration c) { return new Options(cudaGraphs, c, reduce); }
+        public Options withCalibration(MagCacheCalibration c) { return new Options(cudaGraphs, c, reduce, residualsOnHost); }
 
-        public Options withReduce(UnaryOperator<Signals.RelL1> r) { return new Options(cudaGraphs, calibration, r); }
+        public Options withReduce(UnaryOperator<Signals.RelL1> r) { return new Options(cudaGraphs, calibration, r, residualsOnHost); }
+
+        public Options withResidualsOnHost(boolean h) { return new Options(cudaGraphs, calibration, reduce, h); }
     }
 
     private final Ops ops;
@@ -122,6 +129,8 @@ public final class FluxCachedTransformer implements AutoCloseable {
     private final CacheTrace trace = new CacheTrace();
     private final EnumMap<Branch, Lane> lanes = new EnumMap<>(Branch.class);
     private final int totalSteps;
+    /** With residuals on the host: the one device buffer all branches compute into and apply from. */
+    private Tensor sharedResidual;
     private boolean closed;
 
     /**
@@ -159,6 +168,8 @@ public final class FluxCachedTransformer implements AutoCloseable {
             throw new IllegalArgumentException("First-Block Cache needs a double block; this Flux model has none");
         this.run = policy.begin(requestId, totalSteps);
         try {
+            if (options.residualsOnHost())
+                sharedResidual = ops.empty(img.dtype(), Shape.of(img.dim(0), img.dim(1), model.config().hiddenSize()));
             for (Map.Entry<Branch, Text> e : texts.entrySet()) lanes.put(e.getKey(), new Lane(e.getKey(), e.getValue()));
         } catch (RuntimeException | Error e) {
             close();
@@ -196,7 +207,7 @@ public final class FluxCachedTransformer implements AutoCloseable {
             l.apply.run();
         } else {
             l.tail.run();
-            run.storeResidual(branch, CacheRun.Slot.HIDDEN, borrowed(l.residual));
+            run.storeResidual(branch, CacheRun.Slot.HIDDEN, borrowed(l.hostResidual != null ? l.hostResidual : l.residual));
             if (options.calibration() != null) calibrate(step, branch, l);
         }
         return l.velocity;
@@ -245,6 +256,7 @@ public final class FluxCachedTransformer implements AutoCloseable {
             }
         }
         run.close();
+        if (sharedResidual != null) sharedResidual.close();
         if (failure != null) throw failure;
     }
 
@@ -254,6 +266,8 @@ public final class FluxCachedTransformer implements AutoCloseable {
     private final class Lane implements AutoCloseable {
         final Text text;
         final Tensor vecSilu, base, txtState, signal, reference, residual, velocity;
+        /** The residual in host memory (pinned on CUDA) with {@link Options#residualsOnHost}, else null. */
+        final Tensor hostResidual;
         final Program head, tail, apply;
         float[] previousResidual;
 
@@ -267,7 +281,13 @@ public final class FluxCachedTransformer implements AutoCloseable {
             txtState = ops.empty(act, Shape.of(b, text.txt().dim(1), d));
             signal = FluxCachedTransformer.this.signal == Signal.NONE ? null : ops.empty(act, tokens);
             reference = signal == null ? null : ops.empty(act, tokens);
-            residual = ops.empty(act, tokens);
+            if (options.residualsOnHost()) {
+                residual = sharedResidual;
+                hostResidual = cuda != null || !ops.device().isCpu() ? pinned(act, tokens) : Tensor.zeros(act, tokens);
+            } else {
+                residual = ops.empty(act, tokens);
+                hostResidual = null;
+            }
             velocity = ops.empty(act, Shape.of(b, n, model.config().outChannels()));
             String name = branch.label();
             head = new Program("head " + name, this::head);
@@ -298,12 +318,14 @@ public final class FluxCachedTransformer implements AutoCloseable {
                 int from = FluxCachedTransformer.this.signal == Signal.FIRST_BLOCK_RESIDUAL ? 1 : 0;
                 Tensor out = model.remainingBlocks(new FluxTransformer.Hidden(vecSilu, base, txtState), cond, from);
                 copyInto(ops, residual, ops.sub(out, base));
+                if (hostResidual != null) copyBetween(hostResidual, residual);
                 copyInto(ops, velocity, model.finalLayer(out, vecSilu));
             }
         }
 
         private void apply() {
             try (Scope s = Scope.open()) {
+                if (hostResidual != null) copyBetween(residual, hostResidual);
                 copyInto(ops, velocity, model.applyResidual(base, residual, vecSilu));
             }
         }
@@ -314,7 +336,8 @@ public final class FluxCachedTransformer implements AutoCloseable {
                 tail.close();
                 apply.close();
             } finally {
-                for (Tensor t : new Tensor[] {vecSilu, base, txtState, signal, reference, residual, velocity}) if (t != null) t.close();
+                Tensor own = hostResidual != null ? hostResidual : residual;    // the shared device buffer is closed by the owner
+                for (Tensor t : new Tensor[] {vecSilu, base, txtState, signal, reference, own, velocity}) if (t != null) t.close();
             }
         }
     }
@@ -352,6 +375,21 @@ public final class FluxCachedTransformer implements AutoCloseable {
             if (graph != null) graph.close();
             graph = null;
         }
+    }
+
+    /** Pinned host memory on a CUDA backend (what the graphs can copy to and from). */
+    private Tensor pinned(org.dit4j.core.tensor.DType dtype, Shape shape) {
+        CudaBackend cb = cuda != null ? cuda : cudaOf(ops);
+        if (cb == null)
+            throw new UnsupportedOperationException("residuals in host memory need a CUDA or CPU backend, got " + ops.name());
+        return cb.pinnedHost(dtype, shape);
+    }
+
+    /** dst ← src between a device buffer and a host residual (async on CUDA, a memory copy on the CPU). */
+    private void copyBetween(Tensor dst, Tensor src) {
+        CudaBackend cb = cuda != null ? cuda : cudaOf(ops);
+        if (cb != null) cb.copyPinned(dst, src);
+        else MemorySegment.copy(src.segment(), 0, dst.segment(), 0, dst.byteSize());
     }
 
     /** A non-owning handle on a buffer of this object (what the cache run holds; closing it does nothing). */

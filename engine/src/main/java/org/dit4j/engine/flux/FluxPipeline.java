@@ -86,27 +86,31 @@ public final class FluxPipeline implements AutoCloseable {
      * @param vaeTile      tiled VAE decode with tiles of this many pixels (overlap a quarter), 0 = untiled
      * @param kontextResize resize a Kontext reference to its preferred resolution (BFL, diffusers' default); false: use
      *                     it at its own size, cut down to a multiple of 16 (diffusers {@code _auto_resize=False})
+     * @param cacheOnHost  with a step cache, keep the cached residuals in pinned host memory instead of on the GPU
+     *                     ({@link FluxCachedTransformer.Options#residualsOnHost})
      */
     public record Settings(DType weightDtype, DType activation, DType vaeDtype, boolean cudaGraphs, boolean keepLoaded, int vaeTile,
-                           boolean kontextResize) {
+                           boolean kontextResize, boolean cacheOnHost) {
         /** BF16 and CUDA graphs on a GPU, F32 on the CPU; parts kept loaded; untiled decode; Kontext references resized. */
         public static Settings defaults(Ops ops) {
             boolean gpu = !ops.device().isCpu();
             DType d = gpu ? DType.BF16 : DType.F32;
-            return new Settings(d, d, d, gpu, true, 0, true);
+            return new Settings(d, d, d, gpu, true, 0, true, false);
         }
 
-        public Settings withDtype(DType d) { return new Settings(d, d, d, cudaGraphs, keepLoaded, vaeTile, kontextResize); }
+        public Settings withDtype(DType d) { return new Settings(d, d, d, cudaGraphs, keepLoaded, vaeTile, kontextResize, cacheOnHost); }
 
-        public Settings withKeepLoaded(boolean k) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, k, vaeTile, kontextResize); }
+        public Settings withKeepLoaded(boolean k) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, k, vaeTile, kontextResize, cacheOnHost); }
 
-        public Settings withCudaGraphs(boolean g) { return new Settings(weightDtype, activation, vaeDtype, g, keepLoaded, vaeTile, kontextResize); }
+        public Settings withCudaGraphs(boolean g) { return new Settings(weightDtype, activation, vaeDtype, g, keepLoaded, vaeTile, kontextResize, cacheOnHost); }
 
-        public Settings withVaeTile(int px) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, px, kontextResize); }
+        public Settings withVaeTile(int px) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, px, kontextResize, cacheOnHost); }
 
-        public Settings withWeightDtype(DType w) { return new Settings(w, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile, kontextResize); }
+        public Settings withWeightDtype(DType w) { return new Settings(w, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile, kontextResize, cacheOnHost); }
 
-        public Settings withKontextResize(boolean r) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile, r); }
+        public Settings withKontextResize(boolean r) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile, r, cacheOnHost); }
+
+        public Settings withCacheOnHost(boolean h) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, vaeTile, kontextResize, h); }
     }
 
     /**
@@ -528,7 +532,8 @@ public final class FluxPipeline implements AutoCloseable {
             Map<Branch, FluxCachedTransformer.Text> texts = new EnumMap<>(Branch.class);
             texts.put(Branch.COND, new FluxCachedTransformer.Text(txt, y));
             if (cfg) texts.put(Branch.UNCOND, new FluxCachedTransformer.Text(txtNeg, yNeg));
-            FluxCachedTransformer.Options options = FluxCachedTransformer.Options.eager().withCudaGraphs(graphs).withCalibration(calibration);
+            FluxCachedTransformer.Options options = FluxCachedTransformer.Options.eager().withCudaGraphs(graphs).withCalibration(calibration)
+                    .withResidualsOnHost(settings.cacheOnHost());
             ct = new FluxCachedTransformer(ops, transformer, cache, "flux-" + REQUESTS.incrementAndGet(), steps, imgIn, cond, texts, options);
             x = ops.copy(latent);
             long start = System.nanoTime();

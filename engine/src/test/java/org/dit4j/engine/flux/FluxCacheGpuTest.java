@@ -29,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
 class FluxCacheGpuTest {
     @TempDir static Path tmp;
     static CudaBackend gpu;
-    static FluxPipeline graphs, eager;
+    static FluxPipeline graphs, eager, graphsHost;
 
     @BeforeAll static void setUp() throws Exception {
         String why = Cuda.unavailableReason();
@@ -40,11 +40,13 @@ class FluxCacheGpuTest {
         FluxPipeline.Settings s = FluxPipeline.Settings.defaults(gpu).withDtype(DType.F32);
         graphs = new FluxPipeline(gpu, files, s.withCudaGraphs(true));
         eager = new FluxPipeline(gpu, files, s.withCudaGraphs(false));
+        graphsHost = new FluxPipeline(gpu, files, s.withCudaGraphs(true).withCacheOnHost(true));
     }
 
     @AfterAll static void tearDown() {
         if (graphs != null) graphs.close();
         if (eager != null) eager.close();
+        if (graphsHost != null) graphsHost.close();
         if (gpu != null) gpu.close();
     }
 
@@ -80,6 +82,21 @@ class FluxCacheGpuTest {
                         + ": graph replay must equal eager");
                 System.out.println("[dit4j-engine] " + g.cache().summary());
             }
+        }
+    }
+
+    @Test void residualsInPinnedHostMemoryEqualResidualsOnTheGpuUnderGraphs() {
+        FluxRequest req = request().withNegative("blurry", 4f);            // two branches share the one device buffer
+        for (StepCache[] p : new StepCache[][] {
+                {new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0.5)), new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0.5))},
+                {FirstBlockCache.of(0.5), FirstBlockCache.of(0.5)}}) {
+            FluxPipeline.Result d = graphs.generate(req, FluxProgress.NONE, p[0]), h = graphsHost.generate(req, FluxProgress.NONE, p[1]);
+            assertTrue(h.usedCudaGraph());
+            for (Branch b : d.cache().summary().branches()) {
+                assertEquals(d.cache().summary().pattern(b), h.cache().summary().pattern(b), p[0].describe() + " " + b.label());
+                assertTrue(h.cache().summary().skipped(b) > 0, "the host-to-device copy must be exercised: " + h.cache().summary());
+            }
+            assertArrayEquals(d.latents(), h.latents(), 0f, p[0].describe() + ": residuals on the host must give the same latent");
         }
     }
 }

@@ -137,11 +137,16 @@ class FluxCachedTransformerTest {
 
     /** Drives a cached run the way the pipeline does: fixed inputs overwritten before every step. */
     static Outcome drive(Run run, StepCache policy, MagCacheCalibration calibration) {
+        return drive(run, policy, calibration, false);
+    }
+
+    static Outcome drive(Run run, StepCache policy, MagCacheCalibration calibration, boolean residualsOnHost) {
         Map<Branch, List<float[]>> v = new EnumMap<>(Branch.class);
         for (Branch br : run.texts.keySet()) v.put(br, new ArrayList<>());
         try (FluxTransformer.Conditioning cond = run.cond(0)) {
             Tensor imgIn = ops.empty(DType.F32, org.dit4j.core.tensor.Shape.of(run.b, (LAT_H / 2) * (LAT_W / 2), CFG.inChannels()));
-            FluxCachedTransformer.Options o = FluxCachedTransformer.Options.eager().withCalibration(calibration);
+            FluxCachedTransformer.Options o = FluxCachedTransformer.Options.eager().withCalibration(calibration)
+                    .withResidualsOnHost(residualsOnHost);
             try (FluxCachedTransformer ct = new FluxCachedTransformer(ops, model, policy, "test", STEPS, imgIn, cond, run.texts, o)) {
                 for (int i = 0; i < STEPS; i++) {
                     try (Scope s = Scope.open()) {
@@ -286,6 +291,23 @@ class FluxCachedTransformerTest {
             CacheTrace only = new CacheTrace();
             for (CacheTrace.Call call : out.trace().calls(br)) only.record(call.step(), call.branch(), call.signals(), call.decision());
             assertEquals(out.summary().pattern(br), only.replay(new TeaCache(policy.config()), STEPS).pattern(br));
+        }
+    }
+
+    @Test void residualsInHostMemoryGiveTheSameVelocitiesAndDecisionsAsOnTheDevice() {
+        Run run = new Run(2, 2);       // two branches share the one device buffer: a mix-up would show
+        for (StepCache[] p : new StepCache[][] {
+                {new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0.6)), new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0.6))},
+                {FirstBlockCache.of(0.3), FirstBlockCache.of(0.3)}}) {
+            Outcome dev = drive(run, p[0], null, false);
+            Outcome host = drive(run, p[1], null, true);
+            for (Branch br : Branch.values()) {
+                assertComputesAndSkips(host.summary(), br);
+                assertEquals(dev.summary().pattern(br), host.summary().pattern(br), p[0].describe());
+                for (int i = 0; i < STEPS; i++)
+                    assertArrayEquals(dev.velocities().get(br).get(i), host.velocities().get(br).get(i), 0f,
+                            p[0].describe() + " " + br + " step " + i + " (tolerance 0: the same arithmetic, only copies differ)");
+            }
         }
     }
 
