@@ -20,7 +20,9 @@ UniPC flow scheduler with shift 3, T5TokenizerFast) that diffusers loads unchang
 2. dit4j, per --configs entry BACKEND:DTYPE: `dit4j generate ... --frames-dir` per case, and
    org.dit4j.engine.bench.WanComponentCheck (umT5, VAE decode, VAE encode on the same inputs).
 3. Comparison: token ids must be equal; rel-L2 = ||dit4j - ref|| / ||ref|| per component (VAE decode compared after
-   the [-1, 1] clamp both sides apply before 8-bit conversion) against 1e-4 (f32) / 2e-2 (bf16); PSNR of every frame
+   the [-1, 1] clamp both sides apply before 8-bit conversion) against 1e-4 (f32) / 2e-2 (bf16; where diffusers' own
+   bf16 run of a component is farther than that from its float32 output, as the tiny VAE's decode is, 1.5 × diffusers'
+   bf16 distance, printed beside it; OUT/ref/components-bf16.safetensors); PSNR of every frame
    and of every clip (8-bit RGB) against --min-psnr (35 dB). Table on stdout, OUT/results.json, exit status 1 on a fail.
 
 `--skip-dit4j` only writes the reference; `--ref-only-from DIR` reuses a reference written before.
@@ -54,6 +56,7 @@ COMPONENT_PROMPTS = ["a red fox in the snow", "portrait of a woman in the city a
 LATENT_SHAPE = (1, 16, 3, 6, 8)      # normalised latent → video 9 × 48 × 64
 VIDEO_SHAPE = (1, 3, 9, 48, 64)      # video in [-1, 1] → latent 3 × 6 × 8
 LIMITS = {"f32": 1e-4, "bf16": 2e-2}
+BF16_SLACK = 1.5     # bf16 components: limit max(2e-2, 1.5 × diffusers' own bf16 rel-L2 to its float32 output)
 
 
 def psnr(a, b):
@@ -69,6 +72,19 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a - b)) / (n if n > 0 else 1.0)
 
 
+def components(pipe, latent, video, device, dtype):
+    """umT5 states (WanPipeline's trim + zero pad), VAE decode of the normalised latent, VAE encode (posterior mean), float32 on the host."""
+    with torch.no_grad():
+        states = pipe._get_t5_prompt_embeds(prompt=COMPONENT_PROMPTS, max_sequence_length=512, device=device, dtype=torch.float32)
+        cfg = pipe.vae.config
+        mean = torch.tensor(cfg.latents_mean).view(1, cfg.z_dim, 1, 1, 1)
+        inv_std = 1.0 / torch.tensor(cfg.latents_std).view(1, cfg.z_dim, 1, 1, 1)
+        decoded = pipe.vae.decode((latent / inv_std + mean).to(device=device, dtype=dtype), return_dict=False)[0]
+        encoded = pipe.vae.encode(video.to(device=device, dtype=dtype)).latent_dist.mean
+    return {"text.states": states.float().cpu().contiguous(), "vae.decoded": decoded.float().cpu().contiguous(),
+            "vae.encoded": encoded.float().cpu().contiguous()}
+
+
 def reference(tiny, ref_dir, device, cases):
     """diffusers' outputs for the components and the pipeline cases, written under ref_dir."""
     from diffusers import WanPipeline
@@ -80,26 +96,25 @@ def reference(tiny, ref_dir, device, cases):
         torch.backends.cudnn.allow_tf32 = False
     os.makedirs(ref_dir, exist_ok=True)
     t0 = time.time()
-    pipe = WanPipeline.from_pretrained(os.path.join(tiny, "tiny-wan"), torch_dtype=torch.float32).to(device)
-    pipe.set_progress_bar_config(disable=True)
-    with torch.no_grad():
-        tok = pipe.tokenizer([prompt_clean(p) for p in COMPONENT_PROMPTS], padding="max_length", max_length=512, truncation=True,
-                             add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
-        states = pipe._get_t5_prompt_embeds(prompt=COMPONENT_PROMPTS, max_sequence_length=512, device=device, dtype=torch.float32)
-        g = torch.Generator("cpu").manual_seed(11)
-        latent = torch.randn(LATENT_SHAPE, generator=g, dtype=torch.float32)
-        video = torch.rand(VIDEO_SHAPE, generator=g, dtype=torch.float32) * 2 - 1
-        cfg = pipe.vae.config
-        mean = torch.tensor(cfg.latents_mean).view(1, cfg.z_dim, 1, 1, 1)
-        inv_std = 1.0 / torch.tensor(cfg.latents_std).view(1, cfg.z_dim, 1, 1, 1)
-        decoded = pipe.vae.decode((latent / inv_std + mean).to(device), return_dict=False)[0]
-        encoded = pipe.vae.encode(video.to(device)).latent_dist.mean
+    g = torch.Generator("cpu").manual_seed(11)
+    latent = torch.randn(LATENT_SHAPE, generator=g, dtype=torch.float32)
+    video = torch.rand(VIDEO_SHAPE, generator=g, dtype=torch.float32) * 2 - 1
     meta = {f"prompt.{i}": p for i, p in enumerate(COMPONENT_PROMPTS)}
     save_file({"vae.latent": latent.contiguous(), "vae.video": video.contiguous()}, os.path.join(ref_dir, "inputs.safetensors"),
               metadata=meta)
-    save_file({"text.ids": tok.input_ids.float().contiguous(), "text.mask": tok.attention_mask.float().contiguous(),
-               "text.states": states.float().cpu().contiguous(), "vae.decoded": decoded.float().cpu().contiguous(),
-               "vae.encoded": encoded.float().cpu().contiguous()}, os.path.join(ref_dir, "components.safetensors"), metadata=meta)
+    # diffusers' own bf16 run of the components (loaded with torch_dtype=bfloat16, as users run it): its distance to the
+    # float32 reference is the yardstick for dit4j's bf16 error where 2e-2 is below what bf16 itself gives
+    pipe = WanPipeline.from_pretrained(os.path.join(tiny, "tiny-wan"), torch_dtype=torch.bfloat16).to(device)
+    save_file(components(pipe, latent, video, device, torch.bfloat16), os.path.join(ref_dir, "components-bf16.safetensors"))
+    pipe = WanPipeline.from_pretrained(os.path.join(tiny, "tiny-wan"), torch_dtype=torch.float32).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    comps = components(pipe, latent, video, device, torch.float32)
+    with torch.no_grad():
+        tok = pipe.tokenizer([prompt_clean(p) for p in COMPONENT_PROMPTS], padding="max_length", max_length=512, truncation=True,
+                             add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+    comps["text.ids"] = tok.input_ids.float().contiguous()
+    comps["text.mask"] = tok.attention_mask.float().contiguous()
+    save_file(comps, os.path.join(ref_dir, "components.safetensors"), metadata=meta)
     print(f"reference components ({device}): {time.time() - t0:.1f} s", flush=True)
     frame_tensors = {}
     for name in cases:
@@ -148,6 +163,8 @@ def compare(args):
     from safetensors.numpy import load_file
     ref_dir = args.ref_only_from or os.path.join(args.out, "ref")
     ref = load_file(os.path.join(ref_dir, "components.safetensors"))
+    p16 = os.path.join(ref_dir, "components-bf16.safetensors")
+    ref16 = load_file(p16) if os.path.exists(p16) else None
     log = os.path.join(args.out, "dit4j.log")
     work = os.path.join(args.out, "dit4j")
     os.makedirs(work, exist_ok=True)
@@ -170,7 +187,17 @@ def compare(args):
                 "vae_encode": rel_l2(ours["vae.encoded"], ref["vae.encoded"]),
             }
             row["rel_l2"] = comp
-            row["components_pass"] = row["ids_equal"] and all(v <= limit for v in comp.values())
+            lim = {k: limit for k in comp}
+            if dtype == "bf16" and ref16 is not None:
+                # where diffusers' own bf16 run is farther from the float32 answer than 2e-2 (the tiny VAE's 2-channel
+                # layers), dit4j bf16 may be as far as 1.5 × that
+                own = {"umt5": rel_l2(ref16["text.states"], ref["text.states"]),
+                       "vae_decode": rel_l2(ref16["vae.decoded"], ref["vae.decoded"]),
+                       "vae_encode": rel_l2(ref16["vae.encoded"], ref["vae.encoded"])}
+                row["diffusers_bf16_rel_l2"] = own
+                lim = {k: max(limit, BF16_SLACK * own[k]) for k in comp}
+            row["limits"] = lim
+            row["components_pass"] = row["ids_equal"] and all(comp[k] <= lim[k] for k in comp)
         except Exception as e:     # noqa: BLE001 - reported, the other configurations still run
             row["components_error"] = str(e)
             row["components_pass"] = False
@@ -210,9 +237,11 @@ def print_row(row, flush=True):
     if "components_error" in row:
         print(f"  components: ERROR {row['components_error']}")
     else:
-        c = row["rel_l2"]
-        print(f"  token ids equal: {row['ids_equal']}; rel-L2 umT5 {c['umt5']:.3e}, VAE decode {c['vae_decode']:.3e}, "
-              f"VAE encode {c['vae_encode']:.3e}  -> {'pass' if row['components_pass'] else 'FAIL'}")
+        c, lim, own = row["rel_l2"], row["limits"], row.get("diffusers_bf16_rel_l2")
+        parts = []
+        for k, label in (("umt5", "umT5"), ("vae_decode", "VAE decode"), ("vae_encode", "VAE encode")):
+            parts.append(f"{label} {c[k]:.3e}" + (f" (diffusers bf16 {own[k]:.3e}, limit {lim[k]:.3g})" if own else ""))
+        print(f"  token ids equal: {row['ids_equal']}; rel-L2 " + ", ".join(parts) + f"  -> {'pass' if row['components_pass'] else 'FAIL'}")
     for name, c in row["cases"].items():
         if "error" in c:
             print(f"  {name}: ERROR {c['error']}")
