@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # On the GPU machine: Wan2.1 checks (issue #9; helper `wancheck`). Staged by bench/wan-check-stage.sh into .device-wancheck/.
-#   bash .device-wancheck/wan-check-device.sh [tiny,files,full13b,full14b,clean]   (default: tiny)
+#   bash .device-wancheck/wan-check-device.sh [tiny,fullcomp,files,full13b,full14b,clean]   (default: tiny)
 # carry: .device (jre.tgz), .device-wancheck, .ref (diffusers-src.tgz; only "tiny" needs it)
 #   tiny     diffusers WanPipeline / UMT5EncoderModel / AutoencoderKLWan vs dit4j on the tiny random pipeline (TinyWan):
 #            per-component rel-L2 and per-frame PSNR for dit4j cuda f32, cuda bf16 and cpu f32 (~3 min).
 #            → $OUT/tiny.log (table), $OUT/tiny-results.json, $OUT/tiny-dit4j.log (every dit4j command and its output)
+#   fullcomp umT5-XXL (transformers UMT5EncoderModel) and the Wan2.1 VAE (diffusers AutoencoderKLWan; decode of a
+#            [1,16,5,32,32] latent, encode of a 17×256×256 video) at full size with random bf16 weights, reference float32
+#            (and bf16 as yardstick) on the GPU, vs dit4j cuda f32 / cuda bf16 (writes t5, vae-diffusers first when missing)
+#            → $OUT/fullcomp.log (table, then every dit4j command), $OUT/fullcomp-results.json
 #   files    writes the full-size random files (umT5-XXL 11.4 GB, VAE, 14B 28.6 GB, 1.3B 2.8 GB) to $WANRAND (/tmp/wanrand);
 #            present files are kept, so a later call on the same warm machine reuses them. → $OUT/files.txt
 #   full13b  `dit4j generate` 1.3B, 832×480, 81 frames, $STEPS13 (50) steps, guidance 5, seed 1 (writes t5,vae,1.3B first
@@ -52,6 +56,7 @@ random_files() {
   local free_gb need=2 p f; free_gb=$(df -BG --output=avail "$WANRAND" | tail -1 | tr -dc 0-9)
   for p in ${1//,/ }; do            # GB still to write: umT5-XXL 11.4, VAE 0.25, 14B 28.6, 1.3B 2.8 (+2 spare)
     case $p in t5) f=common/umt5-xxl-random.safetensors; g=12;; vae) f=common/wan_2.1_vae-random.safetensors; g=1;;
+      vae-diffusers) f=common/vae-diffusers/diffusion_pytorch_model.safetensors; g=1;;
       14B) f=wan14b/wan2.1_t2v_14B-random.safetensors; g=29;; *) f=wan1.3b/wan2.1_t2v_1.3B-random.safetensors; g=3;; esac
     [ -f "$WANRAND/$f" ] || need=$((need + g))
   done
@@ -106,6 +111,24 @@ EOF
   cat "$log"
 }
 
+if has fullcomp; then
+  echo "== fullcomp: umT5-XXL and the Wan2.1 VAE at full size (random bf16 weights) vs transformers/diffusers"
+  if [ -z "${DIFFUSERS_SRC:-}" ]; then
+    [ -d /tmp/d/src/diffusers ] || { mkdir -p /tmp/d && tar xzf .ref/diffusers-src.tgz -C /tmp/d; }
+    DIFFUSERS_SRC=/tmp/d/src
+  fi
+  if random_files t5,vae-diffusers; then
+    rm -rf /tmp/wancheck-full
+    PYTHONPATH=$DIFFUSERS_SRC timeout ${T_FULLCOMP:-$(( ${BUDGET:-585} - SECONDS ))} $PYTHON "$HERE/wan_pipeline_reference.py" \
+      --full "$WANRAND" --out /tmp/wancheck-full --latent "${LATENT:-5,32,32}" --java "$JAVA" --jar "$JAR" \
+      --configs "${FULL_CONFIGS:-cuda:f32,cuda:bf16}" --ref-device "${FULL_REF_DEVICE:-cuda}" --threads 8 --component-timeout 300 \
+      > "$OUT/fullcomp.log" 2>&1
+    echo "rc $?" >> "$OUT/fullcomp.log"
+    cp /tmp/wancheck-full/results.json "$OUT/fullcomp-results.json" 2>/dev/null
+    { echo; echo "==== dit4j commands and output"; cat /tmp/wancheck-full/dit4j.log; } >> "$OUT/fullcomp.log" 2>/dev/null
+    grep -vE "Warning|warn\(|deprecate|Loading|it/s\]" "$OUT/fullcomp.log" | sed '/==== dit4j commands/q' | tail -12
+  fi
+fi
 if has files; then random_files t5,vae,1.3B,14B; fi
 if has full13b; then
   random_files t5,vae,1.3B && generate full13b wan1.3b/wan2.1_t2v_1.3B-random.safetensors --width 832 --height 480 --frames 81 --steps "${STEPS13:-50}" --guidance 5

@@ -25,6 +25,10 @@ UniPC flow scheduler with shift 3, T5TokenizerFast) that diffusers loads unchang
    bf16 distance, printed beside it; OUT/ref/components-bf16.safetensors); PSNR of every frame
    and of every clip (8-bit RGB) against --min-psnr (35 dB). Table on stdout, OUT/results.json, exit status 1 on a fail.
 
+`--full DIR` checks umT5 and the VAE at full size instead, on RandomWanFiles' random files in DIR (parts t5 and
+vae-diffusers, DIR/tokenizers/umt5-xxl/tokenizer.json): umT5 through transformers' UMT5EncoderModel (configuration read
+from the tensor shapes), states masked to the prompt as WanPipeline trims and pads them; VAE decode of a [1, 16, --latent]
+latent and encode of the matching video; no pipeline cases.
 `--skip-dit4j` only writes the reference; `--ref-only-from DIR` reuses a reference written before.
 Needs torch, diffusers (source on PYTHONPATH), transformers, safetensors, numpy, Pillow; no network.
 """
@@ -132,6 +136,87 @@ def reference(tiny, ref_dir, device, cases):
     del pipe
 
 
+def reference_full(full, ref_dir, device, latent_frames, latent_h, latent_w):
+    """Full-size components from RandomWanFiles' files: umT5-XXL (HF names, config read from the shapes) through
+    transformers' UMT5EncoderModel, the VAE through diffusers' AutoencoderKLWan (common/vae-diffusers); float32 and bf16."""
+    import gc
+    from diffusers import AutoencoderKLWan
+    from diffusers.pipelines.wan.pipeline_wan import prompt_clean
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    os.makedirs(ref_dir, exist_ok=True)
+    t0 = time.time()
+    tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(full, "tokenizers", "umt5-xxl", "tokenizer.json"),
+                                  pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    enc = tok([prompt_clean(p) for p in COMPONENT_PROMPTS], padding="max_length", max_length=512, truncation=True,
+              add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+    g = torch.Generator("cpu").manual_seed(11)
+    latent = torch.randn((1, 16, latent_frames, latent_h, latent_w), generator=g, dtype=torch.float32)
+    frames = 1 + 4 * (latent_frames - 1)
+    video = torch.rand((1, 3, frames, latent_h * 8, latent_w * 8), generator=g, dtype=torch.float32) * 2 - 1
+    meta = {f"prompt.{i}": p for i, p in enumerate(COMPONENT_PROMPTS)}
+    save_file({"vae.latent": latent.contiguous(), "vae.video": video.contiguous()}, os.path.join(ref_dir, "inputs.safetensors"),
+              metadata=meta)
+    outs = {torch.float32: {}, torch.bfloat16: {}}
+
+    t5file = os.path.join(full, "common", "umt5-xxl-random.safetensors")
+    with safe_open(t5file, framework="pt") as f:
+        names = list(f.keys())
+        vocab, d_model = f.get_slice("shared.weight").get_shape()
+        layers = sum(1 for n in names if n.endswith(".layer.0.SelfAttention.q.weight"))
+        heads = f.get_slice("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight").get_shape()[1]
+        inner = f.get_slice("encoder.block.0.layer.0.SelfAttention.q.weight").get_shape()[0]
+        d_ff = f.get_slice("encoder.block.0.layer.1.DenseReluDense.wi_0.weight").get_shape()[0]
+        cfg = UMT5Config(vocab_size=vocab, d_model=d_model, d_kv=inner // heads, d_ff=d_ff, num_layers=layers, num_heads=heads,
+                         relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
+                         dense_act_fn="gelu_new", is_gated_act=True, layer_norm_epsilon=1e-6, dropout_rate=0.0,
+                         tie_word_embeddings=False, is_encoder_decoder=False, use_cache=False)
+        for dt in (torch.float32, torch.bfloat16):
+            with torch.device("meta"):
+                model = UMT5EncoderModel(cfg)
+            sd = {n: f.get_tensor(n).to(device=device, dtype=dt) for n in names}
+            sd["encoder.embed_tokens.weight"] = sd["shared.weight"]
+            missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
+            if missing or unexpected:
+                raise RuntimeError(f"umT5 state dict: missing {missing}, unexpected {unexpected}")
+            model.eval()
+            with torch.no_grad():
+                h = model(enc.input_ids.to(device), enc.attention_mask.to(device)).last_hidden_state.float()
+                h = h * enc.attention_mask.to(device).unsqueeze(-1).float()     # WanPipeline's trim + zero pad
+            outs[dt]["text.states"] = h.cpu().contiguous()
+            del model, sd, h
+            gc.collect()
+            if device == "cuda":
+                torch.cuda.empty_cache()
+    print(f"reference umT5 ({d_model} wide, {layers} layers, {heads} heads; {device}, f32 + bf16): {time.time() - t0:.1f} s", flush=True)
+
+    t0 = time.time()
+    for dt in (torch.float32, torch.bfloat16):
+        vae = AutoencoderKLWan.from_pretrained(os.path.join(full, "common", "vae-diffusers"), torch_dtype=dt).to(device)
+        c = vae.config
+        mean = torch.tensor(c.latents_mean).view(1, c.z_dim, 1, 1, 1)
+        inv_std = 1.0 / torch.tensor(c.latents_std).view(1, c.z_dim, 1, 1, 1)
+        with torch.no_grad():
+            outs[dt]["vae.decoded"] = vae.decode((latent / inv_std + mean).to(device=device, dtype=dt),
+                                                 return_dict=False)[0].float().cpu().contiguous()
+            outs[dt]["vae.encoded"] = vae.encode(video.to(device=device, dtype=dt)).latent_dist.mean.float().cpu().contiguous()
+        del vae
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    print(f"reference VAE (latent {tuple(latent.shape)}, video {tuple(video.shape)}; {device}, f32 + bf16): {time.time() - t0:.1f} s",
+          flush=True)
+    comps = dict(outs[torch.float32])
+    comps["text.ids"] = enc.input_ids.float().contiguous()
+    comps["text.mask"] = enc.attention_mask.float().contiguous()
+    save_file(comps, os.path.join(ref_dir, "components.safetensors"), metadata=meta)
+    save_file(outs[torch.bfloat16], os.path.join(ref_dir, "components-bf16.safetensors"))
+
+
 def run(cmd, log, timeout):
     t = time.time()
     p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=timeout)
@@ -150,7 +235,7 @@ def dit4j_case(java, jar, tiny, name, backend, dtype, work, log):
            f"--prompt {shlex.quote(prompt)} --negative-prompt {shlex.quote(WAN_NEGATIVE)} --width {w} --height {h} "
            f"--frames {frames} --steps {steps} --guidance {guidance} --seed {seed} --batch {n} --backend {backend} "
            f"--dtype {dtype} --out {shlex.quote(d + '.mp4')} --frames-dir {shlex.quote(d)}")
-    secs = run(cmd, log, 300)
+    secs = run(cmd, log, 150)
     vids = []
     for v in range(n):
         fd = d if n == 1 else os.path.join(d, f"video-{v + 1}")
@@ -175,10 +260,13 @@ def compare(args):
         row = {"backend": backend, "dtype": dtype, "limit_rel_l2": limit, "min_psnr": args.min_psnr}
         try:
             outp = os.path.join(work, f"components-{backend.replace(':', '')}-{dtype}.safetensors")
+            model = (",".join(os.path.join(args.full, p) for p in ("common/umt5-xxl-random.safetensors", "tokenizers/umt5-xxl",
+                                                                   "common/vae-diffusers"))
+                     if args.full else os.path.join(args.tiny, "tiny-wan"))
             row["components_s"] = run(f"{args.java} -cp {shlex.quote(args.jar)} org.dit4j.engine.bench.WanComponentCheck "
-                                      f"{shlex.quote(os.path.join(args.tiny, 'tiny-wan'))} "
+                                      f"{shlex.quote(model)} "
                                       f"{shlex.quote(os.path.join(ref_dir, 'inputs.safetensors'))} {shlex.quote(outp)} {backend} {dtype}",
-                                      log, 300)
+                                      log, args.component_timeout)
             ours = load_file(outp)
             row["ids_equal"] = bool(np.array_equal(ours["text.ids"], ref["text.ids"]) and np.array_equal(ours["text.mask"], ref["text.mask"]))
             comp = {
@@ -202,7 +290,7 @@ def compare(args):
             row["components_error"] = str(e)
             row["components_pass"] = False
         cases = {}
-        for name in args.cases.split(","):
+        for name in [c for c in args.cases.split(",") if c]:
             r = np.load(os.path.join(ref_dir, name + ".npy"))
             try:
                 v, secs = dit4j_case(args.java, args.jar, args.tiny, name, backend, dtype, work, log)
@@ -253,7 +341,11 @@ def print_row(row, flush=True):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tiny", required=True, help="folder with tiny-wan/ (TinyWan's main)")
+    p.add_argument("--tiny", help="folder with tiny-wan/ (TinyWan's main)")
+    p.add_argument("--full", help="a RandomWanFiles folder (parts t5, vae-diffusers and the tokenizer): umT5 and VAE components "
+                                  "at full size instead of the tiny pipeline (no pipeline cases)")
+    p.add_argument("--latent", default="5,32,32", help="--full: latent frames,height,width of the VAE decode/encode check")
+    p.add_argument("--component-timeout", type=int, default=150)
     p.add_argument("--out", required=True)
     p.add_argument("--java", default="java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m")
     p.add_argument("--jar", default="cli/target/dit4j.jar")
@@ -267,11 +359,18 @@ def main():
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.set_num_threads(a.threads or max(1, (os.cpu_count() or 2) // 2))
-    for c in a.cases.split(","):
+    if bool(a.tiny) == bool(a.full):
+        sys.exit("give --tiny DIR (the tiny pipeline) or --full DIR (full-size components), not both")
+    if a.full:
+        a.cases = ""
+    for c in [c for c in a.cases.split(",") if c]:
         if c not in CASES:
             sys.exit(f"unknown case {c!r}; known: {', '.join(CASES)}")
     if not a.ref_only_from:
-        reference(a.tiny, os.path.join(a.out, "ref"), a.ref_device, a.cases.split(","))
+        if a.full:
+            reference_full(a.full, os.path.join(a.out, "ref"), a.ref_device, *[int(x) for x in a.latent.split(",")])
+        else:
+            reference(a.tiny, os.path.join(a.out, "ref"), a.ref_device, a.cases.split(","))
     if a.skip_dit4j:
         return
     sys.exit(0 if compare(a) else 1)

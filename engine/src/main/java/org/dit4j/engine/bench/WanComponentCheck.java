@@ -27,8 +27,9 @@ import org.dit4j.models.vae.wan.WanVae;
  * The Wan2.1 pipeline's parts one at a time, on inputs written by {@code scripts/reference/wan_pipeline_reference.py},
  * for the per-component comparison with diffusers ({@code UMT5EncoderModel} through {@code WanPipeline._get_t5_prompt_embeds},
  * {@code AutoencoderKLWan.decode} and {@code .encode}).
- * <pre>java -cp dit4j.jar org.dit4j.engine.bench.WanComponentCheck FOLDER INPUTS OUT BACKEND DTYPE</pre>
- * FOLDER: a diffusers Wan folder. INPUTS (safetensors): {@code vae.latent} F32 [N, z, F, h, w] (the transformer's
+ * <pre>java -cp dit4j.jar org.dit4j.engine.bench.WanComponentCheck MODEL INPUTS OUT BACKEND DTYPE</pre>
+ * MODEL: a diffusers Wan folder, or {@code UMT5_FILE,TOKENIZER_DIR,VAE} (a umT5 safetensors file, a folder with
+ * tokenizer.json, a VAE file or diffusers vae/ folder; what RandomWanFiles writes). INPUTS (safetensors): {@code vae.latent} F32 [N, z, F, h, w] (the transformer's
  * normalised latent space), {@code vae.video} F32 [N, 3, T, H, W] in [−1, 1], metadata {@code prompt.0}, {@code prompt.1}, …
  * OUT (safetensors, all F32): {@code text.ids} [P, 512] and {@code text.mask} [P, 512] (umT5 token ids and attention mask of
  * the cleaned prompts), {@code text.states} [P, 512, D] (umT5 states, rows past each prompt zeroed: what the transformer
@@ -48,15 +49,22 @@ public final class WanComponentCheck {
         if (dtype != DType.F32 && dtype != DType.BF16)
             throw new IllegalArgumentException("DTYPE must be F32 or BF16, got " + args[4]);
         try (Ops ops = Backends.open(args[3])) {
-            Map<String, Tensor> out = run(ops, Path.of(args[0]), Path.of(args[1]), dtype);
+            String[] m = args[0].split(",");
+            Map<String, Tensor> out = m.length == 3 ? run(ops, Path.of(m[0]), Path.of(m[1]), Path.of(m[2]), Path.of(args[1]), dtype)
+                    : run(ops, Path.of(args[0]), Path.of(args[1]), dtype);
             SafeTensorsWriter.write(Path.of(args[2]), out, Map.of("dit4j", "WanComponentCheck " + ops.name() + " " + dtype));
             for (Tensor t : out.values()) t.close();
         }
     }
 
-    /** Runs the three parts; returns host F32 tensors owned by the caller. */
+    /** {@link #run(Ops, Path, Path, Path, Path, DType)} on a diffusers Wan folder's umT5, tokenizer and VAE. */
     public static Map<String, Tensor> run(Ops ops, Path folder, Path inputs, DType dtype) {
         WanModelFiles files = WanModelResolver.fromDiffusersFolder(folder);
+        return run(ops, files.t5(), files.tokenizer(), files.vae(), inputs, dtype);
+    }
+
+    /** Runs the three parts; returns host F32 tensors owned by the caller. */
+    public static Map<String, Tensor> run(Ops ops, Path t5File, Path tok, Path vaePath, Path inputs, DType dtype) {
         Map<String, Tensor> out = new LinkedHashMap<>();
         try (WeightSource in = WeightSource.open(inputs)) {
             List<String> prompts = new ArrayList<>();
@@ -66,7 +74,6 @@ public final class WanComponentCheck {
 
             // umT5, as WanPipeline runs it
             long t0 = System.nanoTime();
-            Path tok = files.tokenizer();
             T5Tokenizer tokenizer = Files.isDirectory(tok) ? T5Tokenizer.fromFolder(tok) : T5Tokenizer.fromTokenizerJson(tok);
             List<Encoding> enc = WanText.tokenize(tokenizer, prompts, WanText.MAX_LENGTH);
             int len = WanText.MAX_LENGTH;
@@ -78,7 +85,7 @@ public final class WanComponentCheck {
                 }
             out.put("text.ids", Tensor.of(ids, prompts.size(), len));
             out.put("text.mask", Tensor.of(mask, prompts.size(), len));
-            try (WeightSource w = WeightSource.open(files.t5()); T5Encoder t5 = T5Encoder.load(ops, w, dtype)) {
+            try (WeightSource w = WeightSource.open(t5File); T5Encoder t5 = T5Encoder.load(ops, w, dtype)) {
                 try (Scope s = Scope.open()) {
                     Tensor h = WanText.encode(ops, tokenizer, t5, prompts, len, DType.F32);
                     out.put("text.states", host(ops, s, h));
@@ -89,7 +96,7 @@ public final class WanComponentCheck {
 
             // VAE decode and encode
             t0 = System.nanoTime();
-            try (WanVae vae = WanVae.load(ops, files.vae(), dtype)) {
+            try (WanVae vae = WanVae.load(ops, vaePath, dtype)) {
                 try (Scope s = Scope.open()) {
                     Tensor z = device(ops, in.tensor("vae.latent"), dtype);
                     out.put("vae.decoded", host(ops, s, vae.decode(z)));
