@@ -1,5 +1,6 @@
 package org.dit4j.engine.bench;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,7 +11,10 @@ import java.util.Map;
 
 import org.dit4j.core.cpu.CpuBackend;
 import org.dit4j.core.io.WeightSource;
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
+import org.dit4j.core.tensor.Tensor;
 import org.dit4j.engine.flux.TinyFluxAccess;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.wan.WanModelFiles;
@@ -18,6 +22,7 @@ import org.dit4j.engine.wan.WanModelResolver;
 import org.dit4j.engine.wan.WanPipeline;
 import org.dit4j.engine.wan.WanRequest;
 import org.dit4j.models.text.T5Config;
+import org.dit4j.models.vae.wan.WanVae;
 import org.dit4j.models.vae.wan.WanVaeWeights;
 import org.dit4j.models.wan.WanConfig;
 import org.junit.jupiter.api.Test;
@@ -59,6 +64,21 @@ class RandomWanFilesTest {
             assertEquals(5, r.videos().getFirst().size(), "5 frames");
             assertEquals(4, r.forwards(), "2 steps with CFG (Wan's default negative prompt)");
             for (float v : r.latents()) assertTrue(Float.isFinite(v), "finite latent");
+        }
+    }
+
+    @Test void diffusersVaeFolderHoldsTheSameVae(@TempDir Path dir) throws Exception {
+        RandomWanFiles.write(dir, List.of("vae", "vae-diffusers"), 0, RandomWanFiles.TINY);
+        assertTrue(Files.readString(dir.resolve(RandomWanFiles.VAE_DIFFUSERS_DIR + "/config.json")).contains("\"base_dim\": 2"));
+        try (CpuBackend ops = new CpuBackend(1);
+             WanVae a = WanVae.load(ops, dir.resolve(RandomWanFiles.VAE_FILE), DType.F32);
+             WanVae b = WanVae.load(ops, dir.resolve(RandomWanFiles.VAE_DIFFUSERS_DIR), DType.F32);
+             Scope s = Scope.open()) {
+            float[] z = new float[16 * 2 * 3 * 4];
+            for (int i = 0; i < z.length; i++) z[i] = (float) Math.sin(0.37 * i);
+            Tensor latent = Tensor.of(z, 1, 16, 2, 3, 4);
+            assertArrayEquals(a.decode(latent).toFloatArray(), b.decode(latent).toFloatArray(), 0f,
+                    "original names and the diffusers folder: the same decode");
         }
     }
 
