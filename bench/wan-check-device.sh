@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: Wan2.1 checks (issue #9; helper `wancheck`). Staged by bench/wan-check-stage.sh into .device-wancheck/.
 #   bash .device-wancheck/wan-check-device.sh [tiny,fullcomp,files,full13b,full14b,clean]   (default: tiny)
-# carry: .device (jre.tgz), .device-wancheck, .ref (diffusers-src.tgz; only "tiny" needs it)
+# carry: .device (jre.tgz), .device-wancheck, .ref (diffusers-src.tgz; "tiny" and "fullcomp" need it)
 #   tiny     diffusers WanPipeline / UMT5EncoderModel / AutoencoderKLWan vs dit4j on the tiny random pipeline (TinyWan):
 #            per-component rel-L2 and per-frame PSNR for dit4j cuda f32, cuda bf16 and cpu f32 (~3 min).
 #            → $OUT/tiny.log (table), $OUT/tiny-results.json, $OUT/tiny-dit4j.log (every dit4j command and its output)
@@ -17,7 +17,7 @@
 #            prompt, i.e. text encode + 40 forwards + VAE decode (writes t5,vae,14B first when missing) → $OUT/full14b.txt
 #   clean    removes $WANRAND
 # Env: JAR (default .device-wancheck/dit4j.jar; .device-main/dit4j.jar works when built from a main with this branch),
-#      TINYFILES=1 (tiny random files and sizes: a smoke test of this script on a CPU machine), WANRAND, STEPS13, STEPS14, T_GEN (timeout per generate; default: what is left of BUDGET=585 s since the script started), REF_DEVICE (tiny reference: cpu|cuda).
+#      GEN_EXTRA (more generate options, e.g. --no-compile), TINYFILES=1 (tiny random files and sizes: a smoke test of this script on a CPU machine), WANRAND, STEPS13, STEPS14, T_GEN (timeout per generate; default: what is left of BUDGET=585 s since the script started), REF_DEVICE (tiny reference: cpu|cuda).
 set -uo pipefail
 what=${1:-tiny}
 OUT=${OUT:-/tmp/wancheck-out}; mkdir -p "$OUT"
@@ -49,7 +49,7 @@ if has tiny; then
   grep -vE "Warning|warn\(|deprecate|Loading|it/s\]" "$OUT/tiny.log" | tail -30
 fi
 
-# random full-size files; $1: parts (t5,vae,14B,1.3B), $2: GB needed for them
+# random full-size files; $1: parts (t5,vae,vae-diffusers,14B,1.3B); refuses (status 1) when the disk lacks room
 random_files() {
   mkdir -p "$WANRAND/tokenizers/umt5-xxl"
   cp "$HERE/tokenizer.json" "$WANRAND/tokenizers/umt5-xxl/tokenizer.json"
@@ -90,7 +90,7 @@ generate() {
   timeout "$limit" $JAVA -jar "$JAR" generate \
     --model "$WANRAND/$tr,$WANRAND/common/umt5-xxl-random.safetensors,$WANRAND/common/wan_2.1_vae-random.safetensors" \
     --prompt "a lighthouse on a cliff at dawn, waves crashing against the rocks, cinematic, slow camera pan" \
-    --seed 1 --out "/tmp/$name.mp4" "$@" 2>&1 | grep --line-buffered -v incubator | tr '\r' '\n' | grep --line-buffered -v '^\s*$' >> "$log"
+    --seed 1 --out "/tmp/$name.mp4" "$@" ${GEN_EXTRA:-} 2>&1 | grep --line-buffered -v incubator | tr '\r' '\n' | grep --line-buffered -v '^\s*$' >> "$log"
   echo "rc ${PIPESTATUS[0]}, wall $((SECONDS - t0)) s" >> "$log"
   kill $smi 2>/dev/null
   echo "nvidia-smi max memory.used while running: $(sort -n "/tmp/$name-smi.txt" | tail -1) MiB (all processes, incl. CUDA context)" >> "$log"
