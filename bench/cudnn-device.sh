@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cuDNN SDPA checks + benchmark on the GPU machine, one call. Expects, relative to the repo root:
-#   .device/jre.tgz (the lead's JRE) and .device-cudnn/ holding core.jar, cuda.jar, cuda-tests/ (test classes),
+#   .device/jre.txz (the lead's JRE) and .device-cudnn/ holding core.jar, cuda.jar, cuda-tests/ (test classes),
 #   junit-console.jar and copies of bench/cudnn_*.py. Writes logs under $OUT (6 files).
 # The Java bench runs against the system cuDNN (loader path) and against PyTorch's wheel cuDNN, so the
 # comparison with torch's cuDNN backend is also made on the very same library.
@@ -8,7 +8,7 @@ set -u
 OUT=${OUT:-/tmp/cudnn-out}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 D=.device-cudnn
-tar xzf .device/jre.tgz -C /tmp
+tar xf .device/jre.txz -C /tmp
 JAVA="/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector"
 CP=$D/core.jar:$D/cuda.jar:$D/cuda-tests
 WHEEL=$(python3 -c "import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], 'lib'))" 2>/dev/null)

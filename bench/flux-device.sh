@@ -8,7 +8,7 @@ what=${1:-all}
 res=${2:-512,1024,2048}
 OUT=${OUT:-/tmp/dit4j-out}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
-[ -x /tmp/jre/bin/java ] || tar xzf .device/jre.tgz -C /tmp
+[ -x /tmp/jre/bin/java ] || tar xf .device/jre.txz -C /tmp
 J=(/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC)
 if [ ! -d /tmp/d/src/diffusers ]; then mkdir -p /tmp/d && tar xzf .ref/diffusers-src.tgz -C /tmp/d; fi
 export PYTHONPATH=/tmp/d/src

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the CUDA backend's GPU tests on a GPU machine; with --bench also the CUDA micro-benchmarks (CudaBench).
 # Builds nothing: bench/prepare-gpu.sh (run where Maven is) puts the jars, the JUnit console launcher and this
-# script into .device-cuda/. Needs a JRE 25 (default: unpacked from .device/jre.tgz) and the NVIDIA libraries.
+# script into .device-cuda/. Needs a JRE 25 (default: unpacked from .device/jre.txz) and the NVIDIA libraries.
 # Logs go to $OUT (default /tmp/dit4j-gpu-check). Exit status: the test run's.
 set -uo pipefail
 DIR=${DIT4J_DEVICE_DIR:-.device-cuda}
@@ -9,7 +9,7 @@ OUT=${OUT:-/tmp/dit4j-gpu-check}
 mkdir -p "$OUT"
 JAVA_BIN=${JAVA_BIN:-}
 if [ -z "$JAVA_BIN" ]; then
-  if [ ! -x /tmp/jre/bin/java ]; then tar xzf .device/jre.tgz -C /tmp || { echo "no JRE: .device/jre.tgz missing"; exit 2; }; fi
+  if [ ! -x /tmp/jre/bin/java ]; then tar xf .device/jre.txz -C /tmp || { echo "no JRE: .device/jre.txz missing"; exit 2; }; fi
   JAVA_BIN=/tmp/jre/bin/java
 fi
 JAVA=("$JAVA_BIN" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m)

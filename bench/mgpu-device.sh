@@ -7,7 +7,7 @@ set -uo pipefail
 D=.device-mgpu
 OUT=${OUT:-/tmp/dit4j-mgpu}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
-[ -x /tmp/jre/bin/java ] || tar xzf .device/jre.tgz -C /tmp
+[ -x /tmp/jre/bin/java ] || tar xf .device/jre.txz -C /tmp
 J=(/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC)
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvidia-smi topo -m; date -u +%FT%TZ; } > "$OUT/gpu.txt" 2>&1
 head -3 "$OUT/gpu.txt"

@@ -16,7 +16,7 @@ OUT=${OUT:-/tmp/dit4j-mgpu2}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 )) s]"; }
-[ -x /tmp/jre/bin/java ] || tar xzf .device/jre.tgz -C /tmp
+[ -x /tmp/jre/bin/java ] || tar xf .device/jre.txz -C /tmp
 J=(/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC)
 NG=$(nvidia-smi -L | wc -l)
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvidia-smi topo -m; date -u +%FT%TZ; } > "$OUT/gpu.txt" 2>&1

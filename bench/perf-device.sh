@@ -18,7 +18,7 @@ steps=${1:-base,tests,new}
 res=${2:-1024}
 OUT=${OUT:-/tmp/perf-out}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-[ -x /tmp/jre/bin/java ] || tar xzf .device/jre.tgz -C /tmp
+[ -x /tmp/jre/bin/java ] || tar xf .device/jre.txz -C /tmp
 J=(/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC)
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader | tee "$OUT/gpu.txt"
 date -u +%FT%TZ | tee -a "$OUT/gpu.txt"

@@ -2,7 +2,7 @@
 # Builds this checkout and stages bench/perf-device.sh's inputs into DEST (default /work/main/.device-perf, a
 # git-ignored folder of the main checkout, which is what the device machine receives): dit4j.jar, tests.zip (core,
 # cuda and engine test classes), the JUnit console launcher and the script. BASE_JAR=<path> also stages a jar to
-# compare against as base.jar. Needs /work/main/.device/jre.tgz on the device side (carry ".device").
+# compare against as base.jar. Needs /work/main/.device/jre.txz on the device side (carry ".device").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=${1:-/work/main/.device-perf}

@@ -12,7 +12,7 @@ steps=${2:-28}
 OUT=${OUT:-/tmp/dit4j-out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 S=.device-server
-[ -x /tmp/jre/bin/java ] || tar xzf .device/jre.tgz -C /tmp
+[ -x /tmp/jre/bin/java ] || tar xf .device/jre.txz -C /tmp
 J=(/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 GPUS=$(nvidia-smi -L | wc -l); PG=$(( GPUS >= 2 ? 2 : 1 ))

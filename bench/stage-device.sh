@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds dit4j here and stages what bench/flux-device.sh needs on the GPU machine into .device-main/ (git-ignored):
-# the CLI fat jar, the engine test classes and the JUnit console launcher. Also needs .device/jre.tgz
+# the CLI fat jar, the engine test classes and the JUnit console launcher. Also needs .device/jre.txz
 # (../shared/tools/device-jre.sh) and, for the PyTorch baseline, .ref/diffusers-src.tgz (a diffusers source archive).
 # Device call: carry [".device", ".device-main", ".ref"], command: bash bench/flux-device.sh
 set -euo pipefail

@@ -21,6 +21,6 @@ cp "$(ls ~/.m2/repository/org/junit/platform/junit-platform-console-standalone/*
 SHARED=$(cd "$MAIN/.." && pwd)/shared
 cp "$SHARED/data/tokenizers/clip-vit-l-14/vocab.json" "$SHARED/data/tokenizers/clip-vit-l-14/merges.txt" "$D/tokenizers/clip/"
 gunzip -c models/src/test/resources/tokenizer/trained-nfkc/tokenizer.json.gz > "$D/tokenizers/t5/tokenizer.json"
-[ -f "$MAIN/.device/jre.tgz" ] || echo "WARNING: $MAIN/.device/jre.tgz is missing (the lead builds it); the device script needs it"
+[ -f "$MAIN/.device/jre.txz" ] || echo "WARNING: $MAIN/.device/jre.txz is missing (the lead builds it); the device script needs it"
 ls -la "$D"
 du -sh "$D"

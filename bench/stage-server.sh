@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds dit4j here and stages what bench/server-device.sh needs on the GPU machine into .device-server/ (git-ignored):
 # the CLI fat jar, the ComfyUI API driver's tokenizers (the real CLIP vocabulary from ../shared, the small trained T5
-# tokenizer of the tokenizer tests). Also needs .device/jre.tgz (../shared/tools/device-jre.sh).
+# tokenizer of the tokenizer tests). Also needs .device/jre.txz (../shared/tools/device-jre.sh).
 # Device call: carry [".device", ".device-server"], command: bash bench/server-device.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

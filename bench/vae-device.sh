@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Flux VAE speed work on the GPU machine, one call (bench/NOTES-vae.md). Expects, relative to the repo root:
-#   .device/jre.tgz (the lead's JRE), .ref/diffusers-src.tgz, and .device-vaespeed/ holding dit4j.jar (cli fat jar),
+#   .device/jre.txz (the lead's JRE), .ref/diffusers-src.tgz, and .device-vaespeed/ holding dit4j.jar (cli fat jar),
 #   cuda-tests/ (cuda test classes), junit-console.jar, vae_torch_baseline.py and this script (staged by
 #   bench/vae-stage.sh). Carry [".device", ".device-vaespeed", ".ref"]. Steps (first argument, comma-separated,
 #   default bench,torch,tests): bench = VaeBench (Flux VAE decode/encode 1024², new vs legacy paths, profiles; Wan2.1
@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 D=.device-vaespeed
 STEPS=${1:-bench,torch,tests}
 WAN=${WAN:-480x832x3}
-timeout 60 tar xzf .device/jre.tgz -C /tmp
+timeout 60 tar xf .device/jre.txz -C /tmp
 JAVA="/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector"
 {
   echo "== environment"; date -u

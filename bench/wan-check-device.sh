@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: Wan2.1 checks (issue #9; helper `wancheck`). Staged by bench/wan-check-stage.sh into .device-wancheck/.
 #   bash .device-wancheck/wan-check-device.sh [tiny,fullcomp,files,full13b,full14b,clean]   (default: tiny)
-# carry: .device (jre.tgz), .device-wancheck, .ref (diffusers-src.tgz; "tiny" and "fullcomp" need it)
+# carry: .device (jre.txz), .device-wancheck, .ref (diffusers-src.tgz; "tiny" and "fullcomp" need it)
 #   tiny     diffusers WanPipeline / UMT5EncoderModel / AutoencoderKLWan vs dit4j on the tiny random pipeline (TinyWan):
 #            per-component rel-L2 and per-frame PSNR for dit4j cuda f32, cuda bf16 and cpu f32 (~3 min).
 #            → $OUT/tiny.log (table), $OUT/tiny-results.json, $OUT/tiny-dit4j.log (every dit4j command and its output)
@@ -26,7 +26,7 @@ JAR=${JAR:-$HERE/dit4j.jar}
 WANRAND=${WANRAND:-/tmp/wanrand}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
 # JAVA_BIN / PYTHON / DIFFUSERS_SRC: set only to try the script elsewhere (e.g. on a CPU machine with CONFIGS=cpu:f32)
-if [ -z "${JAVA_BIN:-}" ]; then [ -x /tmp/jre/bin/java ] || tar xzf .device/jre.tgz -C /tmp; JAVA_BIN=/tmp/jre/bin/java; fi
+if [ -z "${JAVA_BIN:-}" ]; then [ -x /tmp/jre/bin/java ] || tar xf .device/jre.txz -C /tmp; JAVA_BIN=/tmp/jre/bin/java; fi
 JAVA="$JAVA_BIN --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC"
 PYTHON=${PYTHON:-python3}
 has() { [[ ",$what," == *",$1,"* ]]; }

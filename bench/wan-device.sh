@@ -11,9 +11,9 @@ what=${1:-all}
 STAGE=${STAGE:-.device-wanbench}
 OUT=${OUT:-/tmp/dit4j-out}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
-# the JRE: $STAGE/jre.tgz when staged there (keeps the carried tree small), else .device/jre.tgz
-JRE=$STAGE/jre.tgz; [ -f "$JRE" ] || JRE=.device/jre.tgz
-[ -x /tmp/jre/bin/java ] || tar xzf "$JRE" -C /tmp
+# the JRE: $STAGE/jre.txz when staged there (keeps the carried tree small), else .device/jre.txz
+JRE=$STAGE/jre.txz; [ -f "$JRE" ] || JRE=.device/jre.txz
+[ -x /tmp/jre/bin/java ] || tar xf "$JRE" -C /tmp
 J=(/tmp/jre/bin/java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -Xss4m -XX:+UseParallelGC)
 if [ ! -d /tmp/d/src/diffusers ]; then mkdir -p /tmp/d && tar xzf .ref/diffusers-src.tgz -C /tmp/d; fi
 export PYTHONPATH=/tmp/d/src
