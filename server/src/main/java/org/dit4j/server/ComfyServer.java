@@ -69,7 +69,7 @@ public final class ComfyServer implements AutoCloseable {
                 config.tempDir().toAbsolutePath().normalize(), provider, sampling, config.gpus(), config.disableMetadata());
         this.api = new Api(this);
         this.queue = new PromptQueue(api::queueChanged);
-        this.executor = new Executor(catalog, env, api.hub(), interrupts);
+        this.executor = new Executor(catalog, env, api.hub(), interrupts, config.previewMethod(), config.previewSize());
     }
 
     public ServerConfig config() { return config; }
