@@ -123,6 +123,15 @@ public final class LatentPreview {
         return bytes.toByteArray();
     }
 
+    /**
+     * Encodes one tiny preview so that the first real one does not pay for loading ImageIO's JPEG writer and the colour
+     * classes (hundreds of milliseconds on a cold JVM, inside the first sampler step); the server calls it on a
+     * background thread at start.
+     */
+    public static void warmUp() {
+        jpeg(LatentFormat.FLUX, new float[16 * 2 * 2], new long[] {1, 16, 2, 2}, 8);
+    }
+
     /** The binary WebSocket message of a preview: event type, image type (big-endian 32-bit each), image bytes. */
     public static byte[] message(int imageType, byte[] image) {
         return ByteBuffer.allocate(8 + image.length).putInt(PREVIEW_IMAGE).putInt(imageType).put(image).array();
