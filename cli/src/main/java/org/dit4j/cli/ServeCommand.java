@@ -4,6 +4,7 @@ import org.dit4j.server.ComfyServer;
 import org.dit4j.server.ServerConfig;
 import org.dit4j.server.UnavailableEngine;
 import org.dit4j.server.flux.FluxEngine;
+import org.dit4j.server.preview.LatentPreview;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -60,13 +61,21 @@ final class ServeCommand implements Runnable {
             description = "send Access-Control-Allow-Origin (default origin '*'); disables the same-origin check")
     String cors;
 
+    @Option(names = {"--preview-method", "--preview"}, defaultValue = "latent2rgb",
+            description = "step previews sent over the WebSocket while sampling: none, auto or latent2rgb (a latent→RGB projection, "
+                    + "JPEG; auto = latent2rgb as ComfyUI's auto without TAESD) (default ${DEFAULT-VALUE})")
+    String previewMethod;
+
+    @Option(names = "--preview-size", defaultValue = "512", description = "previews are fitted into this many pixels square (default ${DEFAULT-VALUE})")
+    int previewSize;
+
     @Override public void run() {
         String tok = token != null ? token : System.getenv("DIT4J_TOKEN");
         List<Path> extra = new ArrayList<>(extraModelPaths);
         Path local = Path.of("extra_model_paths.yaml");
         if (java.nio.file.Files.isRegularFile(local) && !extra.contains(local)) extra.add(local);
         ServerConfig cfg = new ServerConfig(listen, port, modelsDir, extra, outputDir, inputDir, tempDir, tok,
-                (long) (maxUploadMiB * 1024 * 1024), gpus, disableMetadata, cors);
+                (long) (maxUploadMiB * 1024 * 1024), gpus, disableMetadata, cors, LatentPreview.Method.parse(previewMethod), previewSize);
         FluxEngine flux = null;
         String unavailable = null;
         try {
@@ -77,7 +86,7 @@ final class ServeCommand implements Runnable {
         }
         try {
             ComfyServer server = (flux != null ? new ComfyServer(cfg, flux) : new ComfyServer(cfg, new UnavailableEngine(unavailable))).start();
-            if (flux != null) System.out.println("dit4j serve: Flux engine on " + flux.ops().name());
+            if (flux != null) System.out.println("dit4j serve: Flux/Wan engine on " + flux.ops().name());
             else System.out.println("dit4j serve: WARNING: " + unavailable);
             String host = listen.contains(":") ? "[" + listen + "]" : listen;
             System.out.println("dit4j serve: ComfyUI API on http://" + host + ":" + server.port() + " (WebSocket /ws), models in "

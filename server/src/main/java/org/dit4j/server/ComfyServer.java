@@ -20,6 +20,7 @@ import org.dit4j.server.http.Api;
 import org.dit4j.server.json.Json;
 import org.dit4j.server.nodes.NodeCatalog;
 import org.dit4j.server.nodes.NodeEnv;
+import org.dit4j.server.preview.LatentPreview;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -69,7 +70,7 @@ public final class ComfyServer implements AutoCloseable {
                 config.tempDir().toAbsolutePath().normalize(), provider, sampling, config.gpus(), config.disableMetadata());
         this.api = new Api(this);
         this.queue = new PromptQueue(api::queueChanged);
-        this.executor = new Executor(catalog, env, api.hub(), interrupts);
+        this.executor = new Executor(catalog, env, api.hub(), interrupts, config.previewMethod(), config.previewSize());
     }
 
     public ServerConfig config() { return config; }
@@ -117,6 +118,14 @@ public final class ComfyServer implements AutoCloseable {
             for (String prefix : List.of("", "/api")) api.routes(r, prefix);
         });
         app.start();
+        if (config.previewMethod() != LatentPreview.Method.NONE)
+            Thread.ofPlatform().name("dit4j-preview-warmup").daemon().start(() -> {
+                try {
+                    LatentPreview.warmUp();
+                } catch (RuntimeException | LinkageError e) {
+                    System.err.println("dit4j server: previews may not work here: " + e);
+                }
+            });
         worker = Thread.ofPlatform().name("dit4j-prompt-worker").daemon().start(this::workLoop);
         return this;
     }

@@ -1,5 +1,7 @@
 package org.dit4j.server;
 
+import org.dit4j.server.preview.LatentPreview;
+
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
@@ -19,9 +21,12 @@ import java.util.Objects;
  * @param gpus            GPUs the engine may use (ParallelUNETLoader's default)
  * @param disableMetadata SaveImage writes no prompt/workflow chunks
  * @param corsOrigin      when not null, sent as Access-Control-Allow-Origin (ComfyUI's --enable-cors-header)
+ * @param previewMethod   step previews over the WebSocket ({@code --preview-method}: none, or latent2rgb JPEGs)
+ * @param previewSize     previews are fitted into a square of this many pixels ({@code --preview-size}, default 512)
  */
 public record ServerConfig(String host, int port, Path modelsDir, List<Path> extraModelPaths, Path outputDir, Path inputDir, Path tempDir,
-                           String token, long maxUploadBytes, int gpus, boolean disableMetadata, String corsOrigin) {
+                           String token, long maxUploadBytes, int gpus, boolean disableMetadata, String corsOrigin,
+                           LatentPreview.Method previewMethod, int previewSize) {
 
     public static final long DEFAULT_MAX_UPLOAD = 100L << 20;
 
@@ -36,6 +41,15 @@ public record ServerConfig(String host, int port, Path modelsDir, List<Path> ext
         if (token != null && token.isBlank()) throw new IllegalArgumentException("the bearer token must not be blank");
         if (maxUploadBytes < 1024) throw new IllegalArgumentException("max upload size must be at least 1 KiB, got " + maxUploadBytes);
         if (gpus < 1) throw new IllegalArgumentException("--gpus must be ≥ 1, got " + gpus);
+        Objects.requireNonNull(previewMethod, "previewMethod");
+        if (previewSize < 1 || previewSize > 16384) throw new IllegalArgumentException("--preview-size must be 1..16384, got " + previewSize);
+    }
+
+    /** Latent2rgb previews at ComfyUI's default size. */
+    public ServerConfig(String host, int port, Path modelsDir, List<Path> extraModelPaths, Path outputDir, Path inputDir, Path tempDir,
+                        String token, long maxUploadBytes, int gpus, boolean disableMetadata, String corsOrigin) {
+        this(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin,
+                LatentPreview.Method.LATENT2RGB, LatentPreview.DEFAULT_SIZE);
     }
 
     /** Loopback, port 8188, models/output/input/temp under {@code base}. */
@@ -44,27 +58,29 @@ public record ServerConfig(String host, int port, Path modelsDir, List<Path> ext
                 base.resolve("temp"), null, DEFAULT_MAX_UPLOAD, 1, false, null);
     }
 
-    public ServerConfig withHost(String h) { return new ServerConfig(h, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withHost(String h) { return new ServerConfig(h, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withPort(int p) { return new ServerConfig(host, p, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withPort(int p) { return new ServerConfig(host, p, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withModelsDir(Path d) { return new ServerConfig(host, port, d, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withModelsDir(Path d) { return new ServerConfig(host, port, d, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withExtraModelPaths(List<Path> l) { return new ServerConfig(host, port, modelsDir, l, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withExtraModelPaths(List<Path> l) { return new ServerConfig(host, port, modelsDir, l, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withOutputDir(Path d) { return new ServerConfig(host, port, modelsDir, extraModelPaths, d, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withOutputDir(Path d) { return new ServerConfig(host, port, modelsDir, extraModelPaths, d, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withInputDir(Path d) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, d, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withInputDir(Path d) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, d, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withTempDir(Path d) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, d, token, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withTempDir(Path d) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, d, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withToken(String t) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, t, maxUploadBytes, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withToken(String t) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, t, maxUploadBytes, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withMaxUploadBytes(long b) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, b, gpus, disableMetadata, corsOrigin); }
+    public ServerConfig withMaxUploadBytes(long b) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, b, gpus, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withGpus(int g) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, g, disableMetadata, corsOrigin); }
+    public ServerConfig withGpus(int g) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, g, disableMetadata, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withDisableMetadata(boolean b) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, b, corsOrigin); }
+    public ServerConfig withDisableMetadata(boolean b) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, b, corsOrigin, previewMethod, previewSize); }
 
-    public ServerConfig withCorsOrigin(String o) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, o); }
+    public ServerConfig withCorsOrigin(String o) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, o, previewMethod, previewSize); }
+
+    public ServerConfig withPreview(LatentPreview.Method m, int size) { return new ServerConfig(host, port, modelsDir, extraModelPaths, outputDir, inputDir, tempDir, token, maxUploadBytes, gpus, disableMetadata, corsOrigin, m, size); }
 }

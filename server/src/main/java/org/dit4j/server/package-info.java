@@ -17,6 +17,11 @@
  *   <tr><td>{@code files.*}</td><td>models folders, extra_model_paths.yaml, safe path resolution, atomic writes</td><td>folder_paths.py, utils/extra_config.py</td></tr>
  *   <tr><td>{@code engine.*}</td><td>the interfaces nodes call: {@link org.dit4j.server.engine.ModelProvider} (loading) and
  *       {@link org.dit4j.server.engine.Sampling} (sampler loop), and the values passed between nodes</td><td>comfy.sd, comfy.sample</td></tr>
+ *   <tr><td>{@code wan.*}</td><td>Wan2.1 text-to-video: {@link org.dit4j.server.wan.WanEngine} (UNETLoader/CLIPLoader type
+ *       wan/VAELoader files, ComfyUI's WAN21 sampling on the Wan21 latent format), reached through the Flux engine's loaders</td>
+ *       <td>comfy.model_base.WAN21, comfy.ldm.wan, comfy.text_encoders.wan</td></tr>
+ *   <tr><td>{@code preview.*}</td><td>latent2rgb step previews (latent formats' RGB factors, JPEG, binary WebSocket frame)</td>
+ *       <td>latent_preview.py, comfy/latent_formats.py, server.send_image</td></tr>
  *   <tr><td>{@code flux.*}</td><td>the engine {@code dit4j serve} runs: {@link org.dit4j.server.flux.FluxEngine} (Flux.1
  *       loaders, text encoding, VAE, ComfyUI's sampler semantics on the GPU or the CPU); {@link org.dit4j.server.UnavailableEngine}
  *       only when no backend opens</td><td>comfy.sd, comfy.samplers, comfy.model_sampling, comfy.ldm.flux</td></tr>
@@ -43,7 +48,12 @@
  *       have no effect).</li>
  *   <li>Multi-GPU (ParallelUNETLoader num_gpus &gt; 1): steps run eagerly (no CUDA graph); step caches and
  *       pipefusion_degree &gt; 1 are refused with the setting to change.</li>
- *   <li>Binary preview frames are not sent; /features reports supports_preview_metadata=false.</li>
+ *   <li>Step previews: latent2rgb JPEGs (binary PREVIEW_IMAGE frames, ComfyUI's format) by default ({@code --preview-method
+ *       none|auto|latent2rgb}; no TAESD); the resize to the preview size is Java2D's bilinear, not PIL's; /features reports
+ *       supports_preview_metadata=false, so clients get the plain format.</li>
+ *   <li>Wan2.1 text-to-video (package {@code wan}): umT5 runs in BF16 on GPUs (ComfyUI: FP16 or the scaled fp8 file's
+ *       compute dtype); LoRAs, step caches, num_gpus &gt; 1, VAEDecodeTiled, noise masks and image-to-video models are
+ *       refused with a message.</li>
  *   <li>Flux engine: T5 runs in BF16 on GPUs (ComfyUI: FP16); cond and uncond run as two forwards (ComfyUI batches them and
  *       pads T5 states of different lengths by repetition); {@code embedding:} names are not interpreted; see {@code flux}.</li>
  * </ul>

@@ -12,6 +12,7 @@ import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.SampleResult;
 import org.dit4j.server.engine.Sampling;
 import org.dit4j.server.engine.StepObserver;
+import org.dit4j.server.preview.LatentFormat;
 import org.dit4j.server.engine.TextEmbedding;
 import org.dit4j.server.engine.TextEncoder;
 import org.dit4j.server.engine.Vae;
@@ -178,7 +179,8 @@ final class FakeEngine implements ModelProvider, Sampling {
                 float d = (x[k] - x0[k]) / s[i];
                 x[k] = x[k] + (s[i + 1] - s[i]) * d;
             }
-            observer.stepDone(i, s.length - 1);
+            if (in.channels() == 16) observer.stepDone(i, s.length - 1, LatentFormat.FLUX, x0, in.shape());     // previews, as Flux
+            else observer.stepDone(i, s.length - 1);
         }
         return new SampleResult(new Latent(in.shape(), x), new Latent(in.shape(), Arrays.copyOf(x0, x0.length)));
     }

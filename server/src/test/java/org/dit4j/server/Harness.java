@@ -53,10 +53,15 @@ final class Harness implements AutoCloseable {
 
     /** A server with {@code engine} over the models already in {@code base/models} (no fake files are written). */
     Harness(Path base, ModelProvider provider, Sampling sampling) throws IOException {
+        this(base, provider, sampling, c -> c);
+    }
+
+    /** As {@link #Harness(Path, ModelProvider, Sampling)} with the default configuration changed by {@code config}. */
+    Harness(Path base, ModelProvider provider, Sampling sampling, java.util.function.UnaryOperator<ServerConfig> config) throws IOException {
         this.base = base;
         this.token = null;
         this.engine = null;
-        server = new ComfyServer(ServerConfig.defaults(base).withPort(0), provider, sampling).start();
+        server = new ComfyServer(config.apply(ServerConfig.defaults(base).withPort(0)), provider, sampling).start();
         url = "http://127.0.0.1:" + server.port();
     }
 
@@ -181,6 +186,31 @@ final class Harness implements AutoCloseable {
             }
             ws.request(1);
             return CompletableFuture.completedFuture(null);
+        }
+
+        private final java.io.ByteArrayOutputStream partialBinary = new java.io.ByteArrayOutputStream();
+
+        @Override public CompletionStage<?> onBinary(WebSocket ws, java.nio.ByteBuffer data, boolean last) {
+            byte[] b = new byte[data.remaining()];
+            data.get(b);
+            partialBinary.writeBytes(b);
+            if (last) {
+                synchronized (messages) {
+                    binary.add(new ByteBufferCopy(partialBinary.toByteArray()));
+                    messages.add(Json.obj("type", "__binary__", "data", Json.obj("index", binary.size() - 1)));
+                    messages.notifyAll();
+                }
+                partialBinary.reset();
+            }
+            ws.request(1);
+            return CompletableFuture.completedFuture(null);
+        }
+
+        /** Binary messages received so far. */
+        List<byte[]> binaries() {
+            synchronized (messages) {
+                return binary.stream().map(ByteBufferCopy::data).toList();
+            }
         }
 
         /** Waits for a message matching {@code p}; returns it. */

@@ -315,6 +315,21 @@ public final class WanModelResolver {
         return out;
     }
 
+    /**
+     * The umT5 tokenizer for a single umT5 file, looked up as {@link #fromFiles} does: {@code tokenizers/}{@value #TOKENIZER_NAME}
+     * under the models dir and the folders above the file, the file's own {@code spiece_model}, then the Hugging Face cache.
+     */
+    public Path tokenizerFor(Path t5File) {
+        List<Path> roots = new ArrayList<>();
+        if (modelsDir != null) roots.add(modelsDir);
+        Path parent = t5File.toAbsolutePath().getParent();
+        if (parent != null) {
+            roots.add(parent);
+            if (parent.getParent() != null) roots.add(parent.getParent());
+        }
+        return tokenizer(roots, t5File);
+    }
+
     private Path tokenizer(List<Path> roots, Path t5File) {
         for (Path r : roots) {
             Path d = r.resolve("tokenizers").resolve(TOKENIZER_NAME);

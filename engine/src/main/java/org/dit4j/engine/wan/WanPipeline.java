@@ -178,9 +178,17 @@ public final class WanPipeline implements AutoCloseable {
 
     /** Runs one request (see the class comment). */
     public Result generate(WanRequest request, FluxProgress progress) {
+        return generate(request, null, progress);
+    }
+
+    /**
+     * Runs one request over a given σ schedule instead of the model's ({@code null}: {@link #schedule}); its step count
+     * replaces the request's.
+     */
+    public Result generate(WanRequest request, FlowShiftSchedule given, FluxProgress progress) {
         if (Scope.current() != null)
             throw new IllegalStateException("call WanPipeline.generate outside any open Scope: the pipeline owns its tensors");
-        WanRequest r = withDefaults(request);
+        WanRequest r = withDefaults(given == null ? request : request.withSteps(given.steps()));
         if (progress == null) progress = FluxProgress.NONE;
         if (request.width() > 0 && r.width() != request.width() || request.height() > 0 && r.height() != request.height())
             progress.note("video size adjusted to " + r.width() + "×" + r.height() + " (a multiple of " + sizeMultiple() + ")");
@@ -191,7 +199,7 @@ public final class WanPipeline implements AutoCloseable {
         if (cuda != null) cuda.allocator().resetPeak();
         int b = r.batch();
         long lf = vaeConfig.latentFrames(r.frames()), lh = r.height() / vaeConfig.spatialFactor(), lw = r.width() / vaeConfig.spatialFactor();
-        FlowShiftSchedule schedule = schedule(r);
+        FlowShiftSchedule schedule = given != null ? given : schedule(r);
         Tensor txt = null, txtNeg = null, latent = null;
         boolean graphUsed = false;
         try {

@@ -50,6 +50,17 @@ public final class FlowShiftSchedule {
         return of(shifted(linspaceWithoutEnd(sigmaMax, 0.0, steps), shift), shift, "Wan reference");
     }
 
+    /**
+     * A schedule given value by value (e.g. another program's σ table, to run the same steps): {@code sigmas} has
+     * steps + 1 values ending in 0, {@code timesteps} steps values.
+     */
+    public static FlowShiftSchedule custom(float[] sigmas, long[] timesteps, double shift) {
+        if (sigmas.length < 2 || timesteps.length != sigmas.length - 1)
+            throw new IllegalArgumentException("a schedule needs steps + 1 sigmas and steps timesteps, got " + sigmas.length + " and "
+                    + timesteps.length);
+        return new FlowShiftSchedule(sigmas.clone(), timesteps.clone(), shift, "custom");
+    }
+
     private static FlowShiftSchedule of(double[] s, double shift, String variant) {
         float[] sig = new float[s.length + 1];
         long[] ts = new long[s.length];

@@ -14,6 +14,8 @@ import org.dit4j.server.nodes.NodeCatalog;
 import org.dit4j.server.nodes.NodeEnv;
 import org.dit4j.server.nodes.NodeResult;
 import org.dit4j.server.nodes.NodeSchema;
+import org.dit4j.server.preview.LatentFormat;
+import org.dit4j.server.preview.LatentPreview;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -41,12 +43,22 @@ public final class Executor {
     private final Interrupts interrupts;
     private final OutputCache cache = new OutputCache();
     private volatile String lastNodeId, currentClient;
+    private final LatentPreview.Method previewMethod;
+    private final int previewSize;
 
     public Executor(NodeCatalog catalog, NodeEnv env, EventSink events, Interrupts interrupts) {
+        this(catalog, env, events, interrupts, LatentPreview.Method.NONE, LatentPreview.DEFAULT_SIZE);
+    }
+
+    /** With step previews: {@code previewMethod} LATENT2RGB sends a JPEG per sampler step, fitted into previewSize². */
+    public Executor(NodeCatalog catalog, NodeEnv env, EventSink events, Interrupts interrupts, LatentPreview.Method previewMethod,
+                    int previewSize) {
         this.catalog = catalog;
         this.env = env;
         this.events = events;
         this.interrupts = interrupts;
+        this.previewMethod = previewMethod;
+        this.previewSize = previewSize;
     }
 
     /** The node running now and the client it reports to (for a WebSocket that reconnects mid-run). */
@@ -104,10 +116,18 @@ public final class Executor {
                     events.send("executing", Json.obj("node", id, "display_node", id, "prompt_id", promptId), client);
                 }
                 interrupts.check();
-                StepObserver observer = (step, total) -> {
-                    interrupts.check();
-                    events.send("progress", Json.obj("value", step + 1, "max", total, "prompt_id", promptId, "node", id), client);
-                    progress(run, progressState, id, "running", step + 1, total);
+                StepObserver observer = new StepObserver() {
+                    @Override public void stepDone(int step, int total) {
+                        interrupts.check();
+                        events.send("progress", Json.obj("value", step + 1, "max", total, "prompt_id", promptId, "node", id), client);
+                        progress(run, progressState, id, "running", step + 1, total);
+                    }
+
+                    @Override public void stepDone(int step, int total, LatentFormat format, float[] x0, long[] shape) {
+                        stepDone(step, total);
+                        if (previewMethod == LatentPreview.Method.LATENT2RGB && format != null && x0 != null)
+                            sendPreview(format, x0, shape, client);
+                    }
                 };
                 JsonNode extraPng = item.extraData().get("extra_pnginfo");
                 NodeResult r = node.execute(new NodeCall(id, inputs, prompt, extraPng, env, observer, interrupts::check));
@@ -190,6 +210,18 @@ public final class Executor {
         String client = history.path("prompt").path(3).path("client_id").textValue();
         for (JsonNode m : msgs)
             if (m.get(0).asText().equals("execution_success") && client != null) events.send("execution_success", m.get(1), client);
+    }
+
+    /** ComfyUI sends the preview after the step's progress event, to the prompt's client (to every client without one). */
+    private void sendPreview(LatentFormat format, float[] x0, long[] shape, String client) {
+        byte[] jpeg;
+        try {
+            jpeg = LatentPreview.jpeg(format, x0, shape, previewSize);
+        } catch (RuntimeException e) {
+            System.err.println("dit4j server: preview failed (" + e.getMessage() + "); continuing without it");
+            return;
+        }
+        events.sendBinary(LatentPreview.message(LatentPreview.JPEG, jpeg), client);
     }
 
     private void progress(Run run, Map<String, ObjectNode> state, String id, String st, double value, double max) {

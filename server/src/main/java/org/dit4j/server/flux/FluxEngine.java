@@ -29,6 +29,7 @@ import org.dit4j.server.engine.Sampling;
 import org.dit4j.server.engine.StepObserver;
 import org.dit4j.server.engine.TextEncoder;
 import org.dit4j.server.engine.Vae;
+import org.dit4j.server.wan.WanEngine;
 
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
@@ -37,9 +38,11 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * The Flux.1 engine behind {@code dit4j serve}: loads ComfyUI model files with the engine's loaders
+ * The engine behind {@code dit4j serve}: Flux.1 here — loads ComfyUI model files with the engine's loaders
  * ({@link FluxWeights}, {@link ClipTextModel}, {@link T5Encoder}, {@link AutoencoderKL}; roles and tokenizers as
- * {@link FluxModelResolver} finds them) and runs ComfyUI's sampling semantics ({@link FluxSampler}).
+ * {@link FluxModelResolver} finds them) and runs ComfyUI's sampling semantics ({@link FluxSampler}) — and Wan2.1
+ * text-to-video through {@link WanEngine}: a Wan transformer or VAE file (told by its tensor names) and CLIPLoader type
+ * {@code wan} load there, and MODELs loaded there sample there.
  *
  * <h2>Precision</h2>
  * On a GPU the transformer, text encoders and VAE compute in BF16 (ComfyUI's choice for Flux on recent GPUs); on the CPU
@@ -62,6 +65,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     private final long deviceTotalBytes;
     private Ops cpu;
     private final FluxMesh mesh = new FluxMesh(this);
+    private final WanEngine wan;
 
     /**
      * @param ops       the device models load onto
@@ -74,6 +78,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
         this.ops = ops;
         this.ownsOps = ownsOps;
         this.resolver = new FluxModelResolver(hub == null ? HfHub.fromEnvironment() : hub, modelsDir, null);
+        this.wan = new WanEngine(ops, activation(), modelsDir, hub, this::cpu);
         if (ops.device().isCpu()) cpu = ops;
         long total = -1;
         if (ops instanceof CudaBackend cuda) {
@@ -132,6 +137,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     @Override public DiffusionModel loadDiffusionModel(Path file, String weightDtype) {
         DType wd = weightDtype(weightDtype);
         try (WeightSource w = open(file)) {
+            if (WanEngine.holdsTransformer(w)) return wan.loadDiffusionModel(w, file, wd);
             return loadTransformer(w, file, wd);
         }
     }
@@ -154,6 +160,12 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     }
 
     @Override public TextEncoder loadTextEncoder(List<Path> files, String type, String device) {
+        if ("wan".equals(type)) {
+            if (files.size() != 1)
+                throw new IllegalArgumentException("type 'wan' takes one text encoder (umT5-XXL); load it with CLIPLoader");
+            requireSafetensors(files.getFirst());
+            return wan.loadTextEncoder(files.getFirst(), "cpu".equals(device));
+        }
         if (files.size() == 2 && !"flux".equals(type))
             throw new IllegalArgumentException("DualCLIPLoader type '" + type + "' is not supported: dit4j's engine runs Flux.1, "
                     + "whose text encoders are clip_l + t5xxl with type 'flux'");
@@ -211,6 +223,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
 
     @Override public Vae loadVae(Path file) {
         try (WeightSource w = open(file)) {
+            if (WanEngine.holdsVae(w)) return wan.loadVae(w, file);
             return loadVae(w, file);
         }
     }
@@ -293,6 +306,7 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     @Override public List<String> samplerNames() { return FluxSampler.SAMPLERS; }
 
     @Override public SampleResult sample(SampleJob job, StepObserver observer) {
+        if (WanEngine.owns(job)) return wan.sample(job, observer);
         return new FluxSampler(this).sample(job, observer);
     }
 

@@ -23,6 +23,7 @@ import org.dit4j.server.engine.InterruptedRun;
 import org.dit4j.server.engine.ModelRef;
 import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.StepObserver;
+import org.dit4j.server.preview.LatentFormat;
 import org.dit4j.server.sampling.KSamplers;
 
 import java.util.ArrayList;
@@ -160,7 +161,7 @@ final class FluxMesh implements AutoCloseable {
                 }
                 return FluxSampler.guided(xi, sigma, vel, cfgScale);
             };
-            return KSamplers.sample(job.sampler(), denoiser, x, job.sigmas(), (i, n, d) -> observer.stepDone(i, n));
+            return KSamplers.sample(job.sampler(), denoiser, x, job.sigmas(), (i, n, d) -> observer.stepDone(i, n, LatentFormat.FLUX, d, job.latent().shape()));
         } finally {
             for (FluxSampler.Branch b : branches) b.close();
         }

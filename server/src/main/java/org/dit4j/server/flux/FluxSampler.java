@@ -29,6 +29,7 @@ import org.dit4j.server.engine.ModelRef;
 import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.SampleResult;
 import org.dit4j.server.engine.StepObserver;
+import org.dit4j.server.preview.LatentFormat;
 import org.dit4j.server.sampling.KSamplers;
 import org.dit4j.server.sampling.ModelSampling;
 
@@ -124,7 +125,7 @@ final class FluxSampler {
         } else {
             try (Steps stepper = new Steps(model, ref, job, g, policy, graphs, cfgPass, steps)) {
                 r = KSamplers.sample(job.sampler(), (xi, i, sigma) -> stepper.denoise(xi, i, sigma, sampling), x, sigmas,
-                        (i, n, d) -> observer.stepDone(i, n));
+                        (i, n, d) -> observer.stepDone(i, n, LatentFormat.FLUX, d, shape));
                 if (stepper.cached != null)
                     System.out.println("dit4j server: " + policy.describe() + ": " + summary(stepper.cached.summary(), cfgPass));
             }

@@ -10,17 +10,17 @@ import java.util.regex.Pattern;
  * {@code (text)} multiplies the weight by 1.1, {@code (text:w)} sets it to w, parentheses nest, {@code \(} and
  * {@code \)} are literal parentheses. The result is the list of (text, weight) segments ComfyUI tokenizes one by one.
  */
-final class PromptWeights {
+public final class PromptWeights {
 
     private PromptWeights() {}
 
     /** One piece of the prompt with its weight. */
-    record Segment(String text, double weight) {}
+    public record Segment(String text, double weight) {}
 
     private static final String ESC_CLOSE = "\0\1", ESC_OPEN = "\0\2";
 
     /** The weighted segments of a prompt, in order, empty ones left out (as ComfyUI skips them before tokenizing). */
-    static List<Segment> parse(String text) {
+    public static List<Segment> parse(String text) {
         String escaped = text.replace("\\)", ESC_CLOSE).replace("\\(", ESC_OPEN);
         List<Segment> out = new ArrayList<>();
         for (Segment s : tokenWeights(escaped, 1.0)) {

@@ -12,11 +12,11 @@ import java.util.concurrent.LinkedBlockingQueue;
 
 /**
  * The WebSocket clients by session id (ComfyUI's {@code sockets}) and one publisher thread that sends events in
- * the order they were produced ({@code {"type": ..., "data": ...}} text frames), as ComfyUI's publish loop does.
+ * the order they were produced ({@code {"type": ..., "data": ...}} text frames, and binary preview frames), as ComfyUI's publish loop does.
  */
 public final class WsHub implements EventSink, AutoCloseable {
 
-    private record Msg(String text, String sid) {}
+    private record Msg(String text, byte[] bytes, String sid) {}
 
     private final Map<String, WsContext> sockets = new ConcurrentHashMap<>();
     private final BlockingQueue<Msg> out = new LinkedBlockingQueue<>();
@@ -43,7 +43,11 @@ public final class WsHub implements EventSink, AutoCloseable {
     int clients() { return sockets.size(); }
 
     @Override public void send(String type, JsonNode data, String sid) {
-        out.add(new Msg(Json.write(Json.obj("type", type, "data", data)), sid));
+        out.add(new Msg(Json.write(Json.obj("type", type, "data", data)), null, sid));
+    }
+
+    @Override public void sendBinary(byte[] message, String sid) {
+        out.add(new Msg(null, message.clone(), sid));
     }
 
     private void publishLoop() {
@@ -54,17 +58,20 @@ public final class WsHub implements EventSink, AutoCloseable {
             } catch (InterruptedException e) {
                 return;
             }
-            if (m.sid == null) sockets.values().forEach(ws -> deliver(ws, m.text));
+            if (m.sid == null) sockets.values().forEach(ws -> deliver(ws, m));
             else {
                 WsContext ws = sockets.get(m.sid);
-                if (ws != null) deliver(ws, m.text);
+                if (ws != null) deliver(ws, m);
             }
         }
     }
 
-    private static void deliver(WsContext ws, String text) {
+    private static void deliver(WsContext ws, Msg m) {
         try {
-            if (ws.session.isOpen()) ws.send(text);
+            if (ws.session.isOpen()) {
+                if (m.text != null) ws.send(m.text);
+                else ws.send(java.nio.ByteBuffer.wrap(m.bytes));
+            }
         } catch (RuntimeException e) {
             // a client that went away misses the message, as ComfyUI's send_socket_catch_exception
         }

@@ -1,0 +1,276 @@
+package org.dit4j.server.wan;
+
+import org.dit4j.core.ops.Ops;
+import org.dit4j.core.random.TorchGenerator;
+import org.dit4j.core.tensor.DType;
+import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Tensor;
+import org.dit4j.cuda.CudaBackend;
+import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.models.nn.Timesteps;
+import org.dit4j.models.vae.wan.WanVaeConfig;
+import org.dit4j.models.wan.WanConfig;
+import org.dit4j.models.wan.WanTransformer;
+import org.dit4j.server.engine.Conditioning;
+import org.dit4j.server.engine.Latent;
+import org.dit4j.server.engine.ModelRef;
+import org.dit4j.server.engine.SampleJob;
+import org.dit4j.server.engine.SampleResult;
+import org.dit4j.server.engine.StepObserver;
+import org.dit4j.server.preview.LatentFormat;
+import org.dit4j.server.sampling.KSamplers;
+import org.dit4j.server.sampling.ModelSampling;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One sampler run with ComfyUI's semantics for Wan2.1 text-to-video ({@code comfy.samplers}, {@code comfy.model_sampling.CONST},
+ * {@code comfy.model_base.WAN21}, {@code comfy.latent_formats.Wan21}). Latent arithmetic is float32 on the host in
+ * ComfyUI's order; the transformer runs on the device:
+ * <ol>
+ *   <li>latent format: a latent with any non-zero value goes into the model space, ((x − mean)·1)/std per channel (an
+ *       empty latent does not);</li>
+ *   <li>noise: {@code torch.randn} of the latent shape [B, 16, F, h, w] from a CPU generator seeded with the seed (zeros
+ *       when noise is disabled); x = σ₀·noise + (1 − σ₀)·latent;</li>
+ *   <li>the sampler loop ({@link KSamplers}) calls the model once per step: the transformer's velocity v for x (cast to
+ *       the compute dtype) at timestep σ·1000 (float, ModelSamplingDiscreteFlow's multiplier), the umT5 states of each
+ *       conditioning embedded once; denoised = x − v·σ; with a negative conditioning and cfg ≠ 1 a second pass and
+ *       denoised = uncond + (cond − uncond)·cfg;</li>
+ *   <li>x / (1 − σ_last) where σ_last ≠ 0, then back to the VAE's space x·std + mean.</li>
+ * </ol>
+ * On a CUDA backend the step's transformer calls are captured in a CUDA graph after the first (eager) step and replayed
+ * with the new latent and time embedding copied into the same tensors (unless the MODEL carries a compile setting
+ * without CUDA graphs). Not supported for Wan (refused with a message): LoRAs, step caches, num_gpus &gt; 1, noise
+ * masks, combined conditioning.
+ */
+final class WanSampler {
+
+    private static final float[] MEAN = WanVaeConfig.WAN21_LATENTS_MEAN, STD = WanVaeConfig.WAN21_LATENTS_STD;
+
+    private final Ops ops;
+    private final DType act;
+
+    WanSampler(Ops ops, DType act) {
+        this.ops = ops;
+        this.act = act;
+    }
+
+    SampleResult sample(SampleJob job, StepObserver observer) {
+        if (Scope.current() != null) throw new IllegalStateException("sample runs outside any open Scope");
+        ModelRef ref = job.model();
+        WanModel model = (WanModel) ref.base();
+        if (!KSamplers.NAMES.contains(job.sampler()))
+            throw new IllegalArgumentException("sampler '" + job.sampler() + "' is not implemented by dit4j; use one of " + KSamplers.NAMES);
+        refuseUnsupported(ref, model);
+        Latent in = job.latent();
+        WanConfig cfg = model.config();
+        long[] shape = in.shape();
+        if (shape.length != 5)
+            throw new IllegalArgumentException("Wan denoises video latents [B, " + cfg.inChannels() + ", F, h, w], got " + in
+                    + (shape.length == 4 ? " (an image latent: use EmptyHunyuanLatentVideo for Wan)" : ""));
+        if (in.channels() != cfg.inChannels())
+            throw new IllegalArgumentException("model " + model.name() + " denoises latents with " + cfg.inChannels() + " channels, got " + in);
+        int[] p = cfg.patch();
+        if (shape[2] % p[0] != 0 || shape[3] % p[1] != 0 || shape[4] % p[2] != 0)
+            throw new IllegalArgumentException("latent " + in + " does not divide into Wan's " + p[0] + "×" + p[1] + "×" + p[2]
+                    + " patches: width and height must be multiples of " + 8 * p[2] + " pixels");
+        if (in.noiseMask() != null)
+            throw new UnsupportedOperationException("latents with a noise mask are not supported by dit4j's Wan engine yet");
+        float[] sigmas = job.sigmas();
+        if (sigmas.length < 2) return new SampleResult(in, in);
+        ModelSampling sampling = ref.sampling();
+        boolean cfgPass = job.negative() != null && !isClose(job.cfg(), 1.0);
+
+        float[] latent = in.samples();
+        int plane = (int) (shape[2] * shape[3] * shape[4]);
+        if (!in.isAllZero()) latent = processIn(latent, plane);
+        float[] noise = job.addNoise() ? new TorchGenerator(job.noiseSeed()).randnFloats(latent.length) : new float[latent.length];
+        float s0 = sigmas[0], oneMinus = 1.0f - s0;
+        float[] x = new float[latent.length];
+        for (int i = 0; i < x.length; i++) x[i] = s0 * noise[i] + oneMinus * latent[i];
+
+        boolean graphs = ops instanceof CudaBackend && (ref.compile() == null || ref.compile().cudaGraphs());
+        KSamplers.Result r;
+        try (Steps stepper = new Steps(model.transformer(), cfg, job, shape, cfgPass, graphs)) {
+            r = KSamplers.sample(job.sampler(), (xi, i, sigma) -> stepper.denoise(xi, i, sigma, sampling), x, sigmas,
+                    (i, n, d) -> observer.stepDone(i, n, LatentFormat.WAN21, d, shape));
+        }
+        float[] out = r.x();
+        float last = r.finalSigma();
+        if (last != 0f) {                                                                          // CONST.inverse_noise_scaling
+            float keep = 1.0f - last;
+            for (int j = 0; j < out.length; j++) out[j] = out[j] / keep;
+        }
+        return new SampleResult(new Latent(shape, processOut(out, plane)), new Latent(shape, processOut(r.denoised(), plane)));
+    }
+
+    private static void refuseUnsupported(ModelRef ref, WanModel model) {
+        if (!ref.loras().isEmpty())
+            throw new UnsupportedOperationException("LoRAs on Wan models are not supported by dit4j yet; remove the LoRA loader before "
+                    + model.name());
+        CacheSpec spec = ref.cache().spec();
+        if (spec.kind() != CacheSpec.Kind.NONE && spec.threshold().orElse(Double.NaN) != 0)
+            throw new UnsupportedOperationException(spec.kind().word() + " is not supported for Wan models by dit4j's server yet; remove it "
+                    + "or set its threshold to 0");
+        if (ref.parallel().gpus() > 1)
+            throw new UnsupportedOperationException("num_gpus " + ref.parallel().gpus() + " is not supported for Wan models by dit4j's server "
+                    + "yet; use num_gpus 1");
+    }
+
+    static boolean isClose(double a, double b) { return Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b)); }
+
+    /** Wan21.process_in: (x − mean)·scale_factor / std per channel (scale_factor 1). */
+    static float[] processIn(float[] x, int plane) {
+        float[] o = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            int c = (i / plane) % MEAN.length;
+            o[i] = ((x[i] - MEAN[c]) * 1.0f) / STD[c];
+        }
+        return o;
+    }
+
+    /** Wan21.process_out: x·std / scale_factor + mean per channel. */
+    static float[] processOut(float[] x, int plane) {
+        float[] o = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            int c = (i / plane) % MEAN.length;
+            o[i] = ((x[i] * STD[c]) / 1.0f) + MEAN[c];
+        }
+        return o;
+    }
+
+    /** ComfyUI's CFG on denoised predictions: x − v·σ per branch, then uncond + (cond − uncond)·cfg. */
+    static float[] guided(float[] x, float sigma, float[][] velocities, float cfgScale) {
+        float[][] den = new float[velocities.length][];
+        for (int k = 0; k < den.length; k++) {
+            float[] vel = velocities[k], d = new float[x.length];
+            for (int j = 0; j < d.length; j++) d[j] = x[j] - vel[j] * sigma;
+            den[k] = d;
+        }
+        if (den.length == 1) return den[0];
+        float[] c = den[0], u = den[1], out = new float[x.length];
+        for (int j = 0; j < x.length; j++) out[j] = u[j] + (c[j] - u[j]) * cfgScale;
+        return out;
+    }
+
+    /** The transformer passes of one run: embedded text per branch, RoPE tables, and the CUDA graph when used. */
+    private final class Steps implements AutoCloseable {
+        final WanTransformer transformer;
+        final WanConfig cfg;
+        final long[] shape;
+        final int b;
+        final float cfgScale;
+        final boolean graphs;
+        final List<Tensor> texts = new ArrayList<>();
+        WanTransformer.Conditioning cond;
+        Tensor xIn;
+        CudaGraph graph;
+        Tensor[] graphOut;
+        boolean captureFailed;
+
+        Steps(WanTransformer transformer, WanConfig cfg, SampleJob job, long[] shape, boolean cfgPass, boolean graphs) {
+            this.transformer = transformer;
+            this.cfg = cfg;
+            this.shape = shape;
+            this.b = (int) shape[0];
+            this.cfgScale = (float) job.cfg();
+            this.graphs = graphs;
+            try {
+                texts.add(embed(job.positive()));
+                if (cfgPass) texts.add(embed(job.negative()));
+                int[] p = cfg.patch();
+                cond = transformer.prepare(times(job.model().sampling().timestep(job.sigmas()[0])), shape[2] / p[0], shape[3] / p[1],
+                        shape[4] / p[2]);
+                if (graphs) xIn = ops.empty(act, org.dit4j.core.tensor.Shape.of(shape));
+            } catch (RuntimeException e) {
+                close();
+                throw e;
+            }
+        }
+
+        private float[] times(float t) {
+            float[] a = new float[b];
+            Arrays.fill(a, t);
+            return a;
+        }
+
+        /** text_embedding(umT5 states) of a conditioning, repeated to the batch, in the compute dtype. */
+        private Tensor embed(Conditioning c) {
+            if (c.entries().size() != 1)
+                throw new UnsupportedOperationException("conditioning with " + c.entries().size() + " entries (combined or area conditioning) "
+                        + "is not supported by dit4j's Wan engine yet");
+            if (!(c.entries().getFirst().embedding() instanceof WanTextEmbedding e))
+                throw new IllegalArgumentException("conditioning " + c.entries().getFirst().embedding() + " was not made by dit4j's Wan text "
+                        + "encoder (CLIPLoader type wan with umT5-XXL)");
+            if (e.width() != cfg.textDim())
+                throw new IllegalArgumentException("the text encoder gives umT5 states of width " + e.width() + ", but the Wan model takes "
+                        + cfg.textDim() + ": text encoder and model do not belong together");
+            float[] all = new float[b * e.states().length];
+            for (int n = 0; n < b; n++) System.arraycopy(e.states(), 0, all, n * e.states().length, e.states().length);
+            try (Scope s = Scope.open()) {
+                Tensor t = ops.upload(Tensor.of(all, b, e.tokens(), e.width()));
+                if (act != DType.F32) t = ops.cast(t, act);
+                return s.keep(transformer.embedText(t));
+            }
+        }
+
+        float[] denoise(float[] x, int i, float sigma, ModelSampling sampling) {
+            float t = sampling.timestep(sigma);
+            float[][] vel = new float[texts.size()][];
+            try (Scope s = Scope.open()) {
+                Tensor host = Timesteps.embedding(times(t), cfg.freqDim(), 1f);
+                Tensor tSin = ops.device().isCpu() ? host : ops.upload(host);
+                Tensor xs = ops.upload(Tensor.of(x, shape));
+                Tensor xa = act == DType.F32 ? xs : ops.cast(xs, act);
+                Tensor[] v = new Tensor[texts.size()];
+                if (graphs) {
+                    CudaBackend cuda = (CudaBackend) ops;
+                    cuda.copyInto(cond.timeSin(), tSin);
+                    cuda.copyInto(xIn, xa);
+                    if (i > 0 && graph == null && !captureFailed) {
+                        graphOut = new Tensor[texts.size()];
+                        try {
+                            graph = CudaGraph.capture(cuda, () -> {
+                                for (int k = 0; k < texts.size(); k++) {
+                                    Tensor out = transformer.forwardEmbedded(xIn, texts.get(k), cond);
+                                    graphOut[k] = Scope.current() != null ? Scope.current().keep(out) : out;
+                                }
+                            });
+                        } catch (RuntimeException ex) {
+                            for (Tensor o : graphOut) if (o != null) o.close();
+                            graphOut = null;
+                            captureFailed = true;
+                            System.err.println("dit4j server: CUDA graph capture failed (" + ex.getMessage() + "); running the steps eagerly");
+                        }
+                    }
+                    if (graph != null) {
+                        graph.replay();
+                        v = graphOut;
+                    } else {
+                        for (int k = 0; k < v.length; k++) v[k] = transformer.forwardEmbedded(xIn, texts.get(k), cond);
+                    }
+                } else {
+                    WanTransformer.Conditioning c = new WanTransformer.Conditioning(tSin, cond.rope(), cond.frames(), cond.height(), cond.width());
+                    for (int k = 0; k < v.length; k++) v[k] = transformer.forwardEmbedded(xa, texts.get(k), c);
+                }
+                for (int k = 0; k < v.length; k++) {
+                    Tensor f = v[k].dtype() == DType.F32 ? v[k] : ops.cast(v[k], DType.F32);
+                    Tensor h = f.device().isCpu() ? f : ops.toHost(f);
+                    vel[k] = h.toFloatArray();
+                }
+            }
+            return guided(x, sigma, vel, cfgScale);
+        }
+
+        @Override public void close() {
+            if (graph != null) graph.close();
+            if (graphOut != null) for (Tensor t : graphOut) if (t != null) t.close();
+            for (Tensor t : texts) t.close();
+            if (xIn != null) xIn.close();
+            if (cond != null) cond.close();
+        }
+    }
+}
