@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.device/jre.txz}
 . scripts/find-jdk.sh
-mods=java.base,java.logging,java.management,java.naming,java.net.http,java.sql,java.xml,java.desktop,jdk.incubator.vector,jdk.unsupported,jdk.crypto.ec
+mods=java.base,java.logging,java.management,java.naming,java.net.http,java.sql,java.xml,java.desktop,jdk.management,jdk.incubator.vector,jdk.unsupported,jdk.crypto.ec
 tmp=$(mktemp -d)
 "$JAVA_HOME/bin/jlink" --add-modules "$mods" --strip-debug --no-header-files --no-man-pages --compress=zip-0 --output "$tmp/jre" 2>/dev/null
 mkdir -p "$(dirname "$out")"

@@ -42,8 +42,8 @@ public final class UnavailableEngine implements ModelProvider, Sampling {
     @Override public LoraWeights loadLora(Path file) { throw fail(file); }
 
     @Override public List<DeviceInfo> devices() {
-        var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-        return List.of(new DeviceInfo("cpu", "cpu", 0, os.getTotalMemorySize(), os.getFreeMemorySize()));
+        var mem = HostMemory.read();
+        return List.of(new DeviceInfo("cpu", "cpu", 0, mem.total(), mem.free()));
     }
 
     @Override public List<String> samplerNames() { return List.of("euler"); }

@@ -295,8 +295,8 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
             long free = deviceTotalBytes < 0 ? -1 : Math.max(0, deviceTotalBytes - cuda.allocator().reservedBytes());
             out.add(new DeviceInfo(cuda.name(), "cuda", cuda.device().index(), deviceTotalBytes, free));
         } else {
-            var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-            out.add(new DeviceInfo("cpu", "cpu", 0, os.getTotalMemorySize(), os.getFreeMemorySize()));
+            var mem = org.dit4j.server.HostMemory.read();
+            out.add(new DeviceInfo("cpu", "cpu", 0, mem.total(), mem.free()));
         }
         return out;
     }

@@ -463,9 +463,9 @@ public final class Api {
     // ------------------------------------------------------------------ /system_stats
 
     private ObjectNode systemStats() {
-        var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+        var mem = org.dit4j.server.HostMemory.read();
         ObjectNode system = Json.obj("os", System.getProperty("os.name").toLowerCase(Locale.ROOT).contains("win") ? "nt" : "posix",
-                "ram_total", os.getTotalMemorySize(), "ram_free", os.getFreeMemorySize(),
+                "ram_total", mem.total(), "ram_free", mem.free(),
                 "comfyui_version", ComfyServer.COMFYUI_API_VERSION + "+dit4j", "required_frontend_version", "",
                 "python_version", "Java " + Runtime.version(), "pytorch_version", "dit4j 0.1.0",
                 "embedded_python", false, "argv", ManagementFactory.getRuntimeMXBean().getInputArguments());
