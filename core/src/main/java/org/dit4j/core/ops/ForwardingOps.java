@@ -83,6 +83,10 @@ public abstract class ForwardingOps implements Ops {
     @Override public Tensor rmsNormRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
         return delegate.rmsNormRope(x, w, eps, cos, sin);
     }
+
+    @Override public Tensor rmsNormAcrossHeadsRope(Tensor x, Tensor w, float eps, Tensor cos, Tensor sin) {
+        return delegate.rmsNormAcrossHeadsRope(x, w, eps, cos, sin);
+    }
     @Override public void linearGeluInto(Tensor out, long col, Tensor x, Tensor w, Tensor bias, boolean tanh) {
         delegate.linearGeluInto(out, col, x, w, bias, tanh);
     }
