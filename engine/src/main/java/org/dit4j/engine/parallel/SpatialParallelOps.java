@@ -127,6 +127,14 @@ public final class SpatialParallelOps extends ForwardingOps {
         }
     }
 
+    /** The fused form must not bypass the whole-image statistics: groupNorm above, then SiLU on the slab. */
+    @Override public Tensor groupNormSilu(Tensor x, int groups, Tensor weight, Tensor bias, float eps) {
+        if (group.size() == 1) return delegate.groupNormSilu(x, groups, weight, bias, eps);
+        try (Scope scope = Scope.open()) {
+            return scope.keep(delegate.silu(groupNorm(x, groups, weight, bias, eps)));
+        }
+    }
+
     // ------------------------------------------------------------------ attention over all tokens
 
     @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {

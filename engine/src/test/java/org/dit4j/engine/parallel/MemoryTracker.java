@@ -29,11 +29,27 @@ final class MemoryTracker {
 
     private <T> T proxy(Class<T> type, T target) {
         Object p = Proxy.newProxyInstance(type.getClassLoader(), new Class<?>[] {type}, (self, method, args) -> {
-            Object result = invoke(method, target, args);
+            // a default method the target does not override runs on the proxy, so the temporaries of its composition
+            // (e.g. groupNormSilu = silu(groupNorm(x))) are counted as they would be if the caller made the calls itself
+            Object result = method.isDefault() && !overrides(target, method)
+                    ? java.lang.reflect.InvocationHandler.invokeDefault(self, method, args)
+                    : invoke(method, target, args);
             record(result, args);
             return result;
         });
         return type.cast(p);
+    }
+
+    private static boolean overrides(Object target, Method m) {
+        for (Class<?> c = target.getClass(); c != null && c != Object.class; c = c.getSuperclass()) {
+            try {
+                c.getDeclaredMethod(m.getName(), m.getParameterTypes());
+                return true;
+            } catch (NoSuchMethodException e) {
+                // look further up
+            }
+        }
+        return false;
     }
 
     private static Object invoke(Method m, Object target, Object[] args) throws Throwable {
