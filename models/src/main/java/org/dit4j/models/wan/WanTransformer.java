@@ -156,15 +156,21 @@ public final class WanTransformer {
         long b = latent.dim(0), d = config.dim();
         requireShape("time embedding", c.timeSin(), b, config.freqDim());
         DType act = latent.dtype();
+        Tensor x, eF32, e, projF32;
         try (Scope scope = Scope.open()) {
             // time: e in F32 (diffusers keeps time_embedder in float32), rounded to the activation dtype as diffusers does
-            Tensor eF32 = time2.forward(ops, ops.silu(time0.forward(ops, c.timeSin())));          // [B, D] F32
-            Tensor e = eF32.dtype() == act ? eF32 : ops.cast(eF32, act);
-            Tensor e0 = ops.reshape(timeProjection.forward(ops, ops.silu(e)), b, 6, d);           // [B, 6, D]
-            Tensor e0F32 = e0.dtype() == DType.F32 ? e0 : ops.cast(e0, DType.F32);
-            Tensor x = patchEmbedding.forward(ops, patchify(latent));                                // [B, L, D]
-            return new Embedded(scope.keep(x), scope.keep(eF32), e == eF32 ? eF32 : scope.keep(e), scope.keep(e0F32));
+            eF32 = time2.forward(ops, ops.silu(time0.forward(ops, c.timeSin())));                  // [B, D] F32
+            e = eF32.dtype() == act ? eF32 : ops.cast(eF32, act);
+            Tensor proj = timeProjection.forward(ops, ops.silu(e));                                  // [B, 6·D]
+            projF32 = proj.dtype() == DType.F32 ? proj : ops.cast(proj, DType.F32);
+            x = patchEmbedding.forward(ops, patchify(latent));                                       // [B, L, D]
+            scope.keep(x);
+            scope.keep(eF32);
+            if (e != eF32) scope.keep(e);
+            scope.keep(projF32);
         }
+        // the six modulation vectors: a view of the projection, taken in the caller's scope (which owns the projection)
+        return new Embedded(x, eF32, e, ops.reshape(projF32, b, 6, d));
     }
 
     /**
