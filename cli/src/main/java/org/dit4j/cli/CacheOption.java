@@ -33,7 +33,13 @@ record CacheOption(StepCache policy, boolean calibrate, Path calibration) {
      * Parses the options (either may be null). {@code magRatios}: a γ table JSON (as written by a calibration run) for
      * {@code --cache magcache}, replacing MagCache4FLUX's 28-step table.
      */
-    static CacheOption parse(String value, Path magRatios) {
+    static CacheOption parse(String value, Path magRatios) { return parse(value, magRatios, CacheModel.FLUX_DEV); }
+
+    /**
+     * Parses the options for a model's published constants ({@code teacache-ret} and the Wan γ tables need a Wan2.1
+     * model). {@code magRatios} replaces the model's γ table.
+     */
+    static CacheOption parse(String value, Path magRatios, CacheModel model) {
         if (value == null) {
             if (magRatios != null) throw new IllegalArgumentException("--mag-ratios is used with --cache magcache[:…]; add it");
             return NONE;
@@ -47,7 +53,7 @@ record CacheOption(StepCache policy, boolean calibrate, Path calibration) {
                 throw new IllegalArgumentException("--cache '" + value + "': expected " + CALIBRATE + " or " + CALIBRATE + "=OUT.json");
             return new CacheOption(NoCache.INSTANCE, true, Path.of(rest.substring(1).strip()));
         }
-        StepCache policy = CacheSpec.parse(v).build(CacheModel.FLUX_DEV);
+        StepCache policy = CacheSpec.parse(v).build(model);
         if (magRatios != null) {
             if (!(policy instanceof MagCache m))
                 throw new IllegalArgumentException("--mag-ratios is a MagCache γ table; it needs --cache magcache[:…], got --cache " + value);
@@ -59,7 +65,7 @@ record CacheOption(StepCache policy, boolean calibrate, Path calibration) {
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException("--mag-ratios " + magRatios + ": " + e.getMessage(), e);
             }
-            // MagCache4FLUX always computes step 11 of its own 28-step table; a recorded table has no such step
+            // MagCache4FLUX always computes step 11 of its own 28-step table; a recorded table has no such step (Wan: none)
             MagCache.Config c = m.config();
             policy = new MagCache(new MagCache.Config(table, c.threshold(), c.k(), c.retentionRatio(), c.inclusive(), c.retention(),
                     c.interpolation(), new int[0], c.forcedStepResets(), c.float32(), c.startStep(), c.endStep()));

@@ -112,9 +112,10 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
     @Option(names = "--no-compile", description = "run every step eagerly instead of replaying a CUDA graph")
     boolean noCompile;
 
-    @Option(names = "--cache", paramLabel = "SPEC", description = {"step cache: none, teacache[:thresh] (0.4), "
-            + "magcache[:thresh,K,retention] (0.24,5,0.1), fbcache[:thresh] (0.08); or magcache-calibrate[=OUT.json] to record "
-            + "a MagCache γ table for this step count (default file: magcache-flux-<kind>-<steps>.json next to the image)"})
+    @Option(names = "--cache", paramLabel = "SPEC", description = {"step cache: none, teacache[:thresh] (Flux 0.4; Wan 1.3B 0.08, "
+            + "14B 0.2), teacache-ret[:thresh] (Wan only: 0.1, 14B 0.2), magcache[:thresh,K,retention] (Flux 0.24,5,0.1; Wan 1.3B "
+            + "0.12,4,0.2, 14B 0.24,6,0.2), fbcache[:thresh] (Flux 0.08; Wan: give it); or magcache-calibrate[=OUT.json] to record "
+            + "a MagCache γ table for this step count (default file: magcache-<model>-<steps>.json next to the output)"})
     String cache;
 
     @Option(names = "--cache-on-host", description = "keep the step cache's residuals in pinned host memory instead of on "

@@ -11,6 +11,8 @@ import java.util.Map;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.engine.Backends;
+import org.dit4j.engine.cache.MagCacheCalibration;
+import org.dit4j.engine.cache.NoCache;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.RgbImage;
 import org.dit4j.engine.video.VideoWriter;
@@ -41,7 +43,7 @@ final class WanGenerate {
         err.println("model:   " + files.description());
         try (Ops ops = Backends.open(c.backend)) {
             WanPipeline.Settings s = WanPipeline.Settings.defaults(ops).withKeepLoaded(c.runs > 1)
-                    .withCudaGraphs(!c.noCompile && !ops.device().isCpu());
+                    .withCudaGraphs(!c.noCompile && !ops.device().isCpu()).withCacheOnHost(c.cacheOnHost);
             switch (c.dtype.toLowerCase(Locale.ROOT)) {
                 case "auto" -> { }
                 case "bf16" -> s = s.withDtype(DType.BF16);
@@ -51,16 +53,20 @@ final class WanGenerate {
             if (c.fp8) s = s.withWeightDtype(DType.F8_E4M3);
             err.println("backend: " + ops.name() + ", " + s.weightDtype() + " weights, " + s.activation() + " activations");
             try (WanPipeline pipe = new WanPipeline(ops, files, s)) {
+                CacheOption caching = CacheOption.parse(c.cache, c.magRatios, pipe.cacheModel());
                 WanRequest req = new WanRequest(c.prompt, c.negativePrompt, c.width, c.height, c.frames, c.steps, c.guidance, c.shift,
                         c.sampler, seedValue, c.batch);
                 WanRequest full = pipe.withDefaults(req);
                 err.printf(Locale.ROOT, "wan2.1 %s: %d×%d, %d frames, %d steps, %s sampler, shift %s, guidance %s, seed %d%s%n", pipe.kind(),
                         full.width(), full.height(), full.frames(), full.steps(), full.sampler(), full.shift(), full.guidance(), seedValue,
                         c.batch > 1 ? ", batch " + c.batch : "");
+                MagCacheCalibration calibration = caching.calibrate() ? pipe.magCacheCalibration(req) : null;
+                if (calibration != null) err.println("cache:   recording a MagCache γ table (" + calibration.id() + ", every step computed)");
+                else if (!(caching.policy() instanceof NoCache)) err.println("cache:   " + caching.policy().describe());
                 WanPipeline.Result result = null;
                 for (int run = 1; run <= c.runs; run++) {
                     long r0 = System.nanoTime();
-                    result = pipe.generate(req, new GenerateCommand.Bar(err));
+                    result = pipe.generate(req, new GenerateCommand.Bar(err), caching.policy(), run == 1 ? calibration : null);
                     if (c.runs > 1) {
                         err.printf(Locale.ROOT, "run %d of %d:%n", run, c.runs);
                         summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
@@ -85,6 +91,12 @@ final class WanGenerate {
                     }
                 }
                 summary(err, result, (System.nanoTime() - w0) / 1e9, (System.nanoTime() - started) / 1e9);
+                if (result.cache() != null) err.println(result.cache().summary());
+                if (calibration != null) {
+                    Path f = caching.calibrationFile(out, calibration.id());
+                    calibration.writeJson(f);
+                    err.println("MagCache γ table (" + calibration.id() + ") written to " + f + "; use it with --cache magcache --mag-ratios " + f);
+                }
             }
         }
     }

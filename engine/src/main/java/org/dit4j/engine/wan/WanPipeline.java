@@ -4,10 +4,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicLong;
 
 import org.dit4j.core.io.CheckpointException;
 import org.dit4j.core.io.WeightSource;
@@ -19,6 +22,15 @@ import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CacheModel;
+import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.engine.cache.CacheTrace;
+import org.dit4j.engine.cache.MagCacheCalibration;
+import org.dit4j.engine.cache.NoCache;
+import org.dit4j.engine.cache.RunSummary;
+import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.flux.FluxCachedTransformer;
 import org.dit4j.engine.flux.EmbeddedTokenizer;
 import org.dit4j.engine.flux.FluxProgress;
 import org.dit4j.engine.image.RgbImage;
@@ -48,7 +60,10 @@ import org.dit4j.models.wan.WanWeights;
  *       the diffusers folder's {@code flow_shift}, else the Wan reference's 5.0); per step the transformer sees the
  *       latent in its activation dtype, and with CFG v = v_neg + g·(v_pos − v_neg) (two forwards). The latent and the
  *       sampler stay in float32. On a CUDA backend the step's forwards are captured once as a CUDA graph after an
- *       eager first step and replayed with the new latent and timestep copied into the same tensors;</li>
+ *       eager first step and replayed with the new latent and timestep copied into the same tensors. With a step cache
+ *       ({@link #generate(WanRequest, FluxProgress, StepCache)}) the transformer runs in stages instead
+ *       ({@link WanCachedTransformer}): per step and CFG branch, embeddings and the policy's signal, then the blocks or
+ *       the cached residual, with one CUDA graph per branch and stage;</li>
  *   <li>VAE decode streamed one latent frame at a time; each chunk becomes 8-bit frames at once (rounded to nearest,
  *       as diffusers' PIL output).</li>
  * </ol>
@@ -65,21 +80,31 @@ public final class WanPipeline implements AutoCloseable {
      * @param vaeDtype    VAE weights and activations
      * @param cudaGraphs  replay the denoising step from a CUDA graph (CUDA backends only)
      * @param keepLoaded  keep every part loaded between generations
+     * @param cacheOnHost with a step cache, keep the cached residuals in pinned host memory instead of on the GPU
+     *                    ({@link WanCachedTransformer.Options#residualsOnHost})
      */
-    public record Settings(DType weightDtype, DType activation, DType vaeDtype, boolean cudaGraphs, boolean keepLoaded) {
+    public record Settings(DType weightDtype, DType activation, DType vaeDtype, boolean cudaGraphs, boolean keepLoaded,
+                           boolean cacheOnHost) {
+        /** Settings with the residuals of a step cache on the device. */
+        public Settings(DType weightDtype, DType activation, DType vaeDtype, boolean cudaGraphs, boolean keepLoaded) {
+            this(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, false);
+        }
+
         public static Settings defaults(Ops ops) {
             boolean gpu = !ops.device().isCpu();
             DType d = gpu ? DType.BF16 : DType.F32;
-            return new Settings(d, d, d, gpu, true);
+            return new Settings(d, d, d, gpu, true, false);
         }
 
-        public Settings withDtype(DType d) { return new Settings(d, d, d, cudaGraphs, keepLoaded); }
+        public Settings withDtype(DType d) { return new Settings(d, d, d, cudaGraphs, keepLoaded, cacheOnHost); }
 
-        public Settings withWeightDtype(DType w) { return new Settings(w, activation, vaeDtype, cudaGraphs, keepLoaded); }
+        public Settings withWeightDtype(DType w) { return new Settings(w, activation, vaeDtype, cudaGraphs, keepLoaded, cacheOnHost); }
 
-        public Settings withCudaGraphs(boolean g) { return new Settings(weightDtype, activation, vaeDtype, g, keepLoaded); }
+        public Settings withCudaGraphs(boolean g) { return new Settings(weightDtype, activation, vaeDtype, g, keepLoaded, cacheOnHost); }
 
-        public Settings withKeepLoaded(boolean k) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, k); }
+        public Settings withKeepLoaded(boolean k) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, k, cacheOnHost); }
+
+        public Settings withCacheOnHost(boolean h) { return new Settings(weightDtype, activation, vaeDtype, cudaGraphs, keepLoaded, h); }
     }
 
     /**
@@ -92,12 +117,31 @@ public final class WanPipeline implements AutoCloseable {
      * @param peakDeviceBytes peak GPU bytes in use (−1 on the CPU)
      * @param usedCudaGraph   whether the steps were replayed from a CUDA graph
      * @param latents         the final latent [B, 16, F, h, w] (float32, normalised), diffusers' {@code output_type="latent"}
+     * @param cache           what the step cache did, or null when the run used none
      */
     public record Result(List<List<RgbImage>> videos, WanRequest request, FlowShiftSchedule schedule, Map<String, Double> stageSeconds,
-                         long peakDeviceBytes, boolean usedCudaGraph, float[] latents) {
+                         long peakDeviceBytes, boolean usedCudaGraph, float[] latents, CacheReport cache) {
+        /** A result of a run without a step cache. */
+        public Result(List<List<RgbImage>> videos, WanRequest request, FlowShiftSchedule schedule, Map<String, Double> stageSeconds,
+                      long peakDeviceBytes, boolean usedCudaGraph, float[] latents) {
+            this(videos, request, schedule, stageSeconds, peakDeviceBytes, usedCudaGraph, latents, null);
+        }
+
         /** Steps times CFG passes: the number of transformer forwards. */
         public int forwards() { return schedule.steps() * (request.cfg() ? 2 : 1); }
     }
+
+    /**
+     * What the step cache did in a run.
+     *
+     * @param policy      the policy's {@link StepCache#describe()}
+     * @param summary     computed and skipped steps per branch
+     * @param trace       the signals and decisions call by call
+     * @param calibration the recorded MagCache γ table, or null when the run did not calibrate
+     */
+    public record CacheReport(String policy, RunSummary summary, CacheTrace trace, MagCacheCalibration calibration) {}
+
+    private static final AtomicLong REQUESTS = new AtomicLong();
 
     private final Ops ops;
     private final WanModelFiles files;
@@ -181,14 +225,68 @@ public final class WanPipeline implements AutoCloseable {
         return generate(request, null, progress);
     }
 
+    /** Runs one request with a step cache (one policy may serve many requests: its state is kept per request). */
+    public Result generate(WanRequest request, FluxProgress progress, StepCache cache) {
+        return generate(request, null, progress, cache, null);
+    }
+
+    /**
+     * Runs one request with a step cache and, when {@code calibration} is not null, records a MagCache γ table in it
+     * (every step computed: {@code cache} must be {@link NoCache}). A policy other than {@link NoCache}, or a
+     * calibration, runs the transformer in stages ({@link WanCachedTransformer}); {@link Result#cache()} tells what
+     * was computed and skipped.
+     */
+    public Result generate(WanRequest request, FluxProgress progress, StepCache cache, MagCacheCalibration calibration) {
+        return generate(request, null, progress, cache, calibration);
+    }
+
+    /**
+     * The published constants this model's step caches use: Wan2.1-T2V-14B's for the 14B width (dim 5120), the 1.3B
+     * model's for every other size (the 1.3B itself, and the tiny test models).
+     */
+    public CacheModel cacheModel() {
+        return config.dim() == 5120 ? CacheModel.WAN21_T2V_14B : CacheModel.WAN21_T2V_1_3B;
+    }
+
+    /** The step cache the {@code --cache} option selects, with this model's published constants ({@link #cacheModel}). */
+    public StepCache stepCache(CacheSpec spec) { return spec.build(cacheModel()); }
+
+    /**
+     * A MagCache calibration for a request (after {@link #withDefaults}: its step count, 2 branches with CFG), named
+     * {@code wan2.1-<kind>-<steps>}; pass it to {@link #generate(WanRequest, FluxProgress, StepCache, MagCacheCalibration)}
+     * with {@link NoCache}.
+     */
+    public MagCacheCalibration magCacheCalibration(WanRequest request) {
+        WanRequest r = withDefaults(request);
+        return new MagCacheCalibration("wan2.1-" + kind().toLowerCase(Locale.ROOT).replace(' ', '-').replace(",", "") + "-" + r.steps(),
+                r.steps(), r.cfg() ? 2 : 1);
+    }
+
     /**
      * Runs one request over a given σ schedule instead of the model's ({@code null}: {@link #schedule}); its step count
      * replaces the request's.
      */
     public Result generate(WanRequest request, FlowShiftSchedule given, FluxProgress progress) {
+        return generate(request, given, progress, NoCache.INSTANCE, null);
+    }
+
+    private Result generate(WanRequest request, FlowShiftSchedule given, FluxProgress progress, StepCache cache,
+                            MagCacheCalibration calibration) {
+        Objects.requireNonNull(cache, "cache (NoCache.INSTANCE for none)");
+        WanCachedTransformer.Signal.of(cache);       // fails early on a policy the Wan transformer has no signal for
         if (Scope.current() != null)
             throw new IllegalStateException("call WanPipeline.generate outside any open Scope: the pipeline owns its tensors");
         WanRequest r = withDefaults(given == null ? request : request.withSteps(given.steps()));
+        if (calibration != null) {
+            if (!(cache instanceof NoCache))
+                throw new IllegalArgumentException("MagCache calibration computes every step; run it without a cache (NoCache), not "
+                        + cache.describe());
+            int branches = r.cfg() ? 2 : 1;
+            if (calibration.totalSteps() != r.steps() || calibration.branches() != branches)
+                throw new IllegalArgumentException("MagCache calibration " + calibration.id() + " is for " + calibration.totalSteps()
+                        + " steps × " + calibration.branches() + " branch(es), the request runs " + r.steps() + " × " + branches
+                        + "; make it with magCacheCalibration(request)");
+        }
         if (progress == null) progress = FluxProgress.NONE;
         if (request.width() > 0 && r.width() != request.width() || request.height() > 0 && r.height() != request.height())
             progress.note("video size adjusted to " + r.width() + "×" + r.height() + " (a multiple of " + sizeMultiple() + ")");
@@ -202,6 +300,7 @@ public final class WanPipeline implements AutoCloseable {
         FlowShiftSchedule schedule = given != null ? given : schedule(r);
         Tensor txt = null, txtNeg = null, latent = null;
         boolean graphUsed = false;
+        CacheReport cacheReport = null;
         try {
             // 1. text
             timed(times, progress, "load text encoder", this::loadText);
@@ -226,10 +325,13 @@ public final class WanPipeline implements AutoCloseable {
             timed(times, progress, "load transformer", this::loadTransformer);
             t0 = System.nanoTime();
             progress.stage("denoise");
-            Denoised d = denoise(r, schedule, latent, txt, txtNeg, progress);
+            boolean staged = !(cache instanceof NoCache) || calibration != null;
+            Denoised d = staged ? denoiseCached(r, schedule, latent, txt, txtNeg, cache, calibration, progress)
+                    : denoise(r, schedule, latent, txt, txtNeg, progress);
             latent.close();
             latent = d.latent();
             graphUsed = d.usedGraph();
+            cacheReport = d.cache();
             times.put("denoise", seconds(t0));
             if (!settings.keepLoaded()) releaseTransformer();
 
@@ -246,14 +348,16 @@ public final class WanPipeline implements AutoCloseable {
             times.put("decode", seconds(t0));
             if (!settings.keepLoaded()) releaseVae();
             long peak = cuda != null ? cuda.allocator().peakInUseBytes() : -1;
-            return new Result(videos, r, schedule, Collections.unmodifiableMap(times), peak, graphUsed, latents);
+            return new Result(videos, r, schedule, Collections.unmodifiableMap(times), peak, graphUsed, latents, cacheReport);
         } finally {
             for (Tensor t : new Tensor[] {txt, txtNeg, latent}) if (t != null) t.close();
             if (!settings.keepLoaded()) close();
         }
     }
 
-    private record Denoised(Tensor latent, boolean usedGraph) {}
+    private record Denoised(Tensor latent, boolean usedGraph, CacheReport cache) {
+        Denoised(Tensor latent, boolean usedGraph) { this(latent, usedGraph, null); }
+    }
 
     /** The sampler loop; {@code latent} F32 [B, 16, F, h, w] is not consumed; returns the final latent (caller-owned). */
     private Denoised denoise(WanRequest r, FlowShiftSchedule schedule, Tensor latent, Tensor txt, Tensor txtNeg, FluxProgress progress) {
@@ -322,6 +426,73 @@ public final class WanPipeline implements AutoCloseable {
             sampler.reset();
             if (graph != null) graph.close();
             for (Tensor t : graphOut) if (t != null) t.close();
+            for (Tensor t : new Tensor[] {xIn, ctx, ctxNeg}) if (t != null) t.close();
+            if (cond != null) cond.close();
+        }
+    }
+
+    /**
+     * The sampler loop under a step cache: the transformer runs in stages ({@link WanCachedTransformer}) on a fixed
+     * latent and time input that every step overwrites, with one CUDA graph per branch and stage on a CUDA backend
+     * with graphs on. The same arithmetic as {@link #denoise} otherwise: at threshold 0 the latents agree bit for bit.
+     */
+    private Denoised denoiseCached(WanRequest r, FlowShiftSchedule schedule, Tensor latent, Tensor txt, Tensor txtNeg, StepCache cache,
+                                   MagCacheCalibration calibration, FluxProgress progress) {
+        DType act = settings.activation();
+        int b = r.batch(), steps = schedule.steps();
+        boolean cfg = txtNeg != null;
+        int[] p = config.patch();
+        FlowSampler<Tensor> sampler = r.sampler().equals("euler") ? new FlowEulerSampler<>(schedule, LatentAlgebra.tensors(ops))
+                : new FlowUniPcSampler<>(schedule, LatentAlgebra.tensors(ops));
+        boolean graphs = settings.cudaGraphs() && ops instanceof CudaBackend;
+        Tensor ctx = null, ctxNeg = null, xIn = null, x = null;
+        WanTransformer.Conditioning cond = null;
+        WanCachedTransformer ct = null;
+        long start = System.nanoTime();
+        try {
+            ctx = transformer.embedText(txt);
+            if (cfg) ctxNeg = transformer.embedText(txtNeg);
+            cond = transformer.prepare(times(b, schedule.timestep(0)), latent.dim(2) / p[0], latent.dim(3) / p[1], latent.dim(4) / p[2]);
+            xIn = ops.empty(act, latent.shape());
+            Map<Branch, Tensor> texts = new EnumMap<>(Branch.class);
+            texts.put(Branch.COND, ctx);
+            if (cfg) texts.put(Branch.UNCOND, ctxNeg);
+            WanCachedTransformer.Options options = WanCachedTransformer.Options.eager().withCudaGraphs(graphs).withCalibration(calibration)
+                    .withResidualsOnHost(settings.cacheOnHost());
+            ct = new WanCachedTransformer(ops, transformer, cache, "wan-" + REQUESTS.incrementAndGet(), steps, xIn, cond, texts, options);
+            x = ops.copy(latent);
+            for (int i = 0; i < steps; i++) {
+                Tensor v;
+                try (Scope s = Scope.open()) {
+                    Tensor tSin = timeEmbedding(times(b, schedule.timestep(i)));
+                    Tensor xa = x.dtype() == act ? x : ops.cast(x, act);
+                    FluxCachedTransformer.copyInto(ops, cond.timeSin(), tSin);
+                    FluxCachedTransformer.copyInto(ops, xIn, xa);
+                    Tensor vPos = ct.velocity(i, Branch.COND);
+                    Tensor vNeg = cfg ? ct.velocity(i, Branch.UNCOND) : null;
+                    if (cfg) vPos = guided(vPos, vNeg, r.guidance());
+                    boolean owned = !cfg;                                                // the cached transformer's buffer
+                    v = s.keep(vPos.dtype() != DType.F32 ? ops.cast(vPos, DType.F32) : owned ? ops.copy(vPos) : vPos);
+                }
+                Tensor next;
+                try {
+                    next = sampler.step(v, i, x);
+                } finally {
+                    v.close();
+                }
+                x.close();
+                x = next;
+                ops.synchronize();
+                progress.step(i + 1, steps, seconds(start));
+            }
+            CacheReport report = new CacheReport(cache.describe(), ct.summary(), ct.trace(), calibration);
+            Denoised d = new Denoised(x, ct.usedGraphs(), report);
+            x = null;
+            return d;
+        } finally {
+            sampler.reset();
+            if (x != null) x.close();
+            if (ct != null) ct.close();
             for (Tensor t : new Tensor[] {xIn, ctx, ctxNeg}) if (t != null) t.close();
             if (cond != null) cond.close();
         }

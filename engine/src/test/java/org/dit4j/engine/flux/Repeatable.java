@@ -7,10 +7,10 @@ package org.dit4j.engine.flux;
  * one of ~25 consecutive generations differs, then never again). A real difference fails every attempt; the first
  * failure is rethrown.
  */
-final class Repeatable {
+public final class Repeatable {
     private Repeatable() {}
 
-    static void check(Runnable attempt) {
+    public static void check(Runnable attempt) {
         AssertionError first = null;
         for (int i = 0; i < 3; i++) {
             try {

@@ -126,26 +126,107 @@ public final class WanTransformer {
         if (text.rank() != 3 || text.dim(0) != b || text.dim(2) != d)
             throw new IllegalArgumentException("Wan forward: embedded text must be [" + b + ", Lc, " + d + "], got " + text.shape());
         requireShape("time embedding", c.timeSin(), b, config.freqDim());
+        try (Scope scope = Scope.open()) {
+            Embedded e = embed(latent, c);
+            Tensor x = runBlocks(e.tokens(), text, e, c, 0, blocks.size(), true);
+            return scope.keep(head(x, e, c));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ stages
+
+    /**
+     * What the blocks and the head need besides the text: the patch-embedded tokens and the time embeddings.
+     * {@link #forwardEmbedded} is {@code head(blocks(embed))}; the step caches run the stages separately.
+     *
+     * @param tokens     patch-embedded video tokens [B, L, D] in the activation dtype
+     * @param time       e = time_embedding(sin_emb(t)) F32 [B, D] (TeaCache4Wan2.1's signal {@code e})
+     * @param timeAct    e rounded to the activation dtype [B, D] (what the time projection and the head read)
+     * @param modulation e0 = time_projection(SiLU(e)) as F32 [B, 6, D] (the blocks' modulation input; TeaCache4Wan2.1's
+     *                   ret-mode signal {@code e0})
+     */
+    public record Embedded(Tensor tokens, Tensor time, Tensor timeAct, Tensor modulation) {}
+
+    /**
+     * Stage 1: the time embeddings (e in F32, rounded to the activation dtype as diffusers does; e0 from the rounded e,
+     * taken in F32) and the patch embedding of latent [B, C, F, H, W]. Results belong to the caller's scope.
+     */
+    public Embedded embed(Tensor latent, Conditioning c) {
+        requireLatent(latent);
+        long b = latent.dim(0), d = config.dim();
+        requireShape("time embedding", c.timeSin(), b, config.freqDim());
         DType act = latent.dtype();
+        Tensor x, eF32, e, projF32;
         try (Scope scope = Scope.open()) {
             // time: e in F32 (diffusers keeps time_embedder in float32), rounded to the activation dtype as diffusers does
-            Tensor eF32 = time2.forward(ops, ops.silu(time0.forward(ops, c.timeSin())));          // [B, D] F32
-            Tensor e = eF32.dtype() == act ? eF32 : ops.cast(eF32, act);
-            Tensor e0 = ops.reshape(timeProjection.forward(ops, ops.silu(e)), b, 6, d);           // [B, 6, D]
-            Tensor e0F32 = e0.dtype() == DType.F32 ? e0 : ops.cast(e0, DType.F32);
+            eF32 = time2.forward(ops, ops.silu(time0.forward(ops, c.timeSin())));                  // [B, D] F32
+            e = eF32.dtype() == act ? eF32 : ops.cast(eF32, act);
+            Tensor proj = timeProjection.forward(ops, ops.silu(e));                                  // [B, 6·D]
+            projF32 = proj.dtype() == DType.F32 ? proj : ops.cast(proj, DType.F32);
+            x = patchEmbedding.forward(ops, patchify(latent));                                       // [B, L, D]
+            scope.keep(x);
+            scope.keep(eF32);
+            if (e != eF32) scope.keep(e);
+            scope.keep(projF32);
+        }
+        // the six modulation vectors: a view of the projection, taken in the caller's scope (which owns the projection)
+        return new Embedded(x, eF32, e, ops.reshape(projF32, b, 6, d));
+    }
 
-            Tensor x = patchEmbedding.forward(ops, patchify(latent));                                // [B, L, D]
-            for (WanBlock block : blocks) {
-                Tensor next = block.forward(ops, x, text, e0F32, c.rope().cos(), c.rope().sin());
-                x.close();
-                x = next;
-            }
+    /**
+     * Stage 2: blocks {@code [from, to)} over tokens x:[B, L, D] with the embedded text [B, Lc, D] and e's modulation;
+     * x is not consumed. Returns the tokens after block {@code to − 1} (x itself when the range is empty).
+     */
+    public Tensor blocks(Tensor x, Tensor text, Embedded e, Conditioning c, int from, int to) {
+        if (from < 0 || to > blocks.size() || from > to)
+            throw new IllegalArgumentException("Wan blocks: range [" + from + ", " + to + ") must lie in [0, " + blocks.size() + "]");
+        if (text.rank() != 3 || text.dim(0) != x.dim(0) || text.dim(2) != config.dim())
+            throw new IllegalArgumentException("Wan forward: embedded text must be [" + x.dim(0) + ", Lc, " + config.dim() + "], got "
+                    + text.shape());
+        if (x.rank() != 3 || x.dim(1) != c.tokens() || x.dim(2) != config.dim())
+            throw new IllegalArgumentException("Wan blocks: tokens must be [B, " + c.tokens() + ", " + config.dim() + "], got " + x.shape());
+        try (Scope scope = Scope.open()) {
+            Tensor out = runBlocks(x, text, e, c, from, to, false);
+            return out == x ? x : scope.keep(out);
+        }
+    }
 
-            Tensor mod = ops.add(headModulation, ops.reshape(e, b, 1, d));                          // F32 [B, 2, D]
+    /** Number of transformer blocks. */
+    public int depth() { return blocks.size(); }
+
+    /** The blocks loop; intermediates (and the input when {@code consumeInput}) are closed as soon as they are used. */
+    private Tensor runBlocks(Tensor x, Tensor text, Embedded e, Conditioning c, int from, int to, boolean consumeInput) {
+        Tensor cur = x;
+        for (int i = from; i < to; i++) {
+            Tensor next = blocks.get(i).forward(ops, cur, text, e.modulation(), c.rope().cos(), c.rope().sin());
+            if (cur != x || consumeInput) cur.close();
+            cur = next;
+        }
+        return cur;
+    }
+
+    /**
+     * Stage 3: the head over the tokens after the last block: LN(x)·(1 + mod₁ + e) + mod₀ + e, Linear, unpatchify →
+     * velocity [B, outChannels, F, H, W] (owning its memory).
+     */
+    public Tensor head(Tensor x, Embedded e, Conditioning c) {
+        long b = x.dim(0), d = config.dim();
+        try (Scope scope = Scope.open()) {
+            Tensor mod = ops.add(headModulation, ops.reshape(e.timeAct(), b, 1, d));                  // F32 [B, 2, D]
             Tensor shift = ops.reshape(ops.slice(mod, 1, 0, 1), b, d), scale = ops.reshape(ops.slice(mod, 1, 1, 2), b, d);
             Tensor out = head.forward(ops, ops.layerNormModulate(x, shift, scale, WanConfig.EPS));    // [B, L, vol·C]
             // the reshape of unpatchify is a view of the permuted tensor: copy it so that the result owns its memory
             return scope.keep(ops.copy(unpatchify(out, c.frames(), c.height(), c.width())));
+        }
+    }
+
+    /** The step caches' residual path: head(x + residual), with the residual cached from an earlier computed call. */
+    public Tensor applyResidual(Tensor x, Tensor residual, Embedded e, Conditioning c) {
+        if (!x.shape().equals(residual.shape()))
+            throw new IllegalArgumentException("Wan residual path: the cached residual " + residual.shape()
+                    + " does not match the tokens " + x.shape() + " (same request, same size?)");
+        try (Scope scope = Scope.open()) {
+            return scope.keep(head(ops.add(x, residual), e, c));
         }
     }
 
