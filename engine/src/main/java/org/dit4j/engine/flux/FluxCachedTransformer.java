@@ -1,19 +1,17 @@
 package org.dit4j.engine.flux;
 
-import java.lang.foreign.MemorySegment;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.function.UnaryOperator;
 
-import org.dit4j.core.ops.ForwardingOps;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
-import org.dit4j.cuda.CudaGraph;
 import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CachePrograms;
 import org.dit4j.engine.cache.CacheRun;
 import org.dit4j.engine.cache.CacheTrace;
 import org.dit4j.engine.cache.Decision;
@@ -161,7 +159,7 @@ public final class FluxCachedTransformer implements AutoCloseable {
                 throw new IllegalArgumentException("MagCache calibration " + cal.id() + " was made for " + cal.totalSteps() + " steps × "
                         + cal.branches() + " branch(es), this run has " + totalSteps + " × " + texts.size());
         }
-        this.cuda = options.cudaGraphs() ? cudaOf(ops) : null;
+        this.cuda = options.cudaGraphs() ? CachePrograms.cudaOf(ops) : null;
         if (options.cudaGraphs() && cuda == null)
             throw new IllegalArgumentException("CUDA graphs need a CUDA backend, got " + ops.name() + "; use cudaGraphs = false");
         if (signal == Signal.FIRST_BLOCK_RESIDUAL && model.config().depth() < 1)
@@ -201,13 +199,13 @@ public final class FluxCachedTransformer implements AutoCloseable {
         trace.record(step, branch, s, d);
         if (d.updateSignalReference()) {
             copyInto(ops, l.reference, l.signal);
-            run.storeReference(branch, borrowed(l.reference));
+            run.storeReference(branch, CachePrograms.borrowed(l.reference));
         }
         if (d.skip()) {
             l.apply.run();
         } else {
             l.tail.run();
-            run.storeResidual(branch, CacheRun.Slot.HIDDEN, borrowed(l.hostResidual != null ? l.hostResidual : l.residual));
+            run.storeResidual(branch, CacheRun.Slot.HIDDEN, CachePrograms.borrowed(l.hostResidual != null ? l.hostResidual : l.residual));
             if (options.calibration() != null) calibrate(step, branch, l);
         }
         return l.velocity;
@@ -221,7 +219,7 @@ public final class FluxCachedTransformer implements AutoCloseable {
 
     /** Whether any program of this request runs from a CUDA graph. */
     public boolean usedGraphs() {
-        for (Lane l : lanes.values()) if (l.head.graph != null || l.tail.graph != null || l.apply.graph != null) return true;
+        for (Lane l : lanes.values()) if (l.head.usesGraph() || l.tail.usesGraph() || l.apply.usesGraph()) return true;
         return false;
     }
 
@@ -268,7 +266,7 @@ public final class FluxCachedTransformer implements AutoCloseable {
         final Tensor vecSilu, base, txtState, signal, reference, residual, velocity;
         /** The residual in host memory (pinned on CUDA) with {@link Options#residualsOnHost}, else null. */
         final Tensor hostResidual;
-        final Program head, tail, apply;
+        final CachePrograms.Program head, tail, apply;
         float[] previousResidual;
 
         Lane(Branch branch, Text text) {
@@ -283,16 +281,16 @@ public final class FluxCachedTransformer implements AutoCloseable {
             reference = signal == null ? null : ops.empty(act, tokens);
             if (options.residualsOnHost()) {
                 residual = sharedResidual;
-                hostResidual = cuda != null || !ops.device().isCpu() ? pinned(act, tokens) : Tensor.zeros(act, tokens);
+                hostResidual = CachePrograms.hostResidual(ops, act, tokens);
             } else {
                 residual = ops.empty(act, tokens);
                 hostResidual = null;
             }
             velocity = ops.empty(act, Shape.of(b, n, model.config().outChannels()));
             String name = branch.label();
-            head = new Program("head " + name, this::head);
-            tail = new Program("tail " + name, this::tail);
-            apply = new Program("apply " + name, this::apply);
+            head = new CachePrograms.Program("head " + name + " program of the Flux step cache", this::head, cuda);
+            tail = new CachePrograms.Program("tail " + name + " program of the Flux step cache", this::tail, cuda);
+            apply = new CachePrograms.Program("apply " + name + " program of the Flux step cache", this::apply, cuda);
         }
 
         private void head() {
@@ -318,14 +316,14 @@ public final class FluxCachedTransformer implements AutoCloseable {
                 int from = FluxCachedTransformer.this.signal == Signal.FIRST_BLOCK_RESIDUAL ? 1 : 0;
                 Tensor out = model.remainingBlocks(new FluxTransformer.Hidden(vecSilu, base, txtState), cond, from);
                 copyInto(ops, residual, ops.sub(out, base));
-                if (hostResidual != null) copyBetween(hostResidual, residual);
+                if (hostResidual != null) CachePrograms.copyBetween(ops, hostResidual, residual);
                 copyInto(ops, velocity, model.finalLayer(out, vecSilu));
             }
         }
 
         private void apply() {
             try (Scope s = Scope.open()) {
-                if (hostResidual != null) copyBetween(residual, hostResidual);
+                if (hostResidual != null) CachePrograms.copyBetween(ops, residual, hostResidual);
                 copyInto(ops, velocity, model.applyResidual(base, residual, vecSilu));
             }
         }
@@ -342,80 +340,10 @@ public final class FluxCachedTransformer implements AutoCloseable {
         }
     }
 
-    /** A program: eager, or on CUDA eager once, then captured and replayed. */
-    private final class Program implements AutoCloseable {
-        final String name;
-        final Runnable body;
-        int runs;
-        CudaGraph graph;
-
-        Program(String name, Runnable body) {
-            this.name = name;
-            this.body = body;
-        }
-
-        void run() {
-            if (cuda == null || runs == 0) {
-                body.run();                                   // eager (on CUDA: compiles kernels, caches GEMM plans)
-            } else {
-                if (graph == null) {
-                    try {
-                        graph = CudaGraph.capture(cuda, body);
-                    } catch (RuntimeException e) {
-                        throw new IllegalStateException("capturing the " + name + " program of the Flux step cache as a CUDA graph failed: "
-                                + e.getMessage() + " (run without graphs: --no-compile)", e);
-                    }
-                }
-                graph.replay();
-            }
-            runs++;
-        }
-
-        @Override public void close() {
-            if (graph != null) graph.close();
-            graph = null;
-        }
-    }
-
-    /** Pinned host memory on a CUDA backend (what the graphs can copy to and from). */
-    private Tensor pinned(org.dit4j.core.tensor.DType dtype, Shape shape) {
-        CudaBackend cb = cuda != null ? cuda : cudaOf(ops);
-        if (cb == null)
-            throw new UnsupportedOperationException("residuals in host memory need a CUDA or CPU backend, got " + ops.name());
-        return cb.pinnedHost(dtype, shape);
-    }
-
-    /** dst ← src between a device buffer and a host residual (async on CUDA, a memory copy on the CPU). */
-    private void copyBetween(Tensor dst, Tensor src) {
-        CudaBackend cb = cuda != null ? cuda : cudaOf(ops);
-        if (cb != null) cb.copyPinned(dst, src);
-        else MemorySegment.copy(src.segment(), 0, dst.segment(), 0, dst.byteSize());
-    }
-
-    /** A non-owning handle on a buffer of this object (what the cache run holds; closing it does nothing). */
-    private static Tensor borrowed(Tensor t) { return t.view(t.shape()); }
-
-    private static CudaBackend cudaOf(Ops ops) {
-        Ops o = ops;
-        while (o instanceof ForwardingOps f) o = f.delegate();
-        return o instanceof CudaBackend cb ? cb : null;
-    }
 
     /**
      * Copies src into the existing tensor dst (same dtype and element count): a device copy on CUDA (capturable), a
      * memory copy on the host.
      */
-    public static void copyInto(Ops ops, Tensor dst, Tensor src) {
-        if (dst.dtype() != src.dtype() || dst.numel() != src.numel())
-            throw new IllegalArgumentException("copyInto needs the same dtype and size: dst " + dst + ", src " + src);
-        CudaBackend cb = cudaOf(ops);
-        if (cb != null) {
-            cb.copyInto(dst, src);
-        } else if (dst.device().isCpu() && src.device().isCpu()) {
-            MemorySegment.copy(src.segment(), 0, dst.segment(), 0, dst.byteSize());
-        } else {
-            throw new UnsupportedOperationException("copying into an existing tensor on " + dst.device() + " is not supported by "
-                    + ops.name());
-        }
-    }
+    public static void copyInto(Ops ops, Tensor dst, Tensor src) { CachePrograms.copyInto(ops, dst, src); }
 }

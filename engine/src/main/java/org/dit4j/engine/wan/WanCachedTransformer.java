@@ -1,20 +1,18 @@
 package org.dit4j.engine.wan;
 
-import java.lang.foreign.MemorySegment;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.function.UnaryOperator;
 
-import org.dit4j.core.ops.ForwardingOps;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
-import org.dit4j.cuda.CudaGraph;
 import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CachePrograms;
 import org.dit4j.engine.cache.CacheRun;
 import org.dit4j.engine.cache.CacheTrace;
 import org.dit4j.engine.cache.Decision;
@@ -163,7 +161,7 @@ public final class WanCachedTransformer implements AutoCloseable {
                 throw new IllegalArgumentException("MagCache calibration " + cal.id() + " was made for " + cal.totalSteps() + " steps × "
                         + cal.branches() + " branch(es), this run has " + totalSteps + " × " + texts.size());
         }
-        this.cuda = options.cudaGraphs() ? cudaOf(ops) : null;
+        this.cuda = options.cudaGraphs() ? CachePrograms.cudaOf(ops) : null;
         if (options.cudaGraphs() && cuda == null)
             throw new IllegalArgumentException("CUDA graphs need a CUDA backend, got " + ops.name() + "; use cudaGraphs = false");
         if (signal == Signal.FIRST_BLOCK_RESIDUAL && model.depth() < 1)
@@ -203,14 +201,14 @@ public final class WanCachedTransformer implements AutoCloseable {
         Decision d = run.decide(step, branch, s);
         trace.record(step, branch, s, d);
         if (d.updateSignalReference()) {
-            FluxCachedTransformer.copyInto(ops, l.reference, l.signal());
-            run.storeReference(branch, borrowed(l.reference));
+            CachePrograms.copyInto(ops, l.reference, l.signal());
+            run.storeReference(branch, CachePrograms.borrowed(l.reference));
         }
         if (d.skip()) {
             l.apply.run();
         } else {
             l.tail.run();
-            run.storeResidual(branch, CacheRun.Slot.HIDDEN, borrowed(l.hostResidual != null ? l.hostResidual : l.residual));
+            run.storeResidual(branch, CacheRun.Slot.HIDDEN, CachePrograms.borrowed(l.hostResidual != null ? l.hostResidual : l.residual));
             if (options.calibration() != null) calibrate(step, branch, l);
         }
         return l.velocity;
@@ -224,7 +222,7 @@ public final class WanCachedTransformer implements AutoCloseable {
 
     /** Whether any program of this request runs from a CUDA graph. */
     public boolean usedGraphs() {
-        for (Lane l : lanes.values()) if (l.head.graph != null || l.tail.graph != null || l.apply.graph != null) return true;
+        for (Lane l : lanes.values()) if (l.head.usesGraph() || l.tail.usesGraph() || l.apply.usesGraph()) return true;
         return false;
     }
 
@@ -276,7 +274,7 @@ public final class WanCachedTransformer implements AutoCloseable {
         final Tensor residual, velocity;
         /** The residual in host memory (pinned on CUDA) with {@link Options#residualsOnHost}, else null. */
         final Tensor hostResidual;
-        final Program head, tail, apply;
+        final CachePrograms.Program head, tail, apply;
         float[] previousResidual;
 
         Lane(Branch branch, Tensor text) {
@@ -297,16 +295,16 @@ public final class WanCachedTransformer implements AutoCloseable {
             };
             if (options.residualsOnHost()) {
                 residual = sharedResidual;
-                hostResidual = cuda != null || !ops.device().isCpu() ? pinned(act, tokens) : Tensor.zeros(act, tokens);
+                hostResidual = CachePrograms.hostResidual(ops, act, tokens);
             } else {
                 residual = ops.empty(act, tokens);
                 hostResidual = null;
             }
             velocity = ops.empty(act, Shape.of(b, model.config().outChannels(), latent.dim(2), latent.dim(3), latent.dim(4)));
             String name = branch.label();
-            head = new Program("head " + name, this::head);
-            tail = new Program("tail " + name, this::tail);
-            apply = new Program("apply " + name, this::apply);
+            head = new CachePrograms.Program("head " + name + " program of the Wan step cache", this::head, cuda);
+            tail = new CachePrograms.Program("tail " + name + " program of the Wan step cache", this::tail, cuda);
+            apply = new CachePrograms.Program("apply " + name + " program of the Wan step cache", this::apply, cuda);
         }
 
         /** The tensor the policy measures. */
@@ -327,15 +325,15 @@ public final class WanCachedTransformer implements AutoCloseable {
         private void head() {
             try (Scope s = Scope.open()) {
                 WanTransformer.Embedded e = model.embed(latent, cond);
-                FluxCachedTransformer.copyInto(ops, time, e.time());
-                if (timeAct != null) FluxCachedTransformer.copyInto(ops, timeAct, e.timeAct());
-                FluxCachedTransformer.copyInto(ops, modulation, e.modulation());
+                CachePrograms.copyInto(ops, time, e.time());
+                if (timeAct != null) CachePrograms.copyInto(ops, timeAct, e.timeAct());
+                CachePrograms.copyInto(ops, modulation, e.modulation());
                 Tensor next = e.tokens();
                 if (signal == Signal.FIRST_BLOCK_RESIDUAL) {
                     next = model.blocks(e.tokens(), text, e, cond, 0, 1);
-                    FluxCachedTransformer.copyInto(ops, blockResidual, ops.sub(next, e.tokens()));
+                    CachePrograms.copyInto(ops, blockResidual, ops.sub(next, e.tokens()));
                 }
-                FluxCachedTransformer.copyInto(ops, base, next);
+                CachePrograms.copyInto(ops, base, next);
             }
         }
 
@@ -344,16 +342,16 @@ public final class WanCachedTransformer implements AutoCloseable {
                 WanTransformer.Embedded e = embedded();
                 int from = signal == Signal.FIRST_BLOCK_RESIDUAL ? 1 : 0;
                 Tensor out = model.blocks(base, text, e, cond, from, model.depth());
-                FluxCachedTransformer.copyInto(ops, residual, ops.sub(out, base));
-                if (hostResidual != null) copyBetween(hostResidual, residual);
-                FluxCachedTransformer.copyInto(ops, velocity, model.head(out, e, cond));
+                CachePrograms.copyInto(ops, residual, ops.sub(out, base));
+                if (hostResidual != null) CachePrograms.copyBetween(ops, hostResidual, residual);
+                CachePrograms.copyInto(ops, velocity, model.head(out, e, cond));
             }
         }
 
         private void apply() {
             try (Scope s = Scope.open()) {
-                if (hostResidual != null) copyBetween(residual, hostResidual);
-                FluxCachedTransformer.copyInto(ops, velocity, model.applyResidual(base, residual, embedded(), cond));
+                if (hostResidual != null) CachePrograms.copyBetween(ops, residual, hostResidual);
+                CachePrograms.copyInto(ops, velocity, model.applyResidual(base, residual, embedded(), cond));
             }
         }
 
@@ -370,62 +368,4 @@ public final class WanCachedTransformer implements AutoCloseable {
         }
     }
 
-    /** A program: eager, or on CUDA eager once, then captured and replayed. */
-    private final class Program implements AutoCloseable {
-        final String name;
-        final Runnable body;
-        int runs;
-        CudaGraph graph;
-
-        Program(String name, Runnable body) {
-            this.name = name;
-            this.body = body;
-        }
-
-        void run() {
-            if (cuda == null || runs == 0) {
-                body.run();                                   // eager (on CUDA: compiles kernels, caches GEMM plans)
-            } else {
-                if (graph == null) {
-                    try {
-                        graph = CudaGraph.capture(cuda, body);
-                    } catch (RuntimeException e) {
-                        throw new IllegalStateException("capturing the " + name + " program of the Wan step cache as a CUDA graph failed: "
-                                + e.getMessage() + " (run without graphs: --no-compile)", e);
-                    }
-                }
-                graph.replay();
-            }
-            runs++;
-        }
-
-        @Override public void close() {
-            if (graph != null) graph.close();
-            graph = null;
-        }
-    }
-
-    /** Pinned host memory on a CUDA backend (what the graphs can copy to and from). */
-    private Tensor pinned(DType dtype, Shape shape) {
-        CudaBackend cb = cuda != null ? cuda : cudaOf(ops);
-        if (cb == null)
-            throw new UnsupportedOperationException("residuals in host memory need a CUDA or CPU backend, got " + ops.name());
-        return cb.pinnedHost(dtype, shape);
-    }
-
-    /** dst ← src between a device buffer and a host residual (async on CUDA, a memory copy on the CPU). */
-    private void copyBetween(Tensor dst, Tensor src) {
-        CudaBackend cb = cuda != null ? cuda : cudaOf(ops);
-        if (cb != null) cb.copyPinned(dst, src);
-        else MemorySegment.copy(src.segment(), 0, dst.segment(), 0, dst.byteSize());
-    }
-
-    /** A non-owning handle on a buffer of this object (what the cache run holds; closing it does nothing). */
-    private static Tensor borrowed(Tensor t) { return t.view(t.shape()); }
-
-    private static CudaBackend cudaOf(Ops ops) {
-        Ops o = ops;
-        while (o instanceof ForwardingOps f) o = f.delegate();
-        return o instanceof CudaBackend cb ? cb : null;
-    }
 }
