@@ -207,8 +207,11 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                 if (verifyParallel && mesh == null)
                     throw new IllegalArgumentException("--verify-parallel compares one device with a mesh: give the mesh with --gpus N "
                             + "(and --ulysses/--ring/--cfg-parallel/--dp)");
-                if (mesh != null && (cache != null || magRatios != null))
-                    throw new IllegalArgumentException("--cache runs on one device only; leave it out with --gpus/--ulysses/--ring/--cfg-parallel/--dp");
+                if (mesh != null && caching.calibrate())
+                    throw new IllegalArgumentException("--cache magcache-calibrate runs on one device; leave out --gpus/--ulysses/--ring/--cfg-parallel/--dp");
+                if (mesh != null && !(caching.policy() instanceof NoCache) && (mesh.cfg() > 1 || mesh.dp() > 1))
+                    throw new IllegalArgumentException("--cache on several GPUs needs sequence parallelism only (--ulysses/--ring), got "
+                            + mesh + "; use --cfg-parallel 1 --dp 1 with --cache, or leave --cache out");
                 FluxRequest req = new FluxRequest(prompt, negativePrompt, trueCfg, width, height, steps, guidance, seedValue, batch,
                         reference, t5Length);
                 FluxRequest full = pipe.withDefaults(req);
@@ -248,7 +251,10 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                 try (ParallelFluxPipeline p = par) {
                     for (int run = 1; run <= runs; run++) {
                         long r0 = System.nanoTime();
-                        result = p != null ? p.generate(req, new Bar(err)) : pipe.generate(req, new Bar(err), caching.policy(), run == 1 ? calibration : null);
+                        result = p != null
+                                ? (caching.policy() instanceof NoCache ? p.generate(req, new Bar(err))
+                                        : p.generate(req, new Bar(err), () -> CacheOption.parse(cache, magRatios).policy()))
+                                : pipe.generate(req, new Bar(err), caching.policy(), run == 1 ? calibration : null);
                         if (runs > 1) {
                             err.printf(Locale.ROOT, "run %d of %d:%n", run, runs);
                             summary(err, result, 0, (System.nanoTime() - r0) / 1e9);

@@ -87,4 +87,40 @@ class GenerateParallelTest {
         assertEquals(1, code);
         assertTrue(err.toString().contains("--verify-parallel compares one device with a mesh"), err.toString());
     }
+
+    @Test void aStepCacheRunsOnASequenceMeshAndPrintsItsPattern() throws Exception {
+        Path model = TinyFluxAccess.writeDiffusers(tmp.resolve("tiny"));
+        Path out = tmp.resolve("cached.png");
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        PrintStream old = System.err;
+        int code;
+        System.setErr(new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        try {
+            code = new CommandLine(new GenerateCommand()).execute("--model", model.toString(), "-p", "a photo of a cat", "-W", "96",
+                    "-H", "64", "--steps", "8", "--t5-length", "32", "--seed", "42", "--backend", "cpu", "--ring", "2",
+                    "--cache", "fbcache:0.5", "-o", out.toString());
+        } finally {
+            System.setErr(old);
+        }
+        String text = bytes.toString(StandardCharsets.UTF_8);
+        assertEquals(0, code, text);
+        assertTrue(text.contains("mesh:    dp1×cfg1×ring2×ulysses1"), text);
+        assertTrue(Pattern.compile("cond\\s+[#.]{8} computed \\d/8, skipped [1-9]").matcher(text).find(), "no cache pattern with skips in:\n" + text);
+        assertTrue(Files.exists(out));
+    }
+
+    @Test void aStepCacheOnACfgParallelMeshIsRefused() throws Exception {
+        Path model = TinyFluxAccess.writeDiffusers(tmp.resolve("tiny"));
+        CommandLine cl = new CommandLine(new GenerateCommand())
+                .setExecutionExceptionHandler((ex, cmd, parsed) -> {
+                    cmd.getErr().println("dit4j: " + ex.getMessage());
+                    return 1;
+                });
+        java.io.StringWriter err = new java.io.StringWriter();
+        cl.setErr(new java.io.PrintWriter(err, true));
+        int code = cl.execute("--model", model.toString(), "-p", "a cat", "--negative-prompt", "a dog", "--true-cfg", "3", "-W", "96",
+                "-H", "64", "--steps", "2", "--t5-length", "32", "--backend", "cpu", "--cfg-parallel", "2", "--cache", "teacache");
+        assertEquals(1, code);
+        assertTrue(err.toString().contains("--cfg-parallel 1 --dp 1 with --cache"), err.toString());
+    }
 }

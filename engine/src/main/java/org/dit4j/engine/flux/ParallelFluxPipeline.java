@@ -3,7 +3,10 @@ package org.dit4j.engine.flux;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 import org.dit4j.core.cpu.CpuBackend;
 import org.dit4j.core.ops.Ops;
@@ -11,9 +14,16 @@ import org.dit4j.core.parallel.Communicator;
 import org.dit4j.core.parallel.LocalCommunicator;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.NcclCommunicator;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CachePrograms;
+import org.dit4j.engine.cache.MagCacheCalibration;
+import org.dit4j.engine.cache.NoCache;
+import org.dit4j.engine.cache.Signals;
+import org.dit4j.engine.cache.StepCache;
 import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.DataParallel;
 import org.dit4j.engine.parallel.FluxSequenceParallel;
@@ -42,8 +52,14 @@ import org.dit4j.models.sampling.FlowMatchSchedule;
  * of [text ‖ image] ({@link FluxSequenceParallel}: Ulysses/Ring attention through the sequence-parallel Ops), gathers
  * the velocity over the sequence group and the branches over the CFG group, and applies the Euler step to the whole
  * latent of its dp block (identical on the ranks of a group); the batch is gathered over dp at the end and rank 0's
- * latent is the result. Steps run eagerly (no CUDA graph, no step cache). With a mesh of one rank this is the plain
- * pipeline's arithmetic; the one-device {@link FluxPipeline#generate} path is untouched.
+ * latent is the result. Steps run eagerly (no CUDA graph). With a mesh of one rank this is the plain pipeline's
+ * arithmetic; the one-device {@link FluxPipeline#generate} path is untouched.
+ *
+ * <p><b>Step caches on a sequence-parallel mesh</b> ({@link #generate(FluxRequest, FluxProgress, Supplier)}, TACO's
+ * ParallelTeaCache): every rank runs its own policy over a {@link FluxCachedTransformer} on its shard; the relative-L1
+ * sums of a signal (TeaCache, First-Block Cache) are gathered over the sequence group and added in rank order in double
+ * on every rank, so all ranks take the same decision from the whole tensor's sums (MagCache needs no signal). Meshes
+ * with cfg or dp degrees &gt; 1 are refused with a cache (their branches/requests would need one decision per group).
  */
 public final class ParallelFluxPipeline implements AutoCloseable {
     private final FluxPipeline pipeline;
@@ -53,6 +69,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
     private final List<AutoCloseable> owned;
     private final FluxWeights[] weights;
     private volatile List<float[]> lastRankLatents = List.of();
+    private volatile FluxPipeline.CacheReport lastCacheReport;
 
     /**
      * @param rankOps one backend per rank (rank 0 normally the pipeline's own); not closed by this object
@@ -163,8 +180,26 @@ public final class ParallelFluxPipeline implements AutoCloseable {
 
     /** Runs one request with the denoising loop on the mesh; rank 0's latent is decoded by the wrapped pipeline. */
     public FluxPipeline.Result generate(FluxRequest request, FluxProgress progress) {
+        return generate(request, progress, null);
+    }
+
+    /**
+     * Like {@link #generate(FluxRequest, FluxProgress)} with a step cache: {@code cache} makes one fresh policy per rank
+     * (policies keep per-request state and are not thread-safe). Sequence-parallel meshes only (cfg = dp = 1); the
+     * result's {@link FluxPipeline.Result#cache()} is rank 0's report (every rank decided the same).
+     */
+    public FluxPipeline.Result generate(FluxRequest request, FluxProgress progress, Supplier<? extends StepCache> cache) {
         check(request);
-        return pipeline.generate(request, progress, this::denoise);
+        if (cache != null && (config.cfg() > 1 || config.dp() > 1))
+            throw new IllegalArgumentException("a step cache on a mesh needs sequence parallelism only (ring/ulysses), got " + config
+                    + "; use --cfg-parallel 1 --dp 1 with --cache, or leave --cache out");
+        lastCacheReport = null;
+        FluxPipeline.Result res = pipeline.generate(request, progress,
+                (r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, p) -> denoise(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, p, cache));
+        FluxPipeline.CacheReport report = lastCacheReport;
+        if (report == null) return res;
+        return new FluxPipeline.Result(res.images(), res.request(), res.schedule(), res.stageSeconds(), res.peakDeviceBytes(),
+                res.usedCudaGraph(), res.latents(), report);
     }
 
     /**
@@ -187,7 +222,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
     private record HostInputs(Tensor latent, Tensor ids, Tensor txt, Tensor y, Tensor txtNeg, Tensor yNeg, Tensor ref) {}
 
     private Tensor denoise(FluxRequest r, FlowMatchSchedule schedule, Tensor latent, Tensor ids, Tensor txt, Tensor y, Tensor txtNeg,
-                           Tensor yNeg, Tensor ref, long nImg, FluxProgress progress) {
+                           Tensor yNeg, Tensor ref, long nImg, FluxProgress progress, Supplier<? extends StepCache> cache) {
         Ops main = pipeline.ops();
         List<Tensor> hosts = new ArrayList<>();
         Function<Tensor, Tensor> host = t -> {
@@ -199,7 +234,9 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         try {
             HostInputs in = new HostInputs(host.apply(latent), ids, host.apply(txt), host.apply(y), host.apply(txtNeg),
                     host.apply(yNeg), host.apply(ref));
-            List<float[]> out = MeshRunner.run(config, worlds, comms -> rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress));
+            List<float[]> out = MeshRunner.run(config, worlds, comms -> cache == null
+                    ? rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress)
+                    : cachedRankLoop(comms.rank(), comms, r, schedule, in, nImg, progress, cache.get()));
             lastRankLatents = List.copyOf(out);
             float[] x0 = out.getFirst();
             Tensor h = Tensor.of(x0, r.batch(), nImg, latent.dim(2));
@@ -275,6 +312,97 @@ public final class ParallelFluxPipeline implements AutoCloseable {
                 weights[rank].close();
                 weights[rank] = null;
             }
+        }
+    }
+
+    /** One rank's denoising loop under a step cache (sequence-parallel mesh: cfg = dp = 1). */
+    private float[] cachedRankLoop(int rank, org.dit4j.engine.parallel.MeshComms comms, FluxRequest r, FlowMatchSchedule schedule,
+                                   HostInputs in, long nImg, FluxProgress progress, StepCache policy) {
+        Ops ops = rankOps.get(rank);
+        DType act = pipeline.settings().activation();
+        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);
+        try (Scope s = Scope.open()) {
+            FluxTransformer model = FluxSequenceParallel.model(ops, comms, weights[rank]);
+            FluxSequenceParallel sp = FluxSequenceParallel.of(comms);
+            boolean trueCfg = in.txtNeg() != null;
+            Tensor txt = dev(ops, in.txt()), y = dev(ops, in.y());
+            Tensor txtNeg = trueCfg ? dev(ops, in.txtNeg()) : null, yNeg = trueCfg ? dev(ops, in.yNeg()) : null;
+            Tensor ref = in.ref() == null ? null : dev(ops, in.ref());
+            Tensor x = ops.copy(dev(ops, in.latent()));          // a rank-owned copy: the loop closes each step's x
+            int b = Math.toIntExact(x.dim(0));
+            float[] guidance = null;
+            if (pipeline.transformerConfig().guidanceEmbed()) {
+                guidance = new float[b];
+                Arrays.fill(guidance, r.guidance());
+            }
+            Tensor txtIds = FluxPacking.textIds(txt.dim(1));
+            FluxTransformer.Conditioning cond = sp.prepare(model, times(b, schedule.modelTimestep(0)), guidance, in.ids(), txtIds, act);
+            long[] rows = sp.rows(in.ids().dim(0));
+            Map<Branch, FluxCachedTransformer.Text> texts = new EnumMap<>(Branch.class);
+            texts.put(Branch.COND, new FluxCachedTransformer.Text(sp.shard(ops, txt, 1), y));
+            if (trueCfg) texts.put(Branch.UNCOND, new FluxCachedTransformer.Text(sp.shard(ops, txtNeg, 1), yNeg));
+            Communicator group = comms.sequence();
+            FluxCachedTransformer.Options options = FluxCachedTransformer.Options.eager()
+                    .withReduce(rel -> reduceRelL1(ops, group, rel));
+            Tensor imgIn = ops.empty(act, Shape.of(b, rows[1] - rows[0], x.dim(2)));
+            FluxCachedTransformer ct = null;
+            try {
+                // closed below, before the scope ends (closing untracks them from it)
+                ct = new FluxCachedTransformer(ops, model, policy, "flux-mesh-" + rank, schedule.steps(), imgIn, cond, texts, options);
+                long start = System.nanoTime();
+                for (int i = 0; i < schedule.steps(); i++) {
+                    try (Scope st = Scope.open()) {
+                        CachePrograms.copyInto(ops, cond.timeSin(), FluxEmbeddings.sinEmb(ops, times(b, schedule.modelTimestep(i)), act));
+                        Tensor xIn = ops.cast(x, act);
+                        if (ref != null) xIn = ops.concat(1, xIn, ref);
+                        CachePrograms.copyInto(ops, imgIn, sp.shard(ops, xIn, 1));
+                        Tensor v = sp.gather(ct.velocity(i, Branch.COND), 1);
+                        if (ref != null) v = ops.slice(v, 1, 0, nImg);
+                        if (trueCfg) {
+                            Tensor vNeg = sp.gather(ct.velocity(i, Branch.UNCOND), 1);
+                            if (ref != null) vNeg = ops.slice(vNeg, 1, 0, nImg);
+                            v = FlowMatchEuler.trueCfg(ops, v, vNeg, r.trueCfgScale());
+                        }
+                        Tensor next = FlowMatchEuler.step(ops, schedule, i, x, v);
+                        x.close();
+                        x = st.keep(next);
+                    }
+                    ops.synchronize();
+                    if (rank == 0) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
+                }
+                if (rank == 0) lastCacheReport = new FluxPipeline.CacheReport(policy.describe(), ct.summary(), ct.trace(), null);
+                return (ops.device().isCpu() ? x : ops.toHost(x)).toFloatArray();
+            } finally {
+                if (ct != null) ct.close();
+                imgIn.close();
+                cond.close();
+            }
+        } finally {
+            if (!pipeline.settings().keepLoaded()) {
+                weights[rank].close();
+                weights[rank] = null;
+            }
+        }
+    }
+
+    /**
+     * The whole sequence's relative-L1 sums from every rank's shard: the ranks' (hi, lo) float pairs are gathered and
+     * added in rank order in double, so every rank gets the same bits (equal shards: the counts scale by the group size).
+     */
+    static Signals.RelL1 reduceRelL1(Ops ops, Communicator group, Signals.RelL1 mine) {
+        if (group.size() == 1) return mine;
+        float dh = (float) mine.absDiffSum(), rh = (float) mine.absRefSum();
+        float[] four = {dh, (float) (mine.absDiffSum() - dh), rh, (float) (mine.absRefSum() - rh)};
+        try (Scope s = Scope.open()) {
+            Tensor local = Tensor.of(four, 1, 4);
+            Tensor all = group.allGather(ops.device().isCpu() ? local : ops.upload(local), 0);
+            float[] v = (all.device().isCpu() ? all : ops.toHost(all)).toFloatArray();
+            double diff = 0, ref = 0;
+            for (int k = 0; k < group.size(); k++) {
+                diff += (double) v[4 * k] + v[4 * k + 1];
+                ref += (double) v[4 * k + 2] + v[4 * k + 3];
+            }
+            return new Signals.RelL1(diff, mine.diffCount() * group.size(), ref, mine.refCount() * group.size());
         }
     }
 

@@ -1,13 +1,21 @@
 package org.dit4j.engine.flux;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
+import java.util.List;
+import java.util.function.Supplier;
 
 import org.dit4j.core.cpu.CpuBackend;
 import org.dit4j.core.ops.Ops;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.FirstBlockCache;
+import org.dit4j.engine.cache.MagCache;
+import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.cache.TeaCache;
 import org.dit4j.engine.parallel.ParallelConfig;
 import org.dit4j.engine.parallel.ParallelVerification;
 import org.junit.jupiter.api.AfterAll;
@@ -58,6 +66,43 @@ class ParallelFluxPipelineTest {
             assertEquals(r.batch(), got.images().size());
             double e = ParallelVerification.compare(spec, want, got.latents()).relL2();
             assertTrue(e <= 1e-5, spec + ": latent rel-L2 " + e + " vs one device > 1e-5");
+        }
+    }
+
+    /** TACO's ParallelTeaCache: every rank decides from the whole sequence's sums, so the mesh skips as one device does. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"ulysses=2", "ring=2", "ring=2,ulysses=2"})
+    void stepCachesOnASequenceMeshDecideAndComputeAsOneDevice(String spec) {
+        ParallelConfig c = ParallelConfig.parse(spec);
+        FluxRequest r = FluxRequest.of("a photo of a cat", 42).withSize(96, 64).withSteps(8).withT5Length(32).withNegative("blurry", 4f);
+        List<Supplier<StepCache>> policies = List.of(
+                () -> new TeaCache(TeaCache.Config.reference(TeaCache.FLUX).withThreshold(0.5)),
+                () -> FirstBlockCache.of(0.5),
+                () -> new MagCache(MagCache.Config.reference(MagCache.FLUX_DEV).withThreshold(0.1)));
+        try (ParallelFluxPipeline par = ParallelFluxPipeline.local(pipe, c)) {
+            for (Supplier<StepCache> p : policies) {
+                FluxPipeline.Result one = pipe.generate(r, FluxProgress.NONE, p.get());
+                FluxPipeline.Result mesh = par.generate(r, FluxProgress.NONE, p);
+                String what = spec + " " + p.get().describe();
+                assertNotNull(mesh.cache(), what + ": the mesh result must carry the cache report");
+                for (Branch b : one.cache().summary().branches()) {
+                    assertEquals(one.cache().summary().pattern(b), mesh.cache().summary().pattern(b), what + " " + b.label());
+                    assertTrue(mesh.cache().summary().skipped(b) > 0, what + ": the residual path must be exercised: " + mesh.cache().summary());
+                }
+                double e = ParallelVerification.compare(what, one.latents(), mesh.latents()).relL2();
+                assertTrue(e <= 1e-5, what + ": latent rel-L2 " + e + " vs one device > 1e-5");
+            }
+        }
+    }
+
+    @Test void aStepCacheOnACfgOrDataParallelMeshIsRefused() {
+        for (String spec : new String[] {"cfg=2", "dp=2"}) {
+            ParallelConfig c = ParallelConfig.parse(spec);
+            try (ParallelFluxPipeline par = ParallelFluxPipeline.local(pipe, c)) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> par.generate(request(c), FluxProgress.NONE, () -> FirstBlockCache.of(0.5)));
+                assertTrue(e.getMessage().contains("--cfg-parallel 1 --dp 1"), e.getMessage());
+            }
         }
     }
 
