@@ -46,8 +46,9 @@
  *   <li>/view?preview=webp answers JPEG (dit4j's WebP encoder is lossless only); LoadImage reads PNG, JPEG, BMP, GIF.</li>
  *   <li>SaveAnimatedWEBP writes lossless WebP always (lossless=false is noted and written losslessly; quality and method
  *       have no effect).</li>
- *   <li>Multi-GPU (ParallelUNETLoader num_gpus &gt; 1): steps run eagerly (no CUDA graph); step caches and
- *       pipefusion_degree &gt; 1 are refused with the setting to change.</li>
+ *   <li>Multi-GPU (ParallelUNETLoader num_gpus &gt; 1): steps run eagerly (no CUDA graph); step caches run on ulysses/ring
+ *       layouts only (every rank decides from the whole sequence's sums) and, like pipefusion_degree &gt; 1, are refused
+ *       with cfg/dp degrees &gt; 1, naming the setting to change.</li>
  *   <li>Step previews: latent2rgb JPEGs (binary PREVIEW_IMAGE frames, ComfyUI's format) by default ({@code --preview-method
  *       none|auto|latent2rgb}; no TAESD); the resize to the preview size is Java2D's bilinear, not PIL's; /features reports
  *       supports_preview_metadata=false, so clients get the plain format.</li>

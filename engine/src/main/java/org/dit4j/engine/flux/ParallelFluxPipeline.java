@@ -389,7 +389,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
      * The whole sequence's relative-L1 sums from every rank's shard: the ranks' (hi, lo) float pairs are gathered and
      * added in rank order in double, so every rank gets the same bits (equal shards: the counts scale by the group size).
      */
-    static Signals.RelL1 reduceRelL1(Ops ops, Communicator group, Signals.RelL1 mine) {
+    public static Signals.RelL1 reduceRelL1(Ops ops, Communicator group, Signals.RelL1 mine) {
         if (group.size() == 1) return mine;
         float dh = (float) mine.absDiffSum(), rh = (float) mine.absRefSum();
         float[] four = {dh, (float) (mine.absDiffSum() - dh), rh, (float) (mine.absRefSum() - rh)};

@@ -1,15 +1,26 @@
 package org.dit4j.server.flux;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
 import org.dit4j.core.cpu.CpuBackend;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.core.parallel.Communicator;
 import org.dit4j.core.parallel.LocalCommunicator;
 import org.dit4j.core.tensor.DType;
 import org.dit4j.core.tensor.Scope;
+import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaDriver;
 import org.dit4j.cuda.NcclCommunicator;
+import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.flux.FluxCachedTransformer;
+import org.dit4j.engine.flux.ParallelFluxPipeline;
 import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.DataParallel;
 import org.dit4j.engine.parallel.FluxSequenceParallel;
@@ -25,11 +36,6 @@ import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.StepObserver;
 import org.dit4j.server.preview.LatentFormat;
 import org.dit4j.server.sampling.KSamplers;
-
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.List;
-import java.util.function.Function;
 
 /**
  * Multi-GPU sampling for {@code dit4j serve} (ParallelUNETLoader with num_gpus &gt; 1): the engine's mesh
@@ -47,8 +53,9 @@ import java.util.function.Function;
  *
  * <p>The mesh is built when a prompt first asks for it and rebuilt when a prompt asks for another layout (GPU count
  * or degrees), so changing them between prompts needs no restart; a failed or interrupted run discards it (its
- * communicators were aborted). Steps run eagerly (no CUDA graph); step caches (TeaCache/MagCache) and
- * pipefusion_degree &gt; 1 are refused with the setting to change.
+ * communicators were aborted). Steps run eagerly (no CUDA graph). Step caches (TeaCache/ParallelTeaCache/MagCache) run on
+ * sequence-parallel layouts, every rank deciding from the whole sequence's signal sums; with cfg or dp degrees &gt; 1
+ * they are refused, as is pipefusion_degree &gt; 1, with the setting to change.
  */
 final class FluxMesh implements AutoCloseable {
 
@@ -81,9 +88,11 @@ final class FluxMesh implements AutoCloseable {
                                          StepObserver observer) {
         ModelRef ref = job.model();
         ParallelConfig want = layout(ref.parallel());
-        if (FluxSampler.stepCache(ref.cache()) != null)
+        boolean cached = FluxSampler.stepCache(ref.cache()) != null;
+        if (cached && (want.cfg() > 1 || want.dp() > 1))
             throw new UnsupportedOperationException(ref.cache().spec().kind().word() + " with num_gpus " + ref.parallel().gpus()
-                    + " is not supported by dit4j serve yet: remove the cache node or set num_gpus to 1");
+                    + " needs sequence parallelism only (ulysses/ring degrees multiplying to num_gpus), got " + want
+                    + ": set cfg_degree 1 and the ulysses/ring degrees to num_gpus, or remove the cache node");
         boolean cfgPass = job.negative() != null && !FluxSampler.isClose(job.cfg(), 1.0);
         if (want.cfg() == 2 && !cfgPass)
             throw new IllegalArgumentException("cfg_degree 2 runs the conditional and unconditional branches on two GPUs, but this "
@@ -102,7 +111,9 @@ final class FluxMesh implements AutoCloseable {
                 int rank = comms.rank();
                 Ops o = rankOps.get(rank);
                 FluxWeights w = rank == 0 ? rank0 : rankWeights[rank];
-                return rankRun(sampler, o, comms, w, model, job, g, x, cfgPass, rank == 0 ? observer : StepObserver.NONE);
+                StepObserver obs = rank == 0 ? observer : StepObserver.NONE;
+                return cached ? cachedRankRun(sampler, o, comms, w, model, job, g, x, cfgPass, obs, rank)
+                        : rankRun(sampler, o, comms, w, model, job, g, x, cfgPass, obs);
             });
             return out.getFirst();
         } catch (RuntimeException e) {
@@ -163,6 +174,67 @@ final class FluxMesh implements AutoCloseable {
             };
             return KSamplers.sample(job.sampler(), denoiser, x, job.sigmas(), (i, n, d) -> observer.stepDone(i, n, LatentFormat.FLUX, d, job.latent().shape()));
         } finally {
+            for (FluxSampler.Branch b : branches) b.close();
+        }
+    }
+
+    /**
+     * One rank's sampler run under a step cache on a sequence-parallel mesh (TACO's ParallelTeaCache): a cached
+     * transformer over this rank's shard, the relative-L1 sums gathered over the sequence group so every rank decides
+     * alike (see {@link org.dit4j.engine.flux.ParallelFluxPipeline#reduceRelL1}).
+     */
+    private KSamplers.Result cachedRankRun(FluxSampler sampler, Ops o, org.dit4j.engine.parallel.MeshComms comms, FluxWeights w,
+                                           FluxModel model, SampleJob job, FluxSampler.Geometry g, float[] x, boolean cfgPass,
+                                           StepObserver observer, int rank) {
+        DType act = engine.activation();
+        StepCache policy = FluxSampler.stepCache(job.model().cache());         // one per rank: policies keep request state
+        FluxTransformer tr = FluxSequenceParallel.model(o, comms, w);
+        FluxSequenceParallel sp = FluxSequenceParallel.of(comms);
+        List<FluxSampler.Branch> branches = new ArrayList<>();
+        FluxCachedTransformer ct = null;
+        Tensor imgIn = null;
+        try {
+            branches.add(sampler.branch(o, model, job.positive(), g, false, sp));
+            if (cfgPass) branches.add(sampler.branch(o, model, job.negative(), g, false, sp));
+            if (cfgPass) FluxSampler.requireSharedInputs(job.positive(), job.negative(), branches, policy);
+            FluxSampler.Branch b0 = branches.getFirst();
+            imgIn = o.empty(act, Shape.of(g.b(), b0.cond.nImg(), model.config().inChannels()));
+            Map<org.dit4j.engine.cache.Branch, FluxCachedTransformer.Text> texts = new EnumMap<>(org.dit4j.engine.cache.Branch.class);
+            texts.put(org.dit4j.engine.cache.Branch.COND, new FluxCachedTransformer.Text(b0.txt, b0.y));
+            if (cfgPass) texts.put(org.dit4j.engine.cache.Branch.UNCOND, new FluxCachedTransformer.Text(branches.get(1).txt, branches.get(1).y));
+            Communicator group = comms.sequence();
+            ct = new FluxCachedTransformer(o, tr, policy, "serve-mesh-" + rank, job.sigmas().length - 1, imgIn, b0.cond, texts,
+                    FluxCachedTransformer.Options.eager().withReduce(rel -> ParallelFluxPipeline.reduceRelL1(o, group, rel)));
+            FluxCachedTransformer cache = ct;
+            Tensor in0 = imgIn;
+            float cfgScale = (float) job.cfg();
+            KSamplers.Denoiser denoiser = (xi, i, sigma) -> {
+                float t = job.model().sampling().timestep(sigma);
+                float[][] vel = new float[branches.size()][];
+                try (Scope s = Scope.open()) {
+                    float[] tb = new float[g.b()];
+                    Arrays.fill(tb, t);
+                    FluxCachedTransformer.copyInto(o, b0.cond.timeSin(), FluxEmbeddings.sinEmb(o, tb, act));
+                    Tensor xAct = o.cast(o.upload(Tensor.of(FluxSampler.pack(xi, g), g.b(), g.tokens(), 4L * g.c())), act);
+                    Tensor full = b0.ref == null ? xAct : o.concat(1, xAct, b0.ref);
+                    FluxCachedTransformer.copyInto(o, in0, sp.shard(o, full, 1));
+                    for (int k = 0; k < branches.size(); k++) {
+                        Tensor v = sp.gather(cache.velocity(i, k == 0 ? org.dit4j.engine.cache.Branch.COND : org.dit4j.engine.cache.Branch.UNCOND), 1);
+                        v = o.slice(v, 1, 0, g.tokens());
+                        Tensor host = v.device().isCpu() ? v : o.toHost(v);
+                        vel[k] = FluxSampler.unpack(host.toFloatArray(), g);
+                    }
+                }
+                return FluxSampler.guided(xi, sigma, vel, cfgScale);
+            };
+            KSamplers.Result r = KSamplers.sample(job.sampler(), denoiser, x, job.sigmas(),
+                    (i, n, d) -> observer.stepDone(i, n, LatentFormat.FLUX, d, job.latent().shape()));
+            if (rank == 0) System.out.println("dit4j server: " + policy.describe() + " on " + config + ": " + ct.summary().pattern(org.dit4j.engine.cache.Branch.COND)
+                    + " (cond; " + ct.summary().computed(org.dit4j.engine.cache.Branch.COND) + "/" + ct.summary().totalSteps() + " steps computed)");
+            return r;
+        } finally {
+            if (ct != null) ct.close();
+            if (imgIn != null) imgIn.close();
             for (FluxSampler.Branch b : branches) b.close();
         }
     }

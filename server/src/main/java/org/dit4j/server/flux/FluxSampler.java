@@ -371,7 +371,7 @@ final class FluxSampler {
      * With CFG the cached transformer runs both branches over one image input and one prepared conditioning: the two
      * conditionings must agree in T5 length, guidance and reference latents (ConditioningZeroOut of the positive does).
      */
-    private static void requireSharedInputs(Conditioning pos, Conditioning neg, List<Branch> branches, StepCache policy) {
+    static void requireSharedInputs(Conditioning pos, Conditioning neg, List<Branch> branches, StepCache policy) {
         Conditioning.Entry p = pos.entries().getFirst(), n = neg.entries().getFirst();
         String differs = null;
         if (branches.get(0).cond.nTxt() != branches.get(1).cond.nTxt())

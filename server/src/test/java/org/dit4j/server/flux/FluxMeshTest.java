@@ -111,12 +111,44 @@ class FluxMeshTest {
         assertTrue(FluxEngineTest.relDiff(mesh.output().samples(), one.output().samples()) < 1e-5);
     }
 
-    @Test void stepCachesOnAMeshAreRefused() {
-        ModelRef model = ModelRef.of(loaded.model(), gpus(2, 2, 1, 1))
+    static SampleResult runCached(ModelRef.ParallelSetting p, String cacheSpec, double cfg) {
+        int size = 32;
+        ModelSampling ms = ModelSampling.flux(ModelSampling.fluxShift(1.15, 0.5, size, size));
+        ModelRef model = ModelRef.of(loaded.model(), p).withSampling(ms);
+        if (cacheSpec != null) model = model.withCache(new ModelRef.CacheSetting(CacheSpec.parse(cacheSpec), 0, 1, "flux", "cuda"));
+        Conditioning pos = Conditioning.of(loaded.clip().encode("a red fox in snow")).withGuidance(3.5);
+        Conditioning neg = Conditioning.of(loaded.clip().encode("a red fox in snow")).withGuidance(3.5);   // same T5 length
+        float[] sigmas = Schedulers.basic(ms, "simple", 10, 1.0);
+        return engine.sample(new SampleJob(model, pos, cfg > 1 ? neg : null, cfg, "euler", sigmas, 5, true,
+                Latent.zeros(1, 16, size / 8, size / 8)), StepObserver.NONE);
+    }
+
+    /** ParallelTeaCache: on a sequence-parallel mesh every rank decides from the whole sequence, as one device does. */
+    @Test void stepCachesOnASequenceMeshGiveTheOneDeviceResult() {
+        boolean anySkipped = false;
+        for (String spec : new String[] {"teacache:0.6", "fbcache:0.5", "magcache:0.3"}) {
+            for (ModelRef.ParallelSetting p : List.of(gpus(2, 2, 1, 1), gpus(2, 1, 2, 1))) {
+                SampleResult one = runCached(ModelRef.ParallelSetting.SINGLE, spec, 1.0);
+                SampleResult mesh = runCached(p, spec, 1.0);
+                double d = FluxEngineTest.relDiff(mesh.output().samples(), one.output().samples());
+                assertTrue(d < 1e-5, spec + " " + p + ": cached mesh latent vs cached one device rel. diff " + d);
+            }
+            SampleResult plain = runCached(ModelRef.ParallelSetting.SINGLE, null, 1.0);
+            SampleResult cached = runCached(gpus(2, 2, 1, 1), spec, 1.0);
+            if (FluxEngineTest.relDiff(cached.output().samples(), plain.output().samples()) > 1e-5) anySkipped = true;
+        }
+        assertTrue(anySkipped, "no policy skipped a step on the mesh: the cached path was not exercised");
+        SampleResult one = runCached(ModelRef.ParallelSetting.SINGLE, "teacache:0.6", 3.0);
+        SampleResult mesh = runCached(gpus(2, 2, 1, 1), "teacache:0.6", 3.0);
+        assertTrue(FluxEngineTest.relDiff(mesh.output().samples(), one.output().samples()) < 1e-5, "with CFG on one rank pair");
+    }
+
+    @Test void stepCachesOnCfgOrDataParallelMeshesAreRefused() {
+        ModelRef model = ModelRef.of(loaded.model(), gpus(2, 1, 1, 2))
                 .withCache(new ModelRef.CacheSetting(CacheSpec.parse("teacache:0.4"), 0, 1, "flux", "cuda"));
         Conditioning pos = Conditioning.of(loaded.clip().encode("a cat"));
-        var e = assertThrows(UnsupportedOperationException.class, () -> engine.sample(new SampleJob(model, pos, null, 1.0, "euler",
+        var e = assertThrows(UnsupportedOperationException.class, () -> engine.sample(new SampleJob(model, pos, pos, 3.0, "euler",
                 new float[] {1f, 0.5f, 0f}, 1, true, Latent.zeros(1, 16, 4, 4)), StepObserver.NONE));
-        assertTrue(e.getMessage().contains("num_gpus 2"), e.getMessage());
+        assertTrue(e.getMessage().contains("num_gpus 2") && e.getMessage().contains("cfg_degree 1"), e.getMessage());
     }
 }
