@@ -74,6 +74,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
     private volatile List<float[]> lastRankLatents = List.of();
     private volatile FluxPipeline.CacheReport lastCacheReport;
     private volatile boolean lastUsedGraphs;
+    private List<org.dit4j.engine.parallel.MeshComms> comms;
 
     /**
      * @param rankOps one backend per rank (rank 0 normally the pipeline's own); not closed by this object
@@ -240,9 +241,15 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         try {
             HostInputs in = new HostInputs(host.apply(latent), ids, host.apply(txt), host.apply(y), host.apply(txtNeg),
                     host.apply(yNeg), host.apply(ref));
-            List<float[]> out = MeshRunner.run(config, worlds, comms -> cache == null
-                    ? rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress)
-                    : cachedRankLoop(comms.rank(), comms, r, schedule, in, nImg, progress, cache.get()));
+            List<float[]> out;
+            try {
+                out = MeshRunner.run(meshComms(), comms -> cache == null
+                        ? rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress)
+                        : cachedRankLoop(comms.rank(), comms, r, schedule, in, nImg, progress, cache.get()));
+            } catch (RuntimeException | Error e) {
+                dropMeshComms();
+                throw e;
+            }
             lastRankLatents = List.copyOf(out);
             float[] x0 = out.getFirst();
             Tensor h = Tensor.of(x0, r.batch(), nImg, latent.dim(2));
@@ -251,6 +258,27 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         } finally {
             for (Tensor t : hosts) t.close();
         }
+    }
+
+    /**
+     * The ranks' axis groups, split from the worlds on the first request and kept for the next ones (each split is an
+     * NCCL communicator creation); dropped after a failed request (its abort reached them).
+     */
+    private synchronized List<org.dit4j.engine.parallel.MeshComms> meshComms() {
+        if (comms == null) comms = MeshRunner.open(config, worlds);
+        return comms;
+    }
+
+    private synchronized void dropMeshComms() {
+        if (comms == null) return;
+        for (org.dit4j.engine.parallel.MeshComms c : comms) {
+            try {
+                c.close();
+            } catch (RuntimeException ignored) {
+                // groups of an aborted world: the failure that aborted them is the one reported
+            }
+        }
+        comms = null;
     }
 
     private float[] rankLoop(int rank, org.dit4j.engine.parallel.MeshComms comms, FluxRequest r, FlowMatchSchedule schedule,
@@ -476,6 +504,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
 
     /** Releases the ranks' weights and what this object opened (extra backends, NCCL communicators); not the pipeline. */
     @Override public void close() {
+        dropMeshComms();
         for (int r = 0; r < weights.length; r++) {
             if (weights[r] != null) weights[r].close();
             weights[r] = null;
