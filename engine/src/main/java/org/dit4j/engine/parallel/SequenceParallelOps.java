@@ -23,9 +23,52 @@ import org.dit4j.core.tensor.Tensor;
  * consistent split of the sequence works, as long as per-token inputs (RoPE rows) follow their tokens; which rows a
  * rank holds is decided by the caller (e.g. {@link FluxSequenceParallel}). Shards must be equal in length on all
  * ranks. Attention bias/masks are not supported (none of Flux, Wan, CogVideoX uses one).
+ *
+ * <p><b>Overlap</b> ({@link Overlap}): exchanges go through {@link Communicator#startAllToAll}/{@link
+ * Communicator#startRingPass}, which on a GPU run on a communication stream. Ring attention passes the current K/V
+ * block on while computing its partial attention. Ulysses splits the heads into chunks: chunk g+1's q/k/v exchange and
+ * chunk g−1's output exchange run while chunk g's attention computes. Both give the same arithmetic as the serial
+ * forms (merge order unchanged; attention is per head), so results are bit for bit those of the serial path.
  */
 public final class SequenceParallelOps extends ForwardingOps {
+    /**
+     * How exchanges overlap with attention.
+     *
+     * @param ringPrefetch  ring attention starts passing each K/V block before computing its partial attention (false:
+     *                      pass, then compute, serially)
+     * @param ulyssesChunks head chunks of the Ulysses exchange (1: one exchange of all heads, serial with attention);
+     *                      lowered to the largest divisor of the heads per rank that is ≤ this
+     */
+    public record Overlap(boolean ringPrefetch, int ulyssesChunks) {
+        /** System property with the Ulysses head chunks (default 2). */
+        public static final String CHUNKS_PROPERTY = "dit4j.ulysses.chunks";
+        /** System property turning ring K/V prefetch off ("false"; default on). */
+        public static final String RING_PROPERTY = "dit4j.ring.overlap";
+
+        public Overlap {
+            if (ulyssesChunks < 1)
+                throw new IllegalArgumentException("Ulysses head chunks must be >= 1 (1 = no overlap), got " + ulyssesChunks);
+        }
+
+        /** No overlap: today's serial exchanges. */
+        public static final Overlap NONE = new Overlap(false, 1);
+
+        /** From {@value #CHUNKS_PROPERTY} (default 2) and {@value #RING_PROPERTY} (default true). */
+        public static Overlap fromSystemProperties() {
+            String c = System.getProperty(CHUNKS_PROPERTY, "2").trim();
+            int chunks;
+            try {
+                chunks = Integer.parseInt(c);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("system property " + CHUNKS_PROPERTY + " must be a whole number >= 1 (1 = no overlap), got '"
+                        + c + "'");
+            }
+            return new Overlap(!"false".equalsIgnoreCase(System.getProperty(RING_PROPERTY, "true").trim()), chunks);
+        }
+    }
+
     private final Communicator ulysses, ring;
+    private final Overlap overlap;
 
     /**
      * @param local   the rank's backend
@@ -33,9 +76,30 @@ public final class SequenceParallelOps extends ForwardingOps {
      * @param ring    the rank's ring group (size 1: none)
      */
     public SequenceParallelOps(Ops local, Communicator ulysses, Communicator ring) {
+        this(local, ulysses, ring, Overlap.fromSystemProperties());
+    }
+
+    /**
+     * @param local   the rank's backend
+     * @param ulysses the rank's Ulysses group (size 1: none)
+     * @param ring    the rank's ring group (size 1: none)
+     * @param overlap how exchanges overlap with attention (all ranks must pass the same)
+     */
+    public SequenceParallelOps(Ops local, Communicator ulysses, Communicator ring, Overlap overlap) {
         super(local);
         this.ulysses = ulysses;
         this.ring = ring;
+        this.overlap = overlap;
+    }
+
+    public Overlap overlap() { return overlap; }
+
+    /** Head chunks used for {@code heads} heads: the largest divisor of heads/u that is ≤ the configured chunks. */
+    int chunksFor(long heads) {
+        long perRank = heads / ulysses.size();
+        int c = (int) Math.min(overlap.ulyssesChunks(), Math.max(1, perRank));
+        while (c > 1 && perRank % c != 0) c--;
+        return c;
     }
 
     /** The decorator for one rank of a mesh. */
@@ -48,15 +112,13 @@ public final class SequenceParallelOps extends ForwardingOps {
     @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
         int u = ulysses.size(), r = ring.size();
         if (u == 1 && r == 1) return delegate.attention(q, k, v, bias, scale);
-        if (bias != null)
-            throw new UnsupportedOperationException("sequence-parallel attention takes no bias/mask (got " + bias.shape()
-                    + "); run this model without ring/ulysses parallelism");
-        if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
-            throw new IllegalArgumentException("sequence-parallel attention: q, k, v must be [B, L, H, d], got " + q.shape() + ", "
-                    + k.shape() + ", " + v.shape());
-        if (q.dim(2) % u != 0)
-            throw new IllegalArgumentException("sequence-parallel attention: " + q.dim(2) + " heads do not split over Ulysses degree " + u
-                    + " (q " + q.shape() + ")");
+        check(q, k, v, bias);
+        if (u > 1 && chunksFor(q.dim(2)) > 1) {
+            try (Scope scope = Scope.open()) {
+                Tensor[] parts = ulyssesChunked(q, k, v, scale, chunksFor(q.dim(2)));
+                return scope.keep(delegate.concat(2, parts));   // [B, L/S, H, dv]
+            }
+        }
         try (Scope scope = Scope.open()) {
             // q, k, v in one exchange (one NCCL group): [B, L/r, H/u, d] each
             Tensor[] h = u > 1 ? ulysses.allToAll(new Tensor[] {q, k, v}, 2, 1) : new Tensor[] {q, k, v};
@@ -68,17 +130,87 @@ public final class SequenceParallelOps extends ForwardingOps {
 
     /**
      * {@link #attention} over the whole sequence, written into columns [col, col + H·dv) of out:[B, L/S, W]. Without
-     * ring/Ulysses groups this is the local backend's fused form.
+     * ring/Ulysses groups this is the local backend's fused form; with Ulysses head chunks each chunk's heads are
+     * written straight into their columns.
      */
     @Override public void attentionInto(Tensor out, long col, Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
         if (ulysses.size() == 1 && ring.size() == 1) {
             delegate.attentionInto(out, col, q, k, v, bias, scale);
             return;
         }
+        check(q, k, v, bias);
         try (Scope scope = Scope.open()) {
-            Tensor a = attention(q, k, v, bias, scale);
-            delegate.writeSlice(out, 2, col, a.view(a.dim(0), a.dim(1), a.dim(2) * a.dim(3)));
+            int c = ulysses.size() > 1 ? chunksFor(q.dim(2)) : 1;
+            Tensor[] parts = c > 1 ? ulyssesChunked(q, k, v, scale, c) : new Tensor[] {attention(q, k, v, bias, scale)};
+            for (Tensor a : parts) {
+                delegate.writeSlice(out, 2, col, a.view(a.dim(0), a.dim(1), a.dim(2) * a.dim(3)));
+                col += a.dim(2) * a.dim(3);
+            }
         }
+    }
+
+    private void check(Tensor q, Tensor k, Tensor v, Tensor bias) {
+        int u = ulysses.size();
+        if (bias != null)
+            throw new UnsupportedOperationException("sequence-parallel attention takes no bias/mask (got " + bias.shape()
+                    + "); run this model without ring/ulysses parallelism");
+        if (q.rank() != 4 || k.rank() != 4 || v.rank() != 4)
+            throw new IllegalArgumentException("sequence-parallel attention: q, k, v must be [B, L, H, d], got " + q.shape() + ", "
+                    + k.shape() + ", " + v.shape());
+        if (q.dim(2) % u != 0)
+            throw new IllegalArgumentException("sequence-parallel attention: " + q.dim(2) + " heads do not split over Ulysses degree " + u
+                    + " (q " + q.shape() + ")");
+    }
+
+    /**
+     * Ulysses in c head chunks, pipelined: chunk g is heads [g·H/c, (g+1)·H/c), of which rank j computes the j-th
+     * H/(u·c) over the whole sequence. q, k, v are reordered once to [c, u, B, L/S, H/(u·c), d] so every chunk's
+     * exchange is contiguous (split dim 0, concat the sequence); then chunk g+1's q/k/v exchange is started before chunk
+     * g's attention, and chunk g's output exchange right after it; outputs are awaited at the end. Returns the chunks'
+     * outputs [B, L/S, H/c, dv] in head order (on the caller's scope). Attention is per head, so this equals the
+     * unchunked form bit for bit.
+     */
+    private Tensor[] ulyssesChunked(Tensor q, Tensor k, Tensor v, float scale, int c) {
+        int u = ulysses.size(), r = ring.size();
+        long b = q.dim(0), ls = q.dim(1), heads = q.dim(2), hc = heads / ((long) u * c);
+        Tensor[] packed = new Tensor[3];
+        Tensor[] in = {q, k, v};
+        for (int i = 0; i < 3; i++) {
+            Tensor x = in[i];
+            if (x.dim(2) != heads)
+                throw new IllegalArgumentException("sequence-parallel attention: q, k, v must have the same heads, got " + q.shape()
+                        + ", " + k.shape() + ", " + v.shape());
+            packed[i] = delegate.permute(x.view(b, ls, c, u, hc, x.dim(3)), 2, 3, 0, 1, 4, 5);   // [c, u, B, L/S, hc, d]
+        }
+        Communicator.Pending[] inbound = new Communicator.Pending[c], outbound = new Communicator.Pending[c];
+        Tensor[] outs = new Tensor[c];
+        inbound[0] = ulysses.startAllToAll(chunk(packed, 0, u, b, ls, hc), 0, 2);
+        for (int g = 0; g < c; g++) {
+            Tensor[] h = inbound[g].await();   // [1, B, L/r, hc, d] each
+            if (g + 1 < c) inbound[g + 1] = ulysses.startAllToAll(chunk(packed, g + 1, u, b, ls, hc), 0, 2);
+            Tensor qh = h[0].view(b, (long) u * ls, hc, q.dim(3)), kh = h[1].view(b, (long) u * ls, hc, k.dim(3)),
+                    vh = h[2].view(b, (long) u * ls, hc, v.dim(3));
+            outs[g] = r > 1 ? ringAttention(qh, kh, vh, scale) : delegate.attention(qh, kh, vh, null, scale);
+            for (Tensor t : h) t.close();
+            outbound[g] = ulysses.startAllToAll(new Tensor[] {outs[g]}, 1, 2);   // → [B, L/S, H/c, dv]
+        }
+        for (Tensor p : packed) p.close();   // every inbound exchange was awaited
+        Tensor[] result = new Tensor[c];
+        for (int g = 0; g < c; g++) {
+            result[g] = outbound[g].await()[0];
+            outs[g].close();
+        }
+        return result;
+    }
+
+    /** Chunk g of the packed q, k, v: [u, B, L/S, hc, d] views (split dim 0 over the Ulysses ranks). */
+    private static Tensor[] chunk(Tensor[] packed, int g, int u, long b, long ls, long hc) {
+        Tensor[] out = new Tensor[packed.length];
+        for (int i = 0; i < packed.length; i++) {
+            Tensor p = packed[i];
+            out[i] = p.narrowOuter(g, g + 1).view(u, b, ls, hc, p.dim(5));
+        }
+        return out;
     }
 
     /** Not sequence-parallel: models call {@link #attention}. */
@@ -89,27 +221,48 @@ public final class SequenceParallelOps extends ForwardingOps {
 
     /**
      * Attention of the rank's queries over the keys of every ring rank: ring.size() steps, each computing one K/V
-     * block's partial attention and passing the block on; partials merge in arrival order (own block first).
+     * block's partial attention and passing the block on; partials merge in arrival order (own block first). With
+     * {@link Overlap#ringPrefetch} the pass of a block is started before its partial attention and awaited after it
+     * (same arithmetic, same merge order).
      */
     private Tensor ringAttention(Tensor q, Tensor k, Tensor v, float scale) {
         int r = ring.size();
-        PartialAttention acc = delegate.attentionWithLse(q, k, v, null, scale);
-        if (q.dtype() != DType.F32) {
-            PartialAttention wide = new PartialAttention(delegate.cast(acc.out(), DType.F32), acc.lse());
-            acc.out().close();
-            acc = wide;
-        }
+        PartialAttention acc;
         Tensor kb = k, vb = v;
-        for (int step = 1; step < r; step++) {
-            Tensor[] kv = ring.ringPass(new Tensor[] {kb, vb});   // K and V in one exchange
-            Tensor kn = kv[0], vn = kv[1];
-            if (kb != k) { kb.close(); vb.close(); }
-            kb = kn;
-            vb = vn;
-            try (PartialAttention part = delegate.attentionWithLse(q, kb, vb, null, scale)) {
-                PartialAttention merged = delegate.mergeAttention(acc, part);
-                acc.close();
-                acc = merged;
+        if (overlap.ringPrefetch()) {
+            acc = null;
+            for (int step = 0; step < r; step++) {
+                // kb, vb stay open until the pass is awaited (the exchange reads them meanwhile)
+                Communicator.Pending next = step + 1 < r ? ring.startRingPass(new Tensor[] {kb, vb}) : null;
+                PartialAttention part = delegate.attentionWithLse(q, kb, vb, null, scale);
+                if (acc == null) {
+                    acc = widen(part, q.dtype());
+                } else {
+                    PartialAttention merged = delegate.mergeAttention(acc, part);
+                    part.close();
+                    acc.close();
+                    acc = merged;
+                }
+                if (next != null) {
+                    Tensor[] kv = next.await();
+                    if (kb != k) { kb.close(); vb.close(); }
+                    kb = kv[0];
+                    vb = kv[1];
+                }
+            }
+        } else {
+            acc = widen(delegate.attentionWithLse(q, k, v, null, scale), q.dtype());
+            for (int step = 1; step < r; step++) {
+                Tensor[] kv = ring.ringPass(new Tensor[] {kb, vb});   // K and V in one exchange
+                Tensor kn = kv[0], vn = kv[1];
+                if (kb != k) { kb.close(); vb.close(); }
+                kb = kn;
+                vb = vn;
+                try (PartialAttention part = delegate.attentionWithLse(q, kb, vb, null, scale)) {
+                    PartialAttention merged = delegate.mergeAttention(acc, part);
+                    acc.close();
+                    acc = merged;
+                }
             }
         }
         if (kb != k) { kb.close(); vb.close(); }
@@ -118,5 +271,13 @@ public final class SequenceParallelOps extends ForwardingOps {
         Tensor out = delegate.cast(acc.out(), q.dtype());
         acc.out().close();
         return out;
+    }
+
+    /** The first partial with its output in F32 (the merge accumulator); a non-F32 part is cast and closed. */
+    private PartialAttention widen(PartialAttention acc, DType dtype) {
+        if (dtype == DType.F32) return acc;
+        PartialAttention wide = new PartialAttention(delegate.cast(acc.out(), DType.F32), acc.lse());
+        acc.out().close();
+        return wide;
     }
 }
