@@ -105,6 +105,11 @@ public final class SequenceParallelOps extends ForwardingOps {
     /** The decorator for one rank of a mesh. */
     public static SequenceParallelOps of(Ops local, MeshComms comms) { return new SequenceParallelOps(local, comms.ulysses(), comms.ring()); }
 
+    /** The decorator for one rank of a mesh with explicit overlap settings (all ranks must pass the same). */
+    public static SequenceParallelOps of(Ops local, MeshComms comms, Overlap overlap) {
+        return new SequenceParallelOps(local, comms.ulysses(), comms.ring(), overlap);
+    }
+
     @Override public String name() {
         return delegate.name() + " + sequence parallel (ring " + ring.size() + " × ulysses " + ulysses.size() + ")";
     }
