@@ -30,7 +30,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   timeout ${TESTS_TIMEOUT:-150} "${J[@]}" -jar "$D"/junit-platform-console-standalone-*.jar execute --class-path "/tmp/tc:$D/dit4j.jar" \
     --select-class org.dit4j.cuda.NcclCommunicatorTest --select-class org.dit4j.cuda.NcclOverlapTest \
     --select-class org.dit4j.cuda.CudaAttentionLseTest \
-    --select-class org.dit4j.engine.parallel.FluxMultiGpuTest \
+    --select-class org.dit4j.engine.parallel.FluxMultiGpuTest --select-class org.dit4j.engine.parallel.SequenceParallelOverlapGpuTest \
     --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
   rc=$?; echo "$(el) tests exit $rc"
   grep -E "\[dit4j-|✘" "$OUT/tests.log" | head -30
