@@ -139,50 +139,62 @@ public final class NcclCommunicator implements Communicator {
 
     @Override public Tensor[] allToAll(Tensor[] xs, int splitDim, int concatDim) {
         requireIdle("allToAll");
-        return allToAllOn(backend.stream(), xs, splitDim, concatDim, null);
+        return allToAllOn(backend.stream(), xs, splitDim, concatDim, 0, -1, null);
     }
 
     /**
-     * All the tensors in one NCCL group of sends and receives (one exchange instead of one per tensor). The rank's own
+     * All the tensors in one NCCL group of sends and receives (one exchange instead of one per tensor), on {@code
+     * stream}; with {@code length ≥ 0} only the slab [start, start+length) of the split dim takes part. The rank's own
      * chunk never goes through NCCL: one strided copy takes it from x straight to its place in the output. A chunk that
      * is strided in x (outer dims before splitDim not all 1) is packed for its peer by one 2-D copy; a block that lands
      * strided in the output (outer dims before concatDim not all 1) is received into a scratch buffer and placed by one
      * 2-D copy. Ulysses on [1, L, H, d] (split heads, concat sequence) thus packs size−1 chunks and receives in place;
-     * the way back (split sequence, concat heads) sends in place and places size−1 blocks.
+     * the way back (split sequence, concat heads) sends in place and places size−1 blocks. Scratch buffers are closed
+     * at once (scratch == null: everything is on the compute stream) or added to {@code scratch} (closed by the await).
      */
-    private Tensor[] allToAllOn(long stream, Tensor[] xs, int splitDim, int concatDim, List<Tensor> scratch) {
+    private Tensor[] allToAllOn(long stream, Tensor[] xs, int splitDim, int concatDim, long start, long length, List<Tensor> scratch) {
         if (xs == null || xs.length == 0) throw new IllegalArgumentException("allToAll: at least one tensor, got none");
         int n = xs.length;
-        Tensor[] out = new Tensor[n], send = new Tensor[n], recv = new Tensor[n];
-        long[] pieceBytes = new long[n];
+        Tensor[] out = new Tensor[n], packed = new Tensor[n], recvBuf = new Tensor[n];
+        long[] pieceBytes = new long[n], sendAddr = new long[n], recvAddr = new long[n], blockRows = new long[n], preOuts = new long[n];
         for (int i = 0; i < n; i++) {
             Tensor x = xs[i];
             enter("allToAll", x);
             int sd = dim(x, splitDim, "splitDim"), cd = dim(x, concatDim, "concatDim");
-            if (x.dim(sd) % size != 0)
-                throw new IllegalArgumentException("allToAll: dim " + sd + " of x" + (n > 1 ? "[" + i + "] " : " ") + x.shape()
-                        + " must be divisible by the group size " + size);
-            Shape piece = x.shape().with(sd, x.dim(sd) / size);
+            long full = x.dim(sd), st = length < 0 ? 0 : start, len = length < 0 ? full : length;
+            if (st < 0 || st + len > full)
+                throw new IllegalArgumentException("allToAll: slab [" + st + ", " + (st + len) + ") is outside dim " + sd + " of x"
+                        + (n > 1 ? "[" + i + "] " : " ") + x.shape());
+            if (len % size != 0)
+                throw new IllegalArgumentException("allToAll: " + (length < 0 ? "dim " + sd + " of x" : "the slab length " + len + " of x")
+                        + (n > 1 ? "[" + i + "] " : " ") + x.shape() + " must be divisible by the group size " + size);
+            Shape slab = x.shape().with(sd, len), piece = slab.with(sd, len / size);
             out[i] = backend.empty(x.dtype(), piece.with(cd, piece.dim(cd) * size));
-            long pb = piece.numel() * x.dtype().byteSize();
+            long es = x.dtype().byteSize(), pb = piece.numel() * es;
             pieceBytes[i] = pb;
-            // send side: chunk j = `pre` rows of chunkRow bytes, row r at x + (r·size + j)·chunkRow
-            long pre = prefix(x.shape(), sd), chunkRow = pb / Math.max(1, pre);
+            long innerBytes = suffixBytes(x, sd);
+            // send side: chunk j = `pre` rows of chunkRow bytes, row r at base + r·rowPitch + j·chunkRow
+            long pre = prefix(x.shape(), sd), chunkRow = (len / size) * innerBytes, rowPitch = full * innerBytes;
+            long base = x.address() + st * innerBytes;
             // receive side: block s lands as `preOut` rows of blockRow bytes, row r at out + (r·size + s)·blockRow
             long preOut = prefix(piece, cd), blockRow = pb / Math.max(1, preOut);
-            send[i] = pre == 1 ? x : backend.empty(x.dtype(), x.shape());
-            recv[i] = preOut == 1 ? out[i] : backend.empty(x.dtype(), x.shape());
+            preOuts[i] = preOut;
+            blockRows[i] = blockRow;
+            packed[i] = pre == 1 ? null : backend.empty(x.dtype(), slab);
+            recvBuf[i] = preOut == 1 ? null : backend.empty(x.dtype(), slab);
+            sendAddr[i] = pre == 1 ? base : packed[i].address();
+            recvAddr[i] = preOut == 1 ? out[i].address() : recvBuf[i].address();
             if (pb == 0) continue;
             for (int j = 0; j < size; j++)
                 if (pre != 1 && (j != rank || preOut != 1))   // the own chunk is packed only when it lands strided too
-                    copy(stream, send[i].address() + j * pb, chunkRow, x.address() + j * chunkRow, size * chunkRow, chunkRow, pre);
+                    copy(stream, sendAddr[i] + j * pb, chunkRow, base + j * chunkRow, rowPitch, chunkRow, pre);
             if (preOut == 1) {
                 // own chunk → own block, contiguous in out: one (strided-source) copy
-                if (pre == 1) copy(stream, out[i].address() + rank * pb, pb, x.address() + rank * pb, pb, pb, 1);
-                else copy(stream, out[i].address() + rank * pb, chunkRow, x.address() + rank * chunkRow, size * chunkRow, chunkRow, pre);
+                if (pre == 1) copy(stream, out[i].address() + rank * pb, pb, base + rank * pb, pb, pb, 1);
+                else copy(stream, out[i].address() + rank * pb, chunkRow, base + rank * chunkRow, rowPitch, chunkRow, pre);
             } else {
                 // own chunk (contiguous in x, or packed above) → its strided rows in out
-                copy(stream, out[i].address() + rank * blockRow, size * blockRow, send[i].address() + rank * pb, blockRow, blockRow, preOut);
+                copy(stream, out[i].address() + rank * blockRow, size * blockRow, sendAddr[i] + rank * pb, blockRow, blockRow, preOut);
             }
         }
         if (size > 1) {
@@ -194,8 +206,8 @@ public final class NcclCommunicator implements Communicator {
                         if (pieceBytes[i] == 0) continue;
                         long count = pieceBytes[i] / xs[i].dtype().byteSize();
                         int dt = Nccl.dataType(xs[i].dtype());
-                        nccl.send(send[i].address() + p * pieceBytes[i], count, dt, p, comm, stream);
-                        nccl.recv(recv[i].address() + p * pieceBytes[i], count, dt, p, comm, stream);
+                        nccl.send(sendAddr[i] + p * pieceBytes[i], count, dt, p, comm, stream);
+                        nccl.recv(recvAddr[i] + p * pieceBytes[i], count, dt, p, comm, stream);
                     }
                 }
             } finally {
@@ -203,17 +215,14 @@ public final class NcclCommunicator implements Communicator {
             }
         }
         for (int i = 0; i < n; i++) {
-            if (recv[i] != out[i]) {
-                Tensor x = xs[i];
-                int cd = dim(x, concatDim, "concatDim");
-                Shape piece = x.shape().with(dim(x, splitDim, "splitDim"), x.dim(dim(x, splitDim, "splitDim")) / size);
-                long preOut = prefix(piece, cd), blockRow = pieceBytes[i] / Math.max(1, preOut);
+            if (recvBuf[i] != null) {
                 for (int s = 0; s < size; s++)
                     if (s != rank)
-                        copy(stream, out[i].address() + s * blockRow, size * blockRow, recv[i].address() + s * pieceBytes[i], blockRow, blockRow, preOut);
-                release(recv[i], scratch);
+                        copy(stream, out[i].address() + s * blockRows[i], size * blockRows[i], recvAddr[i] + s * pieceBytes[i], blockRows[i],
+                                blockRows[i], preOuts[i]);
+                release(recvBuf[i], scratch);
             }
-            if (send[i] != xs[i]) release(send[i], scratch);
+            if (packed[i] != null) release(packed[i], scratch);
         }
         return out;
     }
@@ -252,7 +261,13 @@ public final class NcclCommunicator implements Communicator {
 
     /** {@link #allToAll(Tensor[], int, int)} on the communication stream; see the class comment for the ordering rules. */
     @Override public Pending startAllToAll(Tensor[] xs, int splitDim, int concatDim) {
-        return start("allToAll", xs, (stream, scratch) -> allToAllOn(stream, xs, splitDim, concatDim, scratch));
+        return start("allToAll", xs, (stream, scratch) -> allToAllOn(stream, xs, splitDim, concatDim, 0, -1, scratch));
+    }
+
+    /** The slab all-to-all on the communication stream: the strided chunks are packed there, not on the compute stream. */
+    @Override public Pending startAllToAll(Tensor[] xs, int splitDim, int concatDim, long start, long length) {
+        if (length < 0) throw new IllegalArgumentException("startAllToAll: slab length must be >= 0, got " + length);
+        return start("allToAll", xs, (stream, scratch) -> allToAllOn(stream, xs, splitDim, concatDim, start, length, scratch));
     }
 
     /** {@link #sendRecv(Tensor[], int, int)} on the communication stream; see the class comment for the ordering rules. */
@@ -416,6 +431,13 @@ public final class NcclCommunicator implements Communicator {
         int d = dim < 0 ? dim + x.rank() : dim;
         if (d < 0 || d >= x.rank()) throw new IllegalArgumentException(what + " " + dim + " is not a dimension of x " + x.shape());
         return d;
+    }
+
+    /** Bytes of one index of dim {@code d} of x (the product of the dims after d, times the element size). */
+    private static long suffixBytes(Tensor x, int d) {
+        long p = x.dtype().byteSize();
+        for (int i = d + 1; i < x.rank(); i++) p *= x.dim(i);
+        return p;
     }
 
     /** Product of the dims before {@code d}. */

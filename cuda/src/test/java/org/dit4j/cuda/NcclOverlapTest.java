@@ -152,6 +152,27 @@ class NcclOverlapTest {
         });
     }
 
+    /** The slab all-to-all (Ulysses head chunks) on NCCL equals the in-process communicator's, bit for bit. */
+    @Test void slabAllToAllEqualsInProcess() {
+        int n = world.size();
+        NcclCommunicatorTest.sameOnBoth("slab allToAll", (c, up, down) -> {
+            List<float[]> out = new ArrayList<>();
+            for (long b : new long[] {1, 2}) {
+                Tensor q = up.apply(input(c.rank(), DType.BF16, b, 5, 4L * n, 16));
+                Tensor k = up.apply(input(c.rank() + 10, DType.F32, b, 5, 4L * n, 8));
+                for (int[] sc : new int[][] {{2, 1}, {2, 2}, {2, 0}}) {
+                    for (long[] slab : new long[][] {{0, n}, {n, 2L * n}, {3L * n, n}, {0, 4L * n}}) {
+                        List<Communicator.Pending> ps = new ArrayList<>();
+                        ps.add(c.startAllToAll(new Tensor[] {q, k}, sc[0], sc[1], slab[0], slab[1]));
+                        ps.add(c.startAllToAll(new Tensor[] {k}, sc[0], sc[1], slab[0], slab[1]));   // two pending at once
+                        for (Communicator.Pending p : ps) for (Tensor y : p.await()) out.add(down.apply(y));
+                    }
+                }
+            }
+            return out;
+        });
+    }
+
     @Test void synchronousCollectiveWhileAnExchangeIsPendingIsRefused() {
         int n = world.size();
         Ranks.run(world, c -> {

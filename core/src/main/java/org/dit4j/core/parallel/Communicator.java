@@ -118,6 +118,35 @@ public interface Communicator extends AutoCloseable {
         return Pending.done(allToAll(xs, splitDim, concatDim));
     }
 
+    /**
+     * Starts the all-to-all of a slab of each tensor: out[i] = allToAll(xs[i][…, start : start+length, …], splitDim,
+     * concatDim), the slab taken along splitDim; length must be divisible by size(). Lets a pipelined caller exchange
+     * part of a tensor (e.g. one chunk of Ulysses' heads) without copying it out first: a GPU communicator packs the
+     * strided chunks on its communication stream. Same rules as {@link #startAllToAll(Tensor[], int, int)}. The default
+     * copies the slabs of host tensors (the in-process communicator) and starts the plain exchange on them; a device
+     * communicator must override it.
+     */
+    default Pending startAllToAll(Tensor[] xs, int splitDim, int concatDim, long start, long length) {
+        if (xs == null || xs.length == 0) throw new IllegalArgumentException("startAllToAll: at least one tensor, got none");
+        Tensor[] slabs = new Tensor[xs.length];
+        for (int i = 0; i < xs.length; i++) {
+            Tensor x = xs[i];
+            if (!x.device().isCpu())
+                throw new UnsupportedOperationException(getClass().getSimpleName() + " does not implement the slab all-to-all for " + x.device()
+                        + " tensors (xs[" + i + "] " + x.shape() + "); it must override startAllToAll(xs, splitDim, concatDim, start, length)");
+            int sd = splitDim < 0 ? splitDim + x.rank() : splitDim;
+            if (sd < 0 || sd >= x.rank()) throw new IllegalArgumentException("startAllToAll: splitDim " + splitDim + " is not a dimension of xs[" + i + "] " + x.shape());
+            if (start < 0 || length < 0 || start + length > x.dim(sd) || length % size() != 0)
+                throw new IllegalArgumentException("startAllToAll: slab [" + start + ", " + (start + length) + ") of dim " + sd + " of xs[" + i + "] "
+                        + x.shape() + " must lie inside the dim and have a length divisible by the group size " + size());
+            Tensor slab = Tensor.zeros(x.dtype(), x.shape().with(sd, length));
+            long[] st = x.shape().strides();
+            HostCopy.copyBox(x.segment(), start * st[sd], st, slab.segment(), 0, slab.shape().strides(), slab.shape().dims(), x.dtype().byteSize());
+            slabs[i] = slab;
+        }
+        return startAllToAll(slabs, splitDim, concatDim);
+    }
+
     /** Starts {@link #sendRecv(Tensor[], int, int)}; the lifetime rules of {@link #startAllToAll}. Default: synchronous. */
     default Pending startSendRecv(Tensor[] xs, int dst, int src) {
         return Pending.done(sendRecv(xs, dst, src));

@@ -169,59 +169,36 @@ public final class SequenceParallelOps extends ForwardingOps {
 
     /**
      * Ulysses in c head chunks, pipelined: chunk g is heads [g·H/c, (g+1)·H/c), of which rank j computes the j-th
-     * H/(u·c) over the whole sequence. q, k, v are reordered once to [c, u, B, L/S, H/(u·c), d] so every chunk's
-     * exchange is contiguous (split dim 0, concat the sequence); then chunk g+1's q/k/v exchange is started before chunk
-     * g's attention, and chunk g's output exchange right after it; outputs are awaited at the end. Returns the chunks'
-     * outputs [B, L/S, H/c, dv] in head order (on the caller's scope). Attention is per head, so this equals the
-     * unchunked form bit for bit.
+     * H/(u·c) over the whole sequence. Each chunk's q/k/v exchange is a slab all-to-all ({@link
+     * Communicator#startAllToAll(Tensor[], int, int, long, long)}: split the chunk's heads, concat the sequence), so q,
+     * k, v are never reordered on the compute stream. Chunk g+1's exchange is started before chunk g's attention, and
+     * chunk g's output exchange right after it; outputs are awaited at the end. Returns the chunks' outputs
+     * [B, L/S, H/c, dv] in head order (on the caller's scope). Attention is per head, so this equals the unchunked form
+     * bit for bit. q, k, v stay open for the whole call (the exchanges read them until awaited).
      */
     private Tensor[] ulyssesChunked(Tensor q, Tensor k, Tensor v, float scale, int c) {
-        int u = ulysses.size(), r = ring.size();
-        long b = q.dim(0), ls = q.dim(1), heads = q.dim(2), hc = heads / ((long) u * c);
-        Tensor[] packed = new Tensor[3];
-        Tensor[] in = {q, k, v};
-        for (int i = 0; i < 3; i++) {
-            Tensor x = in[i];
-            if (x.dim(2) != heads)
-                throw new IllegalArgumentException("sequence-parallel attention: q, k, v must have the same heads, got " + q.shape()
-                        + ", " + k.shape() + ", " + v.shape());
-            packed[i] = delegate.permute(x.view(b, ls, c, u, hc, x.dim(3)), 2, 3, 0, 1, 4, 5);   // [c, u, B, L/S, hc, d]
-        }
+        int r = ring.size();
+        long heads = q.dim(2), span = heads / c;
+        if (k.dim(2) != heads || v.dim(2) != heads)
+            throw new IllegalArgumentException("sequence-parallel attention: q, k, v must have the same heads, got " + q.shape() + ", "
+                    + k.shape() + ", " + v.shape());
+        Tensor[] qkv = {q, k, v};
         Communicator.Pending[] inbound = new Communicator.Pending[c], outbound = new Communicator.Pending[c];
         Tensor[] outs = new Tensor[c];
-        inbound[0] = ulysses.startAllToAll(chunk(packed, 0, u, b, ls, hc), 0, 2);
+        inbound[0] = ulysses.startAllToAll(qkv, 2, 1, 0, span);
         for (int g = 0; g < c; g++) {
-            Tensor[] h = inbound[g].await();   // [1, B, L/r, hc, d] each
-            if (g + 1 < c) inbound[g + 1] = ulysses.startAllToAll(chunk(packed, g + 1, u, b, ls, hc), 0, 2);
-            Tensor qh = h[0].view(b, (long) u * ls, hc, q.dim(3)), kh = h[1].view(b, (long) u * ls, hc, k.dim(3)),
-                    vh = h[2].view(b, (long) u * ls, hc, v.dim(3));
-            outs[g] = r > 1 ? ringAttention(qh, kh, vh, scale) : delegate.attention(qh, kh, vh, null, scale);
+            Tensor[] h = inbound[g].await();   // [B, L/r, H/(u·c), d] each
+            if (g + 1 < c) inbound[g + 1] = ulysses.startAllToAll(qkv, 2, 1, (g + 1) * span, span);
+            outs[g] = r > 1 ? ringAttention(h[0], h[1], h[2], scale) : delegate.attention(h[0], h[1], h[2], null, scale);
             for (Tensor t : h) t.close();
             outbound[g] = ulysses.startAllToAll(new Tensor[] {outs[g]}, 1, 2);   // → [B, L/S, H/c, dv]
         }
-        for (Tensor p : packed) p.close();   // every inbound exchange was awaited
         Tensor[] result = new Tensor[c];
         for (int g = 0; g < c; g++) {
             result[g] = outbound[g].await()[0];
             outs[g].close();
         }
         return result;
-    }
-
-    /** Chunk g of the packed q, k, v: [u, B, L/S, hc, d] views (split dim 0 over the Ulysses ranks). */
-    private static Tensor[] chunk(Tensor[] packed, int g, int u, long b, long ls, long hc) {
-        Tensor[] out = new Tensor[packed.length];
-        for (int i = 0; i < packed.length; i++) {
-            Tensor p = packed[i];
-            out[i] = p.narrowOuter(g, g + 1).view(u, b, ls, hc, p.dim(5));
-        }
-        return out;
-    }
-
-    /** Not sequence-parallel: models call {@link #attention}. */
-    @Override public PartialAttention attentionWithLse(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
-        throw new UnsupportedOperationException("attentionWithLse is not sequence-parallel; a model under sequence parallelism "
-                + "calls attention(...), which gathers over the ring and Ulysses groups itself");
     }
 
     /**
