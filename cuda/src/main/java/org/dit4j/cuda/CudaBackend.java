@@ -120,7 +120,9 @@ public final class CudaBackend implements Ops {
     public long stream() { return stream; }
 
     /**
-     * The backend's communication stream (non-blocking, created on first use, destroyed with the backend): NCCL
+     * The backend's communication stream (non-blocking, the context's highest priority so that exchange kernels get
+     * SMs ahead of queued compute blocks, {@code -Ddit4j.comm.priority=default} for the default priority; created on
+     * first use, destroyed with the backend): NCCL
      * exchanges that overlap the compute {@link #stream()} run there, ordered against it only by events. Whoever queues
      * work on it must join it back to the compute stream (event record + wait) before the compute stream reads the
      * results, before buffers it touches are released to the allocator, and before a graph capture ends.
@@ -129,7 +131,9 @@ public final class CudaBackend implements Ops {
         checkOpen();
         if (commStream == 0) {
             makeCurrent();
-            commStream = drv.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
+            commStream = "default".equalsIgnoreCase(System.getProperty("dit4j.comm.priority"))
+                    ? drv.streamCreate(CudaDriver.STREAM_NON_BLOCKING)
+                    : drv.streamCreateWithPriority(CudaDriver.STREAM_NON_BLOCKING, drv.greatestStreamPriority());
         }
         return commStream;
     }
