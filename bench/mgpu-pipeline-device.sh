@@ -11,7 +11,9 @@
 # Files in $OUT (7): gpu.txt tests.log bench.txt bench-1024.json bench-2048.json pipeline.log results.md
 # Knobs: SKIP_TESTS=1, SKIP_BENCH=1, SKIP_PIPE=1, BENCH_RES="1024 2048", PIPE_RES="1024", RUNS=2, SKIP_VERIFY=1,
 #   TEST_CLASSES="fully.qualified.Test …", BENCH_CONFIGS="ulysses=2;ring=2", BENCH_JAVA_OPTS="-Ddit4j.bench.profile=true"
-#   (one eager forward per configuration and rank with every launch and NCCL call timed), SKIP_CFG=1 (no true-CFG runs).
+#   (one eager forward per configuration and rank with every launch and NCCL call timed), SKIP_CFG=1 (no true-CFG runs),
+#   BENCH_CHUNKS="1,2,4" (each sequence-parallel mesh once per value: 1 = serial exchanges, c >= 2 = ring K/V prefetch +
+#   Ulysses in c head chunks on the NCCL communication stream; unset = defaults).
 set -uo pipefail
 D=.device-mgpu2
 OUT=${OUT:-/tmp/dit4j-mgpu2}; mkdir -p "$OUT"
@@ -28,7 +30,7 @@ head -$NG "$OUT/gpu.txt"; echo "$NG GPU(s)"
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   rm -rf /tmp/tc && mkdir -p /tmp/tc && python3 -m zipfile -e "$D/test-classes.zip" /tmp/tc
   timeout ${TESTS_TIMEOUT:-150} "${J[@]}" -jar "$D"/junit-platform-console-standalone-*.jar execute --class-path "/tmp/tc:$D/dit4j.jar" \
-    $(for c in ${TEST_CLASSES:-org.dit4j.cuda.NcclCommunicatorTest org.dit4j.cuda.CudaAttentionLseTest org.dit4j.engine.parallel.FluxMultiGpuTest org.dit4j.engine.flux.ParallelFluxPipelineGpuTest}; do echo --select-class "$c"; done) \
+    $(for c in ${TEST_CLASSES:-org.dit4j.cuda.NcclCommunicatorTest org.dit4j.cuda.NcclOverlapTest org.dit4j.cuda.CudaAttentionLseTest org.dit4j.engine.parallel.FluxMultiGpuTest org.dit4j.engine.parallel.SequenceParallelOverlapGpuTest org.dit4j.engine.flux.ParallelFluxPipelineGpuTest}; do echo --select-class "$c"; done) \
     --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
   rc=$?; echo "$(el) tests exit $rc"
   grep -E "\[dit4j-|✘" "$OUT/tests.log" | head -30
@@ -44,7 +46,8 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   for r in ${BENCH_RES:-1024 2048}; do
     it=5; [ "$r" -ge 2048 ] && it=3
     echo "$(el) == FluxParallelBench ${r}² ($CONFIGS)" | tee -a "$OUT/bench.txt"
-    timeout ${BENCH_TIMEOUT:-170} "${J[@]}" ${BENCH_JAVA_OPTS:-} -cp "$D/dit4j.jar" org.dit4j.engine.bench.FluxParallelBench "$r" "$it" "$CONFIGS" \
+    CH=(); [ -n "${BENCH_CHUNKS:-}" ] && CH=(-Ddit4j.bench.chunks="$BENCH_CHUNKS")
+    timeout ${BENCH_TIMEOUT:-170} "${J[@]}" ${BENCH_JAVA_OPTS:-} "${CH[@]}" -cp "$D/dit4j.jar" org.dit4j.engine.bench.FluxParallelBench "$r" "$it" "$CONFIGS" \
       "$OUT/bench-$r.json" 2>&1 | grep -v incubator | tee -a "$OUT/bench.txt" | grep -E "^\||rank 0|error|Exception"
     echo "bench ${r}² exit ${PIPESTATUS[0]}" | tee -a "$OUT/bench.txt"
   done

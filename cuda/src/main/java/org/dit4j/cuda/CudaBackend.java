@@ -75,6 +75,10 @@ public final class CudaBackend implements Ops {
     private CudaProfiler profilerEvents;
     /** Extra profile label of the next launches (which op a shared kernel ran for), or null. */
     private String launchLabel;
+    /** The stream launch()/memcpy() queue on: {@link #stream} except inside {@link #copy2d(long, long, long, long, long, long, long)}. */
+    private long target;
+    /** Second stream for communication (NCCL exchanges that overlap compute), created on first use; 0 until then. */
+    private long commStream;
     private boolean closed;
 
     /** Backend on device 0. */
@@ -91,6 +95,7 @@ public final class CudaBackend implements Ops {
         drv.contextSetCurrent(context);
         CURRENT.set(context);
         stream = drv.streamCreate(CudaDriver.STREAM_NON_BLOCKING);
+        target = stream;
         deviceName = drv.deviceName(cuDevice);
         ccMajor = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_COMPUTE_CAPABILITY_MAJOR);
         ccMinor = drv.deviceAttribute(cuDevice, CudaDriver.ATTR_COMPUTE_CAPABILITY_MINOR);
@@ -113,6 +118,25 @@ public final class CudaBackend implements Ops {
 
     /** The CUstream every op of this backend is queued on. */
     public long stream() { return stream; }
+
+    /**
+     * The backend's communication stream (non-blocking, the context's highest priority so that exchange kernels get
+     * SMs ahead of queued compute blocks, {@code -Ddit4j.comm.priority=default} for the default priority; created on
+     * first use, destroyed with the backend): NCCL
+     * exchanges that overlap the compute {@link #stream()} run there, ordered against it only by events. Whoever queues
+     * work on it must join it back to the compute stream (event record + wait) before the compute stream reads the
+     * results, before buffers it touches are released to the allocator, and before a graph capture ends.
+     */
+    long commStream() {
+        checkOpen();
+        if (commStream == 0) {
+            makeCurrent();
+            commStream = "default".equalsIgnoreCase(System.getProperty("dit4j.comm.priority"))
+                    ? drv.streamCreate(CudaDriver.STREAM_NON_BLOCKING)
+                    : drv.streamCreateWithPriority(CudaDriver.STREAM_NON_BLOCKING, drv.greatestStreamPriority());
+        }
+        return commStream;
+    }
 
     public DeviceAllocator allocator() { return allocator; }
 
@@ -380,6 +404,10 @@ public final class CudaBackend implements Ops {
             for (MemorySegment s : staging) drv.memFreeHost(s);
             for (long e : stagingEvents) drv.eventDestroy(e);
         }
+        if (commStream != 0) {
+            drv.streamSynchronize(commStream);
+            drv.streamDestroy(commStream);
+        }
         drv.streamDestroy(stream);
         drv.primaryContextRelease(cuDevice);
         arena.close();
@@ -391,17 +419,17 @@ public final class CudaBackend implements Ops {
 
     private void launch(String file, String name, int gx, int gy, int gz, int block, int shared) {
         long fn = kernels.function(file, name);
-        if (profiler != null) profiler.begin(stream);
-        drv.launchKernel(fn, gx, gy, gz, block, 1, 1, shared, stream, args.pointers(), name);
-        if (profiler != null) profiler.end(stream, file.contains("attention") ? CudaProfiler.Category.ATTENTION
+        if (profiler != null) profiler.begin(target);
+        drv.launchKernel(fn, gx, gy, gz, block, 1, 1, shared, target, args.pointers(), name);
+        if (profiler != null) profiler.end(target, file.contains("attention") ? CudaProfiler.Category.ATTENTION
                 : CudaProfiler.Category.OTHER, launchLabel == null ? name : name + " (" + launchLabel + ")", 0);
     }
 
     /** Device-to-device copy of {@code bytes} on the stream. */
     private void memcpy(long dst, long src, long bytes, String what) {
-        if (profiler != null) profiler.begin(stream);
-        drv.memcpyDtoDAsync(dst, src, bytes, stream);
-        if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, "memcpy (" + what + ")", 0);
+        if (profiler != null) profiler.begin(target);
+        drv.memcpyDtoDAsync(dst, src, bytes, target);
+        if (profiler != null) profiler.end(target, CudaProfiler.Category.OTHER, "memcpy (" + what + ")", 0);
     }
 
     private void memsetZero(long dst, long bytes) {
@@ -616,6 +644,24 @@ public final class CudaBackend implements Ops {
     void copy2d(long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows) {
         checkOpen();
         copyRows(dst, dstPitch, src, srcPitch, rowBytes, rows, "copy2d");
+    }
+
+    /**
+     * {@link #copy2d(long, long, long, long, long, long)} queued on {@code onStream} (e.g. {@link #commStream()})
+     * instead; not in profiles (the profiler times the compute stream).
+     */
+    void copy2d(long onStream, long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows) {
+        checkOpen();
+        long saved = target;
+        CudaProfiler savedProfiler = profiler;
+        target = onStream;
+        profiler = null;
+        try {
+            copyRows(dst, dstPitch, src, srcPitch, rowBytes, rows, "copy2d");
+        } finally {
+            target = saved;
+            profiler = savedProfiler;
+        }
     }
 
     /** rows × rowBytes from src (pitch srcPitch) to dst (pitch dstPitch), all in bytes; {@code what} names it in profiles. */

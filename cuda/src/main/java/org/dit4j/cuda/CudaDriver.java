@@ -48,7 +48,7 @@ public final class CudaDriver {
     private final MethodHandle cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxGetCurrent,
             cuCtxSynchronize;
     private final MethodHandle cuStreamCreate, cuStreamDestroy, cuStreamSynchronize, cuStreamWaitEvent,
-            cuStreamIsCapturing;
+            cuStreamIsCapturing, cuStreamCreateWithPriority, cuCtxGetStreamPriorityRange;
     private final MethodHandle cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventQuery, cuEventElapsedTime,
             cuEventDestroy;
     private final MethodHandle cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync,
@@ -80,6 +80,8 @@ public final class CudaDriver {
         cuStreamSynchronize = b.fn("cuStreamSynchronize", JAVA_LONG);
         cuStreamWaitEvent = b.fn("cuStreamWaitEvent", JAVA_LONG, JAVA_LONG, JAVA_INT);
         cuStreamIsCapturing = b.fn("cuStreamIsCapturing", JAVA_LONG, ADDRESS);
+        cuStreamCreateWithPriority = b.fn("cuStreamCreateWithPriority", ADDRESS, JAVA_INT, JAVA_INT);
+        cuCtxGetStreamPriorityRange = b.fn("cuCtxGetStreamPriorityRange", ADDRESS, ADDRESS);
         cuEventCreate = b.fn("cuEventCreate", ADDRESS, JAVA_INT);
         cuEventRecord = b.fn("cuEventRecord", JAVA_LONG, JAVA_LONG);
         cuEventSynchronize = b.fn("cuEventSynchronize", JAVA_LONG);
@@ -296,6 +298,24 @@ public final class CudaDriver {
             check((int) cuStreamCreate.invokeExact(v, flags), "cuStreamCreate");
             return v.get(JAVA_LONG, 0);
         } catch (Throwable t) { throw wrap("cuStreamCreate", t); }
+    }
+
+    /** A stream of the given priority (lower numbers run first; see {@link #greatestStreamPriority}). */
+    public long streamCreateWithPriority(int flags, int priority) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment v = a.allocate(JAVA_LONG);
+            check((int) cuStreamCreateWithPriority.invokeExact(v, flags, priority), "cuStreamCreateWithPriority");
+            return v.get(JAVA_LONG, 0);
+        } catch (Throwable t) { throw wrap("cuStreamCreateWithPriority", t); }
+    }
+
+    /** The highest stream priority of the current context (numerically the lowest; 0 where priorities are not supported). */
+    public int greatestStreamPriority() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment least = a.allocate(JAVA_INT), greatest = a.allocate(JAVA_INT);
+            check((int) cuCtxGetStreamPriorityRange.invokeExact(least, greatest), "cuCtxGetStreamPriorityRange");
+            return greatest.get(JAVA_INT, 0);
+        } catch (Throwable t) { throw wrap("cuCtxGetStreamPriorityRange", t); }
     }
 
     public void streamDestroy(long stream) {

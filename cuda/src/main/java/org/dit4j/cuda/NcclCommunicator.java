@@ -5,6 +5,7 @@ import org.dit4j.core.parallel.CommunicatorAbortedException;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -19,6 +20,19 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * per peer reorders it; the own chunk of an all-to-all skips NCCL (one copy from x to its place). Several tensors
  * go in one NCCL group ({@link #allToAll(Tensor[], int, int)}).
  *
+ * <p><b>Started exchanges</b> ({@link #startAllToAll}, {@link #startSendRecv}, {@link #startRingPass}) run on the
+ * backend's communication stream ({@link CudaBackend#commStream()}): an event recorded on the compute stream at the
+ * start makes the communication stream wait until everything queued before (the inputs) is done; the pack copies,
+ * the NCCL group and the placing copies go to the communication stream; an event recorded after them is what
+ * {@link Pending#await} makes the compute stream wait on. This is a fork and a join, so it works eagerly and inside a
+ * CUDA graph capture (the communication stream joins the capture through the first event; every started exchange must
+ * be awaited before the capture ends). Memory: outputs and scratch buffers are allocated at the start (before the
+ * communication stream may touch them); scratch buffers go back to the allocator only at {@link Pending#await}, after
+ * the join, so the allocator's compute-stream ordering stays correct; inputs must stay open until the await (the
+ * caller's rule, see {@link Communicator#startAllToAll}). All started exchanges of a backend share one communication
+ * stream, so they run in start order, the same order on every rank. A synchronous collective of this communicator
+ * while one of its exchanges is pending is refused (await it first).
+ *
  * <p>Create the world with {@link #initAll} (all GPUs of this process) or {@link #initRank} (one rank of a multi-process
  * or multi-host group, the 128-byte unique id passed around by the caller), then {@link #split} per mesh axis
  * (ncclCommSplit). Drive each rank from its own thread. Keep {@code NCCL_NVLS_ENABLE=0} in the environment.
@@ -32,6 +46,11 @@ public final class NcclCommunicator implements Communicator {
     private volatile Throwable aborted;
     private boolean closed;
     private Tensor barrierScratch;
+    private final CudaDriver drv = CudaDriver.get();
+    /** Recycled events (timing off) of awaited exchanges. */
+    private final ArrayDeque<Long> events = new ArrayDeque<>();
+    /** Started exchanges not yet awaited. */
+    private int pending;
 
     private NcclCommunicator(CudaBackend backend, long comm) {
         this.backend = backend;
@@ -88,6 +107,7 @@ public final class NcclCommunicator implements Communicator {
     // ------------------------------------------------------------------ collectives
 
     @Override public Tensor allReduce(Tensor x) {
+        requireIdle("allReduce");
         enter("allReduce", x);
         Tensor out = backend.empty(x.dtype(), x.shape());
         nccl.allReduce(x.address(), out.address(), x.numel(), Nccl.dataType(x.dtype()), Nccl.SUM, comm, backend.stream());
@@ -95,6 +115,7 @@ public final class NcclCommunicator implements Communicator {
     }
 
     @Override public Tensor allGather(Tensor x, int dim) {
+        requireIdle("allGather");
         enter("allGather", x);
         int d = dim(x, dim, "dim");
         Tensor out = backend.empty(x.dtype(), x.shape().with(d, x.dim(d) * size));
@@ -120,51 +141,69 @@ public final class NcclCommunicator implements Communicator {
         return allToAll(new Tensor[] {x}, splitDim, concatDim)[0];
     }
 
+    @Override public Tensor[] allToAll(Tensor[] xs, int splitDim, int concatDim) {
+        requireIdle("allToAll");
+        return allToAllOn(backend.stream(), xs, splitDim, concatDim, 0, -1, null);
+    }
+
     /**
-     * All the tensors in one NCCL group of sends and receives (one exchange instead of one per tensor). The rank's own
+     * All the tensors in one NCCL group of sends and receives (one exchange instead of one per tensor), on {@code
+     * stream}; with {@code length ≥ 0} only the slab [start, start+length) of the split dim takes part. The rank's own
      * chunk never goes through NCCL: one strided copy takes it from x straight to its place in the output. A chunk that
      * is strided in x (outer dims before splitDim not all 1) is packed for its peer by one 2-D copy; a block that lands
      * strided in the output (outer dims before concatDim not all 1) is received into a scratch buffer and placed by one
      * 2-D copy. Ulysses on [1, L, H, d] (split heads, concat sequence) thus packs size−1 chunks and receives in place;
-     * the way back (split sequence, concat heads) sends in place and places size−1 blocks.
+     * the way back (split sequence, concat heads) sends in place and places size−1 blocks. Scratch buffers are closed
+     * at once (scratch == null: everything is on the compute stream) or added to {@code scratch} (closed by the await).
      */
-    @Override public Tensor[] allToAll(Tensor[] xs, int splitDim, int concatDim) {
+    private Tensor[] allToAllOn(long stream, Tensor[] xs, int splitDim, int concatDim, long start, long length, List<Tensor> scratch) {
         if (xs == null || xs.length == 0) throw new IllegalArgumentException("allToAll: at least one tensor, got none");
         int n = xs.length;
-        Tensor[] out = new Tensor[n], send = new Tensor[n], recv = new Tensor[n];
-        long[] pieceBytes = new long[n];
+        Tensor[] out = new Tensor[n], packed = new Tensor[n], recvBuf = new Tensor[n];
+        long[] pieceBytes = new long[n], sendAddr = new long[n], recvAddr = new long[n], blockRows = new long[n], preOuts = new long[n];
         for (int i = 0; i < n; i++) {
             Tensor x = xs[i];
             enter("allToAll", x);
             int sd = dim(x, splitDim, "splitDim"), cd = dim(x, concatDim, "concatDim");
-            if (x.dim(sd) % size != 0)
-                throw new IllegalArgumentException("allToAll: dim " + sd + " of x" + (n > 1 ? "[" + i + "] " : " ") + x.shape()
-                        + " must be divisible by the group size " + size);
-            Shape piece = x.shape().with(sd, x.dim(sd) / size);
+            long full = x.dim(sd), st = length < 0 ? 0 : start, len = length < 0 ? full : length;
+            if (st < 0 || st + len > full)
+                throw new IllegalArgumentException("allToAll: slab [" + st + ", " + (st + len) + ") is outside dim " + sd + " of x"
+                        + (n > 1 ? "[" + i + "] " : " ") + x.shape());
+            if (len % size != 0)
+                throw new IllegalArgumentException("allToAll: " + (length < 0 ? "dim " + sd + " of x" : "the slab length " + len + " of x")
+                        + (n > 1 ? "[" + i + "] " : " ") + x.shape() + " must be divisible by the group size " + size);
+            Shape slab = x.shape().with(sd, len), piece = slab.with(sd, len / size);
             out[i] = backend.empty(x.dtype(), piece.with(cd, piece.dim(cd) * size));
-            long pb = piece.numel() * x.dtype().byteSize();
+            long es = x.dtype().byteSize(), pb = piece.numel() * es;
             pieceBytes[i] = pb;
-            // send side: chunk j = `pre` rows of chunkRow bytes, row r at x + (r·size + j)·chunkRow
-            long pre = prefix(x.shape(), sd), chunkRow = pb / Math.max(1, pre);
+            long innerBytes = suffixBytes(x, sd);
+            // send side: chunk j = `pre` rows of chunkRow bytes, row r at base + r·rowPitch + j·chunkRow
+            long pre = prefix(x.shape(), sd), chunkRow = (len / size) * innerBytes, rowPitch = full * innerBytes;
+            long base = x.address() + st * innerBytes;
             // receive side: block s lands as `preOut` rows of blockRow bytes, row r at out + (r·size + s)·blockRow
             long preOut = prefix(piece, cd), blockRow = pb / Math.max(1, preOut);
-            send[i] = pre == 1 ? x : backend.empty(x.dtype(), x.shape());
-            recv[i] = preOut == 1 ? out[i] : backend.empty(x.dtype(), x.shape());
+            preOuts[i] = preOut;
+            blockRows[i] = blockRow;
+            packed[i] = pre == 1 ? null : backend.empty(x.dtype(), slab);
+            recvBuf[i] = preOut == 1 ? null : backend.empty(x.dtype(), slab);
+            sendAddr[i] = pre == 1 ? base : packed[i].address();
+            recvAddr[i] = preOut == 1 ? out[i].address() : recvBuf[i].address();
             if (pb == 0) continue;
             for (int j = 0; j < size; j++)
                 if (pre != 1 && (j != rank || preOut != 1))   // the own chunk is packed only when it lands strided too
-                    backend.copy2d(send[i].address() + j * pb, chunkRow, x.address() + j * chunkRow, size * chunkRow, chunkRow, pre);
+                    copy(stream, sendAddr[i] + j * pb, chunkRow, base + j * chunkRow, rowPitch, chunkRow, pre);
             if (preOut == 1) {
                 // own chunk → own block, contiguous in out: one (strided-source) copy
-                if (pre == 1) backend.copy2d(out[i].address() + rank * pb, pb, x.address() + rank * pb, pb, pb, 1);
-                else backend.copy2d(out[i].address() + rank * pb, chunkRow, x.address() + rank * chunkRow, size * chunkRow, chunkRow, pre);
+                if (pre == 1) copy(stream, out[i].address() + rank * pb, pb, base + rank * pb, pb, pb, 1);
+                else copy(stream, out[i].address() + rank * pb, chunkRow, base + rank * chunkRow, rowPitch, chunkRow, pre);
             } else {
                 // own chunk (contiguous in x, or packed above) → its strided rows in out
-                backend.copy2d(out[i].address() + rank * blockRow, size * blockRow, send[i].address() + rank * pb, blockRow, blockRow, preOut);
+                copy(stream, out[i].address() + rank * blockRow, size * blockRow, sendAddr[i] + rank * pb, blockRow, blockRow, preOut);
             }
         }
+        boolean timed = stream == backend.stream();   // the profiler brackets work on the compute stream only
         if (size > 1) {
-            backend.profileBegin();
+            if (timed) backend.profileBegin();
             nccl.groupStart();
             try {
                 for (int p = 0; p < size; p++) {
@@ -173,27 +212,24 @@ public final class NcclCommunicator implements Communicator {
                         if (pieceBytes[i] == 0) continue;
                         long count = pieceBytes[i] / xs[i].dtype().byteSize();
                         int dt = Nccl.dataType(xs[i].dtype());
-                        nccl.send(send[i].address() + p * pieceBytes[i], count, dt, p, comm, backend.stream());
-                        nccl.recv(recv[i].address() + p * pieceBytes[i], count, dt, p, comm, backend.stream());
+                        nccl.send(sendAddr[i] + p * pieceBytes[i], count, dt, p, comm, stream);
+                        nccl.recv(recvAddr[i] + p * pieceBytes[i], count, dt, p, comm, stream);
                     }
                 }
             } finally {
                 nccl.groupEnd();
-                backend.profileEnd("nccl all-to-all");
+                if (timed) backend.profileEnd("nccl all-to-all");
             }
         }
         for (int i = 0; i < n; i++) {
-            if (recv[i] != out[i]) {
-                Tensor x = xs[i];
-                int cd = dim(x, concatDim, "concatDim");
-                Shape piece = x.shape().with(dim(x, splitDim, "splitDim"), x.dim(dim(x, splitDim, "splitDim")) / size);
-                long preOut = prefix(piece, cd), blockRow = pieceBytes[i] / Math.max(1, preOut);
+            if (recvBuf[i] != null) {
                 for (int s = 0; s < size; s++)
                     if (s != rank)
-                        backend.copy2d(out[i].address() + s * blockRow, size * blockRow, recv[i].address() + s * pieceBytes[i], blockRow, blockRow, preOut);
-                recv[i].close();
+                        copy(stream, out[i].address() + s * blockRows[i], size * blockRows[i], recvAddr[i] + s * pieceBytes[i], blockRows[i],
+                                blockRows[i], preOuts[i]);
+                release(recvBuf[i], scratch);
             }
-            if (send[i] != xs[i]) send[i].close();
+            if (packed[i] != null) release(packed[i], scratch);
         }
         return out;
     }
@@ -204,28 +240,134 @@ public final class NcclCommunicator implements Communicator {
 
     /** All tensors in one NCCL group (one exchange for e.g. ring attention's K and V). */
     @Override public Tensor[] sendRecv(Tensor[] xs, int dst, int src) {
+        requireIdle("sendRecv");
+        return sendRecvOn(backend.stream(), xs, dst, src);
+    }
+
+    private Tensor[] sendRecvOn(long stream, Tensor[] xs, int dst, int src) {
         if (xs == null || xs.length == 0) throw new IllegalArgumentException("sendRecv: at least one tensor, got none");
         for (Tensor x : xs) enter("sendRecv", x);
         peer(dst, "dst");
         peer(src, "src");
         Tensor[] out = new Tensor[xs.length];
         for (int i = 0; i < xs.length; i++) out[i] = backend.empty(xs[i].dtype(), xs[i].shape());
-        backend.profileBegin();
+        boolean timed = stream == backend.stream();   // the profiler brackets work on the compute stream only
+        if (timed) backend.profileBegin();
         nccl.groupStart();
         try {
             for (int i = 0; i < xs.length; i++) {
                 int dt = Nccl.dataType(xs[i].dtype());
-                nccl.send(xs[i].address(), xs[i].numel(), dt, dst, comm, backend.stream());
-                nccl.recv(out[i].address(), xs[i].numel(), dt, src, comm, backend.stream());
+                nccl.send(xs[i].address(), xs[i].numel(), dt, dst, comm, stream);
+                nccl.recv(out[i].address(), xs[i].numel(), dt, src, comm, stream);
             }
         } finally {
             nccl.groupEnd();
-            backend.profileEnd("nccl send/recv");
+            if (timed) backend.profileEnd("nccl send/recv");
         }
         return out;
     }
 
+    // ------------------------------------------------------------------ started exchanges (communication stream)
+
+    /** {@link #allToAll(Tensor[], int, int)} on the communication stream; see the class comment for the ordering rules. */
+    @Override public Pending startAllToAll(Tensor[] xs, int splitDim, int concatDim) {
+        return start("allToAll", xs, (stream, scratch) -> allToAllOn(stream, xs, splitDim, concatDim, 0, -1, scratch));
+    }
+
+    /** The slab all-to-all on the communication stream: the strided chunks are packed there, not on the compute stream. */
+    @Override public Pending startAllToAll(Tensor[] xs, int splitDim, int concatDim, long start, long length) {
+        if (length < 0) throw new IllegalArgumentException("startAllToAll: slab length must be >= 0, got " + length);
+        return start("allToAll", xs, (stream, scratch) -> allToAllOn(stream, xs, splitDim, concatDim, start, length, scratch));
+    }
+
+    /** {@link #sendRecv(Tensor[], int, int)} on the communication stream; see the class comment for the ordering rules. */
+    @Override public Pending startSendRecv(Tensor[] xs, int dst, int src) {
+        return start("sendRecv", xs, (stream, scratch) -> sendRecvOn(stream, xs, dst, src));
+    }
+
+    private interface Exchange { Tensor[] run(long stream, List<Tensor> scratch); }
+
+    /** Fork: the communication stream waits for the compute stream's work so far, then runs the exchange. */
+    private Pending start(String op, Tensor[] xs, Exchange exchange) {
+        if (xs == null || xs.length == 0) throw new IllegalArgumentException(op + ": at least one tensor, got none");
+        for (Tensor x : xs) enter(op, x);
+        long cs = backend.commStream();
+        long ready = event(), done = event();
+        drv.eventRecord(ready, backend.stream());
+        drv.streamWaitEvent(cs, ready);
+        List<Tensor> scratch = new ArrayList<>();
+        Tensor[] out;
+        try {
+            out = exchange.run(cs, scratch);
+        } catch (RuntimeException | Error e) {
+            // join what was queued, so nothing is left forked
+            drv.eventRecord(done, cs);
+            drv.streamWaitEvent(backend.stream(), done);
+            scratch.forEach(Tensor::close);
+            events.push(ready);
+            events.push(done);
+            throw e;
+        }
+        drv.eventRecord(done, cs);
+        pending++;
+        return new Started(out, scratch, ready, done);
+    }
+
+    /** A started exchange: await joins the communication stream into the compute stream, then frees the scratch. */
+    private final class Started implements Pending {
+        private final Tensor[] out;
+        private final List<Tensor> scratch;
+        private final long ready, done;
+        private boolean taken;
+
+        Started(Tensor[] out, List<Tensor> scratch, long ready, long done) {
+            this.out = out;
+            this.scratch = scratch;
+            this.ready = ready;
+            this.done = done;
+        }
+
+        @Override public Tensor[] await() {
+            if (taken) throw new IllegalStateException("this exchange of NCCL rank " + rank + " was already awaited");
+            taken = true;
+            pending--;
+            if (closed && aborted == null)
+                throw new IllegalStateException("await: this NCCL communicator (rank " + rank + ") was closed with the exchange pending");
+            backend.makeCurrent();
+            drv.streamWaitEvent(backend.stream(), done);   // join: work queued from here on sees the results
+            scratch.forEach(Tensor::close);                // safe: later users are ordered after the join
+            events.push(ready);
+            events.push(done);
+            check("await");
+            return out;
+        }
+    }
+
+    private long event() {
+        Long e = events.poll();
+        return e != null ? e : drv.eventCreate(CudaDriver.EVENT_DISABLE_TIMING);
+    }
+
+    /** 2-D copy on {@code stream}: the backend's own copy on the compute stream (profiled), else the stream variant. */
+    private void copy(long stream, long dst, long dstPitch, long src, long srcPitch, long rowBytes, long rows) {
+        if (stream == backend.stream()) backend.copy2d(dst, dstPitch, src, srcPitch, rowBytes, rows);
+        else backend.copy2d(stream, dst, dstPitch, src, srcPitch, rowBytes, rows);
+    }
+
+    /** Frees a scratch buffer now (synchronous: stream order keeps it valid) or at the await (started exchange). */
+    private static void release(Tensor t, List<Tensor> scratch) {
+        if (scratch == null) t.close();
+        else scratch.add(t);
+    }
+
+    private void requireIdle(String op) {
+        if (pending > 0)
+            throw new IllegalStateException(op + " on NCCL rank " + rank + " of " + size + ": " + pending + " started exchange(s) of this "
+                    + "communicator are not awaited yet; await them (Pending.await) before a synchronous collective");
+    }
+
     @Override public Tensor broadcast(Tensor x, int root) {
+        requireIdle("broadcast");
         enter("broadcast", x);
         peer(root, "root");
         Tensor out = backend.empty(x.dtype(), x.shape());
@@ -235,6 +377,7 @@ public final class NcclCommunicator implements Communicator {
 
     @Override public void barrier() {
         check("barrier");
+        requireIdle("barrier");
         if (barrierScratch == null) barrierScratch = backend.zeros(org.dit4j.core.tensor.DType.F32, Shape.of(1));
         backend.makeCurrent();
         nccl.allReduce(barrierScratch.address(), barrierScratch.address(), 1, Nccl.FLOAT32, Nccl.SUM, comm, backend.stream());
@@ -268,6 +411,8 @@ public final class NcclCommunicator implements Communicator {
         if (closed) return;
         closed = true;
         if (barrierScratch != null) barrierScratch.close();
+        for (long e : events) drv.eventDestroy(e);
+        events.clear();
         nccl.commDestroy(comm);
     }
 
@@ -296,6 +441,13 @@ public final class NcclCommunicator implements Communicator {
         int d = dim < 0 ? dim + x.rank() : dim;
         if (d < 0 || d >= x.rank()) throw new IllegalArgumentException(what + " " + dim + " is not a dimension of x " + x.shape());
         return d;
+    }
+
+    /** Bytes of one index of dim {@code d} of x (the product of the dims after d, times the element size). */
+    private static long suffixBytes(Tensor x, int d) {
+        long p = x.dtype().byteSize();
+        for (int i = d + 1; i < x.rank(); i++) p *= x.dim(i);
+        return p;
     }
 
     /** Product of the dims before {@code d}. */

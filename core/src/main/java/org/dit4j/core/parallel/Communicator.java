@@ -78,6 +78,86 @@ public interface Communicator extends AutoCloseable {
         return sendRecv(x, (r + 1) % n, (r + n - 1) % n);
     }
 
+    /**
+     * An exchange started by {@link #startAllToAll} or {@link #startSendRecv}: {@link #await} hands back its results.
+     * Must be awaited exactly once, on the thread that started it, before that thread's scope closes, and (on a GPU)
+     * before a CUDA graph captured around it ends.
+     */
+    interface Pending {
+        /**
+         * The exchange's results, out[i] for input xs[i], exactly what the synchronous form returns. Work the caller
+         * queues after this call sees the data (on a GPU, the compute stream waits for the exchange here; the host does
+         * not). The inputs may be closed or overwritten from here on, not before.
+         */
+        Tensor[] await();
+
+        /** An exchange that is already complete: {@link #await} returns {@code out}, once. */
+        static Pending done(Tensor[] out) {
+            return new Pending() {
+                private boolean taken;
+
+                @Override public Tensor[] await() {
+                    if (taken) throw new IllegalStateException("this exchange was already awaited");
+                    taken = true;
+                    return out;
+                }
+            };
+        }
+    }
+
+    /**
+     * Starts {@link #allToAll(Tensor[], int, int)} and returns at once; {@link Pending#await} gives its results. On a
+     * GPU the exchange runs on a communication stream, overlapping the work the caller queues before awaiting it. The
+     * same collective rules apply (all ranks, same order of starts). Lifetime rules: keep every input open and
+     * unmodified until {@link Pending#await} (the exchange may still read it), and do not read the results before it;
+     * results are allocated at the start on the calling thread (its current scope). Several exchanges may be pending
+     * at once; they complete in the order started. The default does the synchronous exchange now (exact and simple on
+     * the host).
+     */
+    default Pending startAllToAll(Tensor[] xs, int splitDim, int concatDim) {
+        return Pending.done(allToAll(xs, splitDim, concatDim));
+    }
+
+    /**
+     * Starts the all-to-all of a slab of each tensor: out[i] = allToAll(xs[i][…, start : start+length, …], splitDim,
+     * concatDim), the slab taken along splitDim; length must be divisible by size(). Lets a pipelined caller exchange
+     * part of a tensor (e.g. one chunk of Ulysses' heads) without copying it out first: a GPU communicator packs the
+     * strided chunks on its communication stream. Same rules as {@link #startAllToAll(Tensor[], int, int)}. The default
+     * copies the slabs of host tensors (the in-process communicator) and starts the plain exchange on them; a device
+     * communicator must override it.
+     */
+    default Pending startAllToAll(Tensor[] xs, int splitDim, int concatDim, long start, long length) {
+        if (xs == null || xs.length == 0) throw new IllegalArgumentException("startAllToAll: at least one tensor, got none");
+        Tensor[] slabs = new Tensor[xs.length];
+        for (int i = 0; i < xs.length; i++) {
+            Tensor x = xs[i];
+            if (!x.device().isCpu())
+                throw new UnsupportedOperationException(getClass().getSimpleName() + " does not implement the slab all-to-all for " + x.device()
+                        + " tensors (xs[" + i + "] " + x.shape() + "); it must override startAllToAll(xs, splitDim, concatDim, start, length)");
+            int sd = splitDim < 0 ? splitDim + x.rank() : splitDim;
+            if (sd < 0 || sd >= x.rank()) throw new IllegalArgumentException("startAllToAll: splitDim " + splitDim + " is not a dimension of xs[" + i + "] " + x.shape());
+            if (start < 0 || length < 0 || start + length > x.dim(sd) || length % size() != 0)
+                throw new IllegalArgumentException("startAllToAll: slab [" + start + ", " + (start + length) + ") of dim " + sd + " of xs[" + i + "] "
+                        + x.shape() + " must lie inside the dim and have a length divisible by the group size " + size());
+            Tensor slab = Tensor.zeros(x.dtype(), x.shape().with(sd, length));
+            long[] st = x.shape().strides();
+            HostCopy.copyBox(x.segment(), start * st[sd], st, slab.segment(), 0, slab.shape().strides(), slab.shape().dims(), x.dtype().byteSize());
+            slabs[i] = slab;
+        }
+        return startAllToAll(slabs, splitDim, concatDim);
+    }
+
+    /** Starts {@link #sendRecv(Tensor[], int, int)}; the lifetime rules of {@link #startAllToAll}. Default: synchronous. */
+    default Pending startSendRecv(Tensor[] xs, int dst, int src) {
+        return Pending.done(sendRecv(xs, dst, src));
+    }
+
+    /** Starts {@link #ringPass(Tensor[])}: sends to rank+1, receives from rank−1 (see {@link #startAllToAll}). */
+    default Pending startRingPass(Tensor[] xs) {
+        int n = size(), r = rank();
+        return startSendRecv(xs, (r + 1) % n, (r + n - 1) % n);
+    }
+
     /** Rank {@code root}'s x on every rank (the others' x only gives the shape and dtype). */
     Tensor broadcast(Tensor x, int root);
 

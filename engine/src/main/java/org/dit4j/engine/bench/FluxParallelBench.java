@@ -16,6 +16,7 @@ import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.FluxSequenceParallel;
 import org.dit4j.engine.parallel.MeshRunner;
 import org.dit4j.engine.parallel.ParallelConfig;
+import org.dit4j.engine.parallel.SequenceParallelOps;
 import org.dit4j.models.flux.FluxConfig;
 import org.dit4j.models.flux.FluxPacking;
 import org.dit4j.models.flux.FluxTransformer;
@@ -37,13 +38,20 @@ import java.util.concurrent.CyclicBarrier;
  * gathered output against the one-GPU output. The random weights are generated once on the host and uploaded to
  * every GPU. Also times true-CFG guidance with the two branches on two GPUs ("cfg=2") against both on one GPU.
  * <pre>java ... org.dit4j.engine.bench.FluxParallelBench [resolution=1024] [iters=5] [configs=ulysses=2;cfg=2] [json path]</pre>
+ * Sequence-parallel meshes run with the overlap settings of {@link SequenceParallelOps.Overlap#fromSystemProperties}
+ * (Ulysses in 2 head chunks, ring K/V prefetch). {@code -Ddit4j.bench.chunks=1,2,4} runs each of them once per value
+ * instead, labelled "chunks=c": c = 1 is the serial path (no overlap at all), c ≥ 2 overlaps (ring prefetch on, Ulysses
+ * in c head chunks; ring-only meshes run once for all c ≥ 2).
  */
 public final class FluxParallelBench {
     private FluxParallelBench() {}
 
     record Timing(String config, double eagerMs, double graphMs, double peakGb, double relL2) {}
 
-    /** {@code -Ddit4j.bench.profile=true}: one eager forward per configuration and rank with every launch (and NCCL call) timed. */
+    /**
+     * {@code -Ddit4j.bench.profile=true}: one eager forward per configuration and rank with every launch (and NCCL call on
+     * the compute stream) timed; exchanges on the communication stream are not bracketed (run with chunks=1 for those).
+     */
     private static final boolean PROFILE = Boolean.getBoolean("dit4j.bench.profile");
 
     public static void main(String[] args) throws Exception {
@@ -124,76 +132,82 @@ public final class FluxParallelBench {
         long c0 = System.nanoTime();
         List<Communicator> world = NcclCommunicator.initAll(gpus);
         System.out.printf(Locale.ROOT, "NCCL %d, world of %d ranks in %.2f s%n", org.dit4j.cuda.Nccl.get().version(), n, (System.nanoTime() - c0) / 1e9);
+        String chunkList = System.getProperty("dit4j.bench.chunks");
         for (String spec : configs) {
             ParallelConfig pc = ParallelConfig.parse(spec);
             if (pc.worldSize() != n) {
                 System.out.println("skipping " + spec + ": needs " + pc.worldSize() + " GPUs");
                 continue;
             }
-            boolean cfgMode = pc.cfg() == 2;
-            CyclicBarrier hostBarrier = new CyclicBarrier(n);
-            boolean[] captured = new boolean[n];
-            String[] profiles = new String[n];
-            List<Timing> perRank = MeshRunner.run(pc, world, comms -> {
-                int r = comms.rank();
-                CudaBackend b = gpus.get(r);
-                try (Scope s = Scope.open()) {
-                    FluxTransformer m = FluxSequenceParallel.model(b, comms, weights[r]);
-                    FluxSequenceParallel sp = FluxSequenceParallel.of(comms);
-                    CfgParallel cp = CfgParallel.of(comms);
-                    boolean cond = cp.branch() == CfgParallel.Branch.COND;
-                    FluxTransformer.Conditioning c = sp.prepare(m, t, guidance, imgIds, txtIds, DType.BF16);
-                    Tensor di = sp.shard(b, dev(b, img), 1);
-                    Tensor dt = sp.shard(b, dev(b, !cfgMode || cond ? txt : txtU), 1);
-                    Tensor dy = dev(b, !cfgMode || cond ? y : yU);
-                    Runnable step = cfgMode
-                            ? () -> { try (Scope g2 = Scope.open()) {
-                                    CfgParallel.combine(b, cp.both(br -> m.forward(di, dt, dy, c)), 3.5f); } }
-                            : () -> m.forward(di, dt, dy, c).close();
-                    float[] out;
-                    if (cfgMode) {
-                        out = b.toHost(CfgParallel.combine(b, cp.both(br -> m.forward(di, dt, dy, c)), 3.5f)).toFloatArray();
-                    } else {
-                        out = b.toHost(sp.gather(m.forward(di, dt, dy, c), 1)).toFloatArray();
-                    }
-                    b.allocator().resetPeak();
-                    double eager = timeMesh(b, comms.world(), step, iters);
-                    double err = FluxReferenceCheck.relL2(out, cfgMode ? refGuided : ref);
-                    System.out.printf(Locale.ROOT, "  %s rank %d: eager %.1f ms, rel-L2 vs 1 GPU %.2e%n", pc, r, eager, err);
-                    if (PROFILE && !cfgMode) {
-                        // every rank profiles the same forward (collectives inside); printed in rank order below
-                        java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
-                        try (java.io.PrintStream ps = new java.io.PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8)) {
-                            FluxBench.printProfile(ps, b, pc + " rank " + r, eager, () -> m.forward(di, dt, dy, c).close());
+            for (SequenceParallelOps.Overlap ov : overlaps(pc, chunkList)) {
+                String label = chunkList == null || pc.sequenceDegree() == 1 ? pc.toString()
+                        : ov.equals(SequenceParallelOps.Overlap.NONE) ? pc + " serial"
+                        : pc.ulysses() > 1 ? pc + " chunks=" + ov.ulyssesChunks() : pc + " prefetch";
+                boolean cfgMode = pc.cfg() == 2;
+                CyclicBarrier hostBarrier = new CyclicBarrier(n);
+                boolean[] captured = new boolean[n];
+                String[] profiles = new String[n];
+                List<Timing> perRank = MeshRunner.run(pc, world, comms -> {
+                    int r = comms.rank();
+                    CudaBackend b = gpus.get(r);
+                    try (Scope s = Scope.open()) {
+                        FluxTransformer m = FluxSequenceParallel.model(b, comms, weights[r], ov);
+                        FluxSequenceParallel sp = FluxSequenceParallel.of(comms);
+                        CfgParallel cp = CfgParallel.of(comms);
+                        boolean cond = cp.branch() == CfgParallel.Branch.COND;
+                        FluxTransformer.Conditioning c = sp.prepare(m, t, guidance, imgIds, txtIds, DType.BF16);
+                        Tensor di = sp.shard(b, dev(b, img), 1);
+                        Tensor dt = sp.shard(b, dev(b, !cfgMode || cond ? txt : txtU), 1);
+                        Tensor dy = dev(b, !cfgMode || cond ? y : yU);
+                        Runnable step = cfgMode
+                                ? () -> { try (Scope g2 = Scope.open()) {
+                                        CfgParallel.combine(b, cp.both(br -> m.forward(di, dt, dy, c)), 3.5f); } }
+                                : () -> m.forward(di, dt, dy, c).close();
+                        float[] out;
+                        if (cfgMode) {
+                            out = b.toHost(CfgParallel.combine(b, cp.both(br -> m.forward(di, dt, dy, c)), 3.5f)).toFloatArray();
+                        } else {
+                            out = b.toHost(sp.gather(m.forward(di, dt, dy, c), 1)).toFloatArray();
                         }
-                        profiles[r] = buf.toString(java.nio.charset.StandardCharsets.UTF_8);
-                    }
-                    double graph = Double.NaN;
-                    Tensor[] holder = new Tensor[1];
-                    CudaGraph gr = null;
-                    if (!cfgMode) {
-                        try {
-                            gr = CudaGraph.capture(b, () -> holder[0] = m.forward(di, dt, dy, c));
-                            captured[r] = true;
-                        } catch (RuntimeException e) {
-                            System.out.println("rank " + r + ": CUDA graph capture with NCCL failed: " + e.getMessage());
+                        b.allocator().resetPeak();
+                        double eager = timeMesh(b, comms.world(), step, iters);
+                        double err = FluxReferenceCheck.relL2(out, cfgMode ? refGuided : ref);
+                        System.out.printf(Locale.ROOT, "  %s rank %d: eager %.1f ms, rel-L2 vs 1 GPU %.2e%n", label, r, eager, err);
+                        if (PROFILE && !cfgMode) {
+                            // every rank profiles the same forward (collectives inside); printed in rank order below
+                            java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+                            try (java.io.PrintStream ps = new java.io.PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8)) {
+                                FluxBench.printProfile(ps, b, label + " rank " + r, eager, () -> m.forward(di, dt, dy, c).close());
+                            }
+                            profiles[r] = buf.toString(java.nio.charset.StandardCharsets.UTF_8);
                         }
+                        double graph = Double.NaN;
+                        Tensor[] holder = new Tensor[1];
+                        CudaGraph gr = null;
+                        if (!cfgMode) {
+                            try {
+                                gr = CudaGraph.capture(b, () -> holder[0] = m.forward(di, dt, dy, c));
+                                captured[r] = true;
+                            } catch (RuntimeException e) {
+                                System.out.println("rank " + r + ": CUDA graph capture with NCCL failed: " + e.getMessage());
+                            }
+                        }
+                        hostBarrier.await();
+                        boolean all = true;
+                        for (boolean x : captured) all &= x;
+                        if (all && !cfgMode) graph = timeMesh(b, comms.world(), gr::replay, iters);
+                        if (gr != null) gr.close();
+                        double peak = b.allocator().peakInUseBytes() / 1e9;
+                        c.close();
+                        return new Timing(label + " rank " + r, eager, graph, peak, err);
                     }
-                    hostBarrier.await();
-                    boolean all = true;
-                    for (boolean x : captured) all &= x;
-                    if (all && !cfgMode) graph = timeMesh(b, comms.world(), gr::replay, iters);
-                    if (gr != null) gr.close();
-                    double peak = b.allocator().peakInUseBytes() / 1e9;
-                    c.close();
-                    return new Timing(pc + " rank " + r, eager, graph, peak, err);
-                }
-            });
-            for (Timing tm : perRank) print(tm);
-            for (String prof : profiles) if (prof != null) System.out.print(prof);
-            Timing r0 = perRank.get(0);
-            double peakMax = perRank.stream().mapToDouble(Timing::peakGb).max().orElse(Double.NaN);
-            results.add(new Timing(pc.toString(), r0.eagerMs(), r0.graphMs(), peakMax, r0.relL2()));
+                });
+                for (Timing tm : perRank) print(tm);
+                for (String prof : profiles) if (prof != null) System.out.print(prof);
+                Timing r0 = perRank.get(0);
+                double peakMax = perRank.stream().mapToDouble(Timing::peakGb).max().orElse(Double.NaN);
+                results.add(new Timing(label, r0.eagerMs(), r0.graphMs(), peakMax, r0.relL2()));
+            }
         }
         world.forEach(Communicator::close);
         for (FluxWeights w : weights) w.close();
@@ -221,6 +235,19 @@ public final class FluxParallelBench {
             }
             java.nio.file.Files.writeString(json, sb.append("]\n"));
         }
+    }
+
+    /** The overlap settings to run a mesh with: the system properties' (no list), else one per listed chunk count. */
+    static List<SequenceParallelOps.Overlap> overlaps(ParallelConfig pc, String chunkList) {
+        if (chunkList == null || pc.sequenceDegree() == 1) return List.of(SequenceParallelOps.Overlap.fromSystemProperties());
+        List<SequenceParallelOps.Overlap> out = new ArrayList<>();
+        for (String c : chunkList.split(",")) {
+            int chunks = Integer.parseInt(c.trim());
+            SequenceParallelOps.Overlap ov = chunks <= 1 ? SequenceParallelOps.Overlap.NONE : new SequenceParallelOps.Overlap(true, chunks);
+            if (pc.ulysses() == 1 && chunks > 1) ov = new SequenceParallelOps.Overlap(true, 2);   // ring only: chunks do not matter
+            if (!out.contains(ov)) out.add(ov);
+        }
+        return out;
     }
 
     private static float[] guidedHost(CudaBackend b, FluxTransformer m, Tensor di, Tensor dt, Tensor dy, Tensor dtU, Tensor dyU,

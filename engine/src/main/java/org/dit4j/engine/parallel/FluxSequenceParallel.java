@@ -50,6 +50,12 @@ public final class FluxSequenceParallel {
         return new FluxTransformer(SequenceParallelOps.of(local, comms), weights);
     }
 
+    /** {@link #model(Ops, MeshComms, FluxWeights)} with explicit overlap of the exchanges (e.g. to compare settings). */
+    public static FluxTransformer model(Ops local, MeshComms comms, FluxWeights weights, SequenceParallelOps.Overlap overlap) {
+        comms.config().checkHeads("this Flux model", weights.config().numHeads());
+        return new FluxTransformer(SequenceParallelOps.of(local, comms, overlap), weights);
+    }
+
     /** Checks that a forward with these sizes can be split; the message names what to change. */
     public void check(FluxConfig cfg, long nTxt, long nImg) {
         config.checkHeads("this Flux model", cfg.numHeads());
