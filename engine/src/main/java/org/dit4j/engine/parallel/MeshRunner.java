@@ -9,8 +9,8 @@ import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * One JVM, one worker thread per rank: builds each rank's {@link MeshComms} from its world communicator and runs a
- * task on every rank at once. If a rank fails, the world (and thus every axis group) is aborted so that the other ranks
+ * One worker thread per rank of this process (every rank of the mesh, or this node's share of a multi-node mesh):
+ * builds each rank's {@link MeshComms} from its world communicator and runs a task on those ranks at once. If a rank fails, the world (and thus every axis group) is aborted so that the other ranks
  * leave their collectives, and the first real failure is rethrown, naming the rank. Tasks manage their own tensor
  * lifetimes (no scope is opened for them) and should return host values or tensors they own.
  */
@@ -28,22 +28,28 @@ public final class MeshRunner {
         return run(config, LocalCommunicator.group(config.worldSize()), task);
     }
 
-    /** Runs {@code task} with world communicator {@code worlds.get(r)} for rank r, one thread per rank. */
+    /**
+     * Runs {@code task} on the ranks of {@code worlds}, one thread each; the rank is the communicator's
+     * {@link Communicator#rank()}. {@code worlds} holds every rank of the mesh (one process), or only this node's ranks
+     * of a multi-node mesh (the other nodes run theirs): each communicator spans the whole world, ranks distinct. The
+     * results are in the order of {@code worlds}.
+     */
     public static <T> List<T> run(ParallelConfig config, List<? extends Communicator> worlds, RankTask<T> task) {
-        config.checkWorldSize(worlds.size());
+        checkRanks(config, worlds);
         int n = worlds.size();
         List<T> results = new ArrayList<>(n);
         for (int i = 0; i < n; i++) results.add(null);
         AtomicReference<Throwable> failure = new AtomicReference<>();
         int[] failedRank = {-1};
         List<Thread> threads = new ArrayList<>();
-        for (int r = 0; r < n; r++) {
-            int rank = r;
-            Communicator world = worlds.get(r);
-            Thread t = Thread.ofPlatform().name("dit4j-rank-" + r).unstarted(() -> {
+        for (int i = 0; i < n; i++) {
+            int index = i;
+            Communicator world = worlds.get(i);
+            int rank = world.rank();
+            Thread t = Thread.ofPlatform().name("dit4j-rank-" + rank).unstarted(() -> {
                 try (MeshComms comms = MeshComms.create(config, world)) {
                     T out = task.run(comms);
-                    synchronized (results) { results.set(rank, out); }
+                    synchronized (results) { results.set(index, out); }
                 } catch (Throwable e) {
                     boolean secondary = e instanceof CommunicatorAbortedException;
                     synchronized (failedRank) {
@@ -75,5 +81,17 @@ public final class MeshRunner {
             throw new IllegalStateException(msg, f);
         }
         return results;
+    }
+
+    /** Fails unless every communicator spans the mesh's world and their ranks are distinct. */
+    public static void checkRanks(ParallelConfig config, List<? extends Communicator> worlds) {
+        if (worlds.isEmpty()) throw new IllegalArgumentException("mesh " + config + ": no ranks to run (no world communicators given)");
+        boolean[] seen = new boolean[config.worldSize()];
+        for (Communicator w : worlds) {
+            config.checkWorldSize(w.size());
+            if (seen[w.rank()])
+                throw new IllegalArgumentException("mesh " + config + ": rank " + w.rank() + " is given twice; each rank runs on one thread");
+            seen[w.rank()] = true;
+        }
     }
 }
