@@ -295,7 +295,10 @@ public final class ParallelFluxPipeline implements AutoCloseable {
      * Fails with a message naming the option to change unless the request (after defaults) splits over the mesh: head
      * count by ulysses, T5 and image token counts by ring·ulysses, batch by dp, cfg 2 only with true CFG.
      */
-    public FluxRequest check(FluxRequest request) {
+    public FluxRequest check(FluxRequest request) { return check(pipeline, config, request); }
+
+    /** {@link #check(FluxRequest)} before the mesh exists (e.g. before a multi-node rendezvous). */
+    public static FluxRequest check(FluxPipeline pipeline, ParallelConfig config, FluxRequest request) {
         FluxRequest r = pipeline.withDefaults(request);
         FluxConfig fc = pipeline.transformerConfig();
         config.checkHeads("the Flux transformer", fc.numHeads());
