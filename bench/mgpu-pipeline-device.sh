@@ -9,7 +9,9 @@
 #     --cfg-parallel 2 true CFG; one --verify-parallel run (--ring 2); per-GPU peak memory sampled with nvidia-smi.
 # Device call: kind nvidia-h100-x2, carry [".device", ".device-mgpu2"], command: bash .device-mgpu2/mgpu-pipeline-device.sh
 # Files in $OUT (7): gpu.txt tests.log bench.txt bench-1024.json bench-2048.json pipeline.log results.md
-# Knobs: SKIP_TESTS=1, SKIP_BENCH=1, SKIP_PIPE=1, BENCH_RES="1024 2048", PIPE_RES="1024", RUNS=2, SKIP_VERIFY=1.
+# Knobs: SKIP_TESTS=1, SKIP_BENCH=1, SKIP_PIPE=1, BENCH_RES="1024 2048", PIPE_RES="1024", RUNS=2, SKIP_VERIFY=1,
+#   TEST_CLASSES="fully.qualified.Test …", BENCH_CONFIGS="ulysses=2;ring=2", BENCH_JAVA_OPTS="-Ddit4j.bench.profile=true"
+#   (one eager forward per configuration and rank with every launch and NCCL call timed), SKIP_CFG=1 (no true-CFG runs).
 set -uo pipefail
 D=.device-mgpu2
 OUT=${OUT:-/tmp/dit4j-mgpu2}; mkdir -p "$OUT"
@@ -26,8 +28,7 @@ head -$NG "$OUT/gpu.txt"; echo "$NG GPU(s)"
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   rm -rf /tmp/tc && mkdir -p /tmp/tc && python3 -m zipfile -e "$D/test-classes.zip" /tmp/tc
   timeout ${TESTS_TIMEOUT:-150} "${J[@]}" -jar "$D"/junit-platform-console-standalone-*.jar execute --class-path "/tmp/tc:$D/dit4j.jar" \
-    --select-class org.dit4j.cuda.NcclCommunicatorTest --select-class org.dit4j.cuda.CudaAttentionLseTest \
-    --select-class org.dit4j.engine.parallel.FluxMultiGpuTest \
+    $(for c in ${TEST_CLASSES:-org.dit4j.cuda.NcclCommunicatorTest org.dit4j.cuda.CudaAttentionLseTest org.dit4j.engine.parallel.FluxMultiGpuTest org.dit4j.engine.flux.ParallelFluxPipelineGpuTest}; do echo --select-class "$c"; done) \
     --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
   rc=$?; echo "$(el) tests exit $rc"
   grep -E "\[dit4j-|✘" "$OUT/tests.log" | head -30
@@ -43,7 +44,7 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
   for r in ${BENCH_RES:-1024 2048}; do
     it=5; [ "$r" -ge 2048 ] && it=3
     echo "$(el) == FluxParallelBench ${r}² ($CONFIGS)" | tee -a "$OUT/bench.txt"
-    timeout ${BENCH_TIMEOUT:-170} "${J[@]}" -cp "$D/dit4j.jar" org.dit4j.engine.bench.FluxParallelBench "$r" "$it" "$CONFIGS" \
+    timeout ${BENCH_TIMEOUT:-170} "${J[@]}" ${BENCH_JAVA_OPTS:-} -cp "$D/dit4j.jar" org.dit4j.engine.bench.FluxParallelBench "$r" "$it" "$CONFIGS" \
       "$OUT/bench-$r.json" 2>&1 | grep -v incubator | tee -a "$OUT/bench.txt" | grep -E "^\||rank 0|error|Exception"
     echo "bench ${r}² exit ${PIPESTATUS[0]}" | tee -a "$OUT/bench.txt"
   done
@@ -90,6 +91,7 @@ if [ "${SKIP_PIPE:-0}" != 1 ]; then
     if [ "$NG" -ge 4 ]; then
       gen "${r} usp 2x2" "${S[@]}" --ring 2 --ulysses $((NG / 2)) --out /tmp/mgpu2-img/usp-$r.png
     fi
+    [ "${SKIP_CFG:-0}" = 1 ] && continue
     gen "${r} 1 GPU true CFG" "${S[@]}" "${NEG[@]}" --out /tmp/mgpu2-img/cfg1-$r.png
     if [ "$NG" -ge 4 ]; then
       gen "${r} cfg-parallel 2 x ulysses $((NG / 2)) true CFG" "${S[@]}" "${NEG[@]}" --cfg-parallel 2 --ulysses $((NG / 2)) --out /tmp/mgpu2-img/cfg2-$r.png

@@ -160,6 +160,16 @@ public final class CudaBackend implements Ops {
         return profilerEvents.take();
     }
 
+    /** Opens a profiled span for work queued by another binding on this stream (NCCL); no-op unless profiling. */
+    void profileBegin() {
+        if (profiler != null) profiler.begin(stream);
+    }
+
+    /** Closes the span opened by {@link #profileBegin}; no-op unless profiling. */
+    void profileEnd(String label) {
+        if (profiler != null) profiler.end(stream, CudaProfiler.Category.OTHER, label, 0);
+    }
+
     /** Switches the VAE fast paths (see {@code dit4j.vae.fast}) on or off; for comparisons. */
     public void setVaeFastPaths(boolean on) { vaeFast = on; }
 

@@ -143,11 +143,15 @@ public final class NcclCommunicator implements Communicator {
         Tensor out = backend.empty(x.dtype(), x.shape().with(d, x.dim(d) * size));
         long pre = prefix(x.shape(), d), es = x.dtype().byteSize(), block = x.byteSize() / Math.max(1, pre);
         if (pre == 1) {
+            backend.profileBegin();
             nccl.allGather(x.address(), out.address(), x.numel(), Nccl.dataType(x.dtype()), comm, backend.stream());
+            backend.profileEnd("nccl all-gather");
             return out;
         }
         Tensor recv = backend.empty(x.dtype(), Shape.of((long) size * x.numel()));
+        backend.profileBegin();
         nccl.allGather(x.address(), recv.address(), x.numel(), Nccl.dataType(x.dtype()), comm, backend.stream());
+        backend.profileEnd("nccl all-gather");
         // recv: [size][pre][block] → out: [pre][size][block]
         for (int r = 0; r < size; r++)
             backend.copy2d(out.address() + r * block, size * block, recv.address() + r * x.byteSize(), block, block, pre);
@@ -203,6 +207,7 @@ public final class NcclCommunicator implements Communicator {
             }
         }
         if (size > 1) {
+            backend.profileBegin();
             nccl.groupStart();
             try {
                 for (int p = 0; p < size; p++) {
@@ -217,6 +222,7 @@ public final class NcclCommunicator implements Communicator {
                 }
             } finally {
                 nccl.groupEnd();
+                backend.profileEnd("nccl all-to-all");
             }
         }
         for (int i = 0; i < n; i++) {
@@ -247,6 +253,7 @@ public final class NcclCommunicator implements Communicator {
         peer(src, "src");
         Tensor[] out = new Tensor[xs.length];
         for (int i = 0; i < xs.length; i++) out[i] = backend.empty(xs[i].dtype(), xs[i].shape());
+        backend.profileBegin();
         nccl.groupStart();
         try {
             for (int i = 0; i < xs.length; i++) {
@@ -256,6 +263,7 @@ public final class NcclCommunicator implements Communicator {
             }
         } finally {
             nccl.groupEnd();
+            backend.profileEnd("nccl send/recv");
         }
         return out;
     }

@@ -43,6 +43,9 @@ public final class FluxParallelBench {
 
     record Timing(String config, double eagerMs, double graphMs, double peakGb, double relL2) {}
 
+    /** {@code -Ddit4j.bench.profile=true}: one eager forward per configuration and rank with every launch (and NCCL call) timed. */
+    private static final boolean PROFILE = Boolean.getBoolean("dit4j.bench.profile");
+
     public static void main(String[] args) throws Exception {
         int res = args.length > 0 ? Integer.parseInt(args[0]) : 1024;
         int iters = args.length > 1 ? Integer.parseInt(args[1]) : 5;
@@ -101,6 +104,7 @@ public final class FluxParallelBench {
                     graph = time(b, gr::replay, iters);
                 }
                 double peak = b.allocator().peakInUseBytes() / 1e9;
+                if (PROFILE) FluxBench.printProfile(System.out, b, "1 GPU", eager, () -> m.forward(di, dt, dy, c).close());
                 results.add(new Timing("1 GPU", eager, graph, peak, 0));
                 Runnable guided = () -> {
                     try (Scope g2 = Scope.open()) {
@@ -129,6 +133,7 @@ public final class FluxParallelBench {
             boolean cfgMode = pc.cfg() == 2;
             CyclicBarrier hostBarrier = new CyclicBarrier(n);
             boolean[] captured = new boolean[n];
+            String[] profiles = new String[n];
             List<Timing> perRank = MeshRunner.run(pc, world, comms -> {
                 int r = comms.rank();
                 CudaBackend b = gpus.get(r);
@@ -155,6 +160,14 @@ public final class FluxParallelBench {
                     double eager = timeMesh(b, comms.world(), step, iters);
                     double err = FluxReferenceCheck.relL2(out, cfgMode ? refGuided : ref);
                     System.out.printf(Locale.ROOT, "  %s rank %d: eager %.1f ms, rel-L2 vs 1 GPU %.2e%n", pc, r, eager, err);
+                    if (PROFILE && !cfgMode) {
+                        // every rank profiles the same forward (collectives inside); printed in rank order below
+                        java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+                        try (java.io.PrintStream ps = new java.io.PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8)) {
+                            FluxBench.printProfile(ps, b, pc + " rank " + r, eager, () -> m.forward(di, dt, dy, c).close());
+                        }
+                        profiles[r] = buf.toString(java.nio.charset.StandardCharsets.UTF_8);
+                    }
                     double graph = Double.NaN;
                     Tensor[] holder = new Tensor[1];
                     CudaGraph gr = null;
@@ -177,6 +190,7 @@ public final class FluxParallelBench {
                 }
             });
             for (Timing tm : perRank) print(tm);
+            for (String prof : profiles) if (prof != null) System.out.print(prof);
             Timing r0 = perRank.get(0);
             double peakMax = perRank.stream().mapToDouble(Timing::peakGb).max().orElse(Double.NaN);
             results.add(new Timing(pc.toString(), r0.eagerMs(), r0.graphMs(), peakMax, r0.relL2()));

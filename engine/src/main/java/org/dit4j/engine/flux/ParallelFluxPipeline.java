@@ -17,6 +17,7 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
+import org.dit4j.cuda.CudaGraph;
 import org.dit4j.cuda.NcclCommunicator;
 import org.dit4j.engine.cache.Branch;
 import org.dit4j.engine.cache.CachePrograms;
@@ -53,7 +54,9 @@ import org.dit4j.models.sampling.FlowMatchSchedule;
  * of [text ‖ image] ({@link FluxSequenceParallel}: Ulysses/Ring attention through the sequence-parallel Ops), gathers
  * the velocity over the sequence group and the branches over the CFG group, and applies the Euler step to the whole
  * latent of its dp block (identical on the ranks of a group); the batch is gathered over dp at the end and rank 0's
- * latent is the result. Steps run eagerly (no CUDA graph). With a mesh of one rank this is the plain pipeline's
+ * latent is the result. On GPUs with CUDA graphs on (the pipeline's settings) the first step runs eagerly and every
+ * rank then captures its transformer call per CFG branch (Ulysses all-to-alls and ring passes inside, captured by all
+ * ranks of a group at the same step) and replays it; the gathers, the guidance and the Euler step stay eager. With a mesh of one rank this is the plain pipeline's
  * arithmetic; the one-device {@link FluxPipeline#generate} path is untouched.
  *
  * <p><b>Several nodes</b> ({@link #cudaNode}, after a {@link Rendezvous}): each process runs its share of the ranks on
@@ -75,6 +78,8 @@ public final class ParallelFluxPipeline implements AutoCloseable {
     private final FluxWeights[] weights;
     private volatile List<float[]> lastRankLatents = List.of();
     private volatile FluxPipeline.CacheReport lastCacheReport;
+    private volatile boolean lastUsedGraphs;
+    private List<org.dit4j.engine.parallel.MeshComms> comms;
 
     /**
      * @param rankOps the backend of each communicator of {@code worlds} ({@code rankOps.get(i)} runs rank
@@ -336,12 +341,14 @@ public final class ParallelFluxPipeline implements AutoCloseable {
             throw new IllegalArgumentException("a step cache on a mesh needs sequence parallelism only (ring/ulysses), got " + config
                     + "; use --cfg-parallel 1 --dp 1 with --cache, or leave --cache out");
         lastCacheReport = null;
+        lastUsedGraphs = false;
         FluxPipeline.Result res = pipeline.generate(request, progress,
                 (r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, p) -> denoise(r, schedule, latent, ids, txt, y, txtNeg, yNeg, ref, nImg, p, cache));
         FluxPipeline.CacheReport report = lastCacheReport;
-        if (report == null) return res;
+        boolean graphs = lastUsedGraphs;
+        if (report == null && !graphs) return res;
         return new FluxPipeline.Result(res.images(), res.request(), res.schedule(), res.stageSeconds(), res.peakDeviceBytes(),
-                res.usedCudaGraph(), res.latents(), report);
+                graphs, res.latents(), report != null ? report : res.cache());
     }
 
     /**
@@ -379,9 +386,15 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         try {
             HostInputs in = new HostInputs(host.apply(latent), ids, host.apply(txt), host.apply(y), host.apply(txtNeg),
                     host.apply(yNeg), host.apply(ref));
-            List<float[]> out = MeshRunner.run(config, worlds, comms -> cache == null
-                    ? rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress)
-                    : cachedRankLoop(comms.rank(), comms, r, schedule, in, nImg, progress, cache.get()));
+            List<float[]> out;
+            try {
+                out = MeshRunner.run(meshComms(), comms -> cache == null
+                        ? rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress)
+                        : cachedRankLoop(comms.rank(), comms, r, schedule, in, nImg, progress, cache.get()));
+            } catch (RuntimeException | Error e) {
+                dropMeshComms();
+                throw e;
+            }
             lastRankLatents = List.copyOf(out);
             float[] x0 = out.getFirst();
             Tensor h = Tensor.of(x0, r.batch(), nImg, latent.dim(2));
@@ -390,6 +403,27 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         } finally {
             for (Tensor t : hosts) t.close();
         }
+    }
+
+    /**
+     * The ranks' axis groups, split from the worlds on the first request and kept for the next ones (each split is an
+     * NCCL communicator creation); dropped after a failed request (its abort reached them).
+     */
+    private synchronized List<org.dit4j.engine.parallel.MeshComms> meshComms() {
+        if (comms == null) comms = MeshRunner.open(config, worlds);
+        return comms;
+    }
+
+    private synchronized void dropMeshComms() {
+        if (comms == null) return;
+        for (org.dit4j.engine.parallel.MeshComms c : comms) {
+            try {
+                c.close();
+            } catch (RuntimeException ignored) {
+                // groups of an aborted world: the failure that aborted them is the one reported
+            }
+        }
+        comms = null;
     }
 
     private float[] rankLoop(int rank, org.dit4j.engine.parallel.MeshComms comms, FluxRequest r, FlowMatchSchedule schedule,
@@ -417,19 +451,49 @@ public final class ParallelFluxPipeline implements AutoCloseable {
             }
             Tensor txtIds = FluxPacking.textIds(txt.dim(1));
             FluxTransformer.Conditioning cond = sp.prepare(model, times(b, schedule.modelTimestep(0)), guidance, in.ids(), txtIds, act);
+            // fixed inputs: the text shards once per request; on a GPU with graphs on, the image shard and the time
+            // embedding are copied into tensors allocated here, so the forward can be captured after an eager first step
+            Tensor txtShard = sp.shard(ops, txt, 1), txtNegShard = trueCfg ? sp.shard(ops, txtNeg, 1) : null;
+            CudaBackend cuda = settings.cudaGraphs() && ops instanceof CudaBackend cb ? cb : null;
+            long[] shardRows = sp.rows(x.dim(1) + (ref == null ? 0 : ref.dim(1)));
+            Tensor imgIn = cuda == null ? null : ops.empty(act, Shape.of(b, shardRows[1] - shardRows[0], x.dim(2)));
+            Map<CfgParallel.Branch, CudaGraph> graphs = new EnumMap<>(CfgParallel.Branch.class);
+            Map<CfgParallel.Branch, Tensor> graphOut = new EnumMap<>(CfgParallel.Branch.class);
             long start = System.nanoTime();
             try {
                 for (int i = 0; i < schedule.steps(); i++) {
+                    final int step = i;
                     try (Scope st = Scope.open()) {
                         Tensor tSin = FluxEmbeddings.sinEmb(ops, times(b, schedule.modelTimestep(i)), act);
                         Tensor xIn = ops.cast(x, act);
                         if (ref != null) xIn = ops.concat(1, xIn, ref);
                         Tensor xShard = sp.shard(ops, xIn, 1);
-                        FluxTransformer.Conditioning c = new FluxTransformer.Conditioning(tSin, cond.guidanceSin(), cond.pe(),
-                                cond.nTxt(), cond.nImg());
+                        FluxTransformer.Conditioning c;
+                        if (cuda != null) {
+                            cuda.copyInto(cond.timeSin(), tSin);
+                            cuda.copyInto(imgIn, xShard);
+                            xShard = imgIn;
+                            c = cond;
+                        } else {
+                            c = new FluxTransformer.Conditioning(tSin, cond.guidanceSin(), cond.pe(), cond.nTxt(), cond.nImg());
+                        }
+                        Tensor img = xShard;
                         Function<CfgParallel.Branch, Tensor> forward = branch -> {
                             boolean pos = branch == CfgParallel.Branch.COND;
-                            Tensor v = model.forward(xShard, sp.shard(ops, pos ? txt : txtNeg, 1), pos ? y : yNeg, c);
+                            Tensor t = pos ? txtShard : txtNegShard, yy = pos ? y : yNeg;
+                            Tensor v;
+                            if (cuda == null || step == 0) {
+                                v = model.forward(img, t, yy, c);               // eager (on a GPU: kernels compile, plans cached)
+                            } else {
+                                CudaGraph g = graphs.get(branch);
+                                if (g == null) {
+                                    // every rank of a sequence group captures at the same step (collectives inside)
+                                    g = CudaGraph.capture(cuda, () -> graphOut.put(branch, untracked(model.forward(img, t, yy, c))));
+                                    graphs.put(branch, g);
+                                }
+                                g.replay();
+                                v = graphOut.get(branch);
+                            }
                             v = sp.gather(v, 1);
                             return ref != null ? ops.slice(v, 1, 0, nImg) : v;
                         };
@@ -447,7 +511,11 @@ public final class ParallelFluxPipeline implements AutoCloseable {
                     ops.synchronize();
                     if (rank == 0) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
                 }
+                if (rank == 0) lastUsedGraphs = !graphs.isEmpty();
             } finally {
+                for (CudaGraph g : graphs.values()) g.close();
+                for (Tensor t : graphOut.values()) t.close();
+                if (imgIn != null) imgIn.close();
                 cond.close();
             }
             Tensor all = dp.gatherBatch(x);
@@ -488,6 +556,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
             if (trueCfg) texts.put(Branch.UNCOND, new FluxCachedTransformer.Text(sp.shard(ops, txtNeg, 1), yNeg));
             Communicator group = comms.sequence();
             FluxCachedTransformer.Options options = FluxCachedTransformer.Options.eager()
+                    .withCudaGraphs(pipeline.settings().cudaGraphs() && CachePrograms.cudaOf(ops) != null)
                     .withReduce(rel -> reduceRelL1(ops, group, rel));
             Tensor imgIn = ops.empty(act, Shape.of(b, rows[1] - rows[0], x.dim(2)));
             FluxCachedTransformer ct = null;
@@ -515,7 +584,10 @@ public final class ParallelFluxPipeline implements AutoCloseable {
                     ops.synchronize();
                     if (rank == 0) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
                 }
-                if (rank == 0) lastCacheReport = new FluxPipeline.CacheReport(policy.describe(), ct.summary(), ct.trace(), null);
+                if (rank == 0) {
+                    lastCacheReport = new FluxPipeline.CacheReport(policy.describe(), ct.summary(), ct.trace(), null);
+                    lastUsedGraphs = ct.usedGraphs();
+                }
                 return (ops.device().isCpu() ? x : ops.toHost(x)).toFloatArray();
             } finally {
                 if (ct != null) ct.close();
@@ -551,6 +623,12 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         }
     }
 
+    /** A tensor made inside a capture, taken out of the enclosing scope (it belongs to the graph until closed). */
+    private static Tensor untracked(Tensor t) {
+        Scope sc = Scope.current();
+        return sc != null ? sc.keep(t) : t;
+    }
+
     private static Tensor dev(Ops ops, Tensor host) { return ops.device().isCpu() ? host : ops.upload(host); }
 
     private static float[] times(int b, float t) {
@@ -571,6 +649,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
 
     /** Releases the ranks' weights and what this object opened (extra backends, NCCL communicators); not the pipeline. */
     @Override public void close() {
+        dropMeshComms();
         for (int r = 0; r < weights.length; r++) {
             if (weights[r] != null) weights[r].close();
             weights[r] = null;

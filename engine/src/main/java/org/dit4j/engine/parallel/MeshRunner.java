@@ -10,9 +10,11 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * One worker thread per rank of this process (every rank of the mesh, or this node's share of a multi-node mesh):
- * builds each rank's {@link MeshComms} from its world communicator and runs a task on those ranks at once. If a rank fails, the world (and thus every axis group) is aborted so that the other ranks
- * leave their collectives, and the first real failure is rethrown, naming the rank. Tasks manage their own tensor
- * lifetimes (no scope is opened for them) and should return host values or tensors they own.
+ * builds each rank's {@link MeshComms} from its world communicator and runs a task on those ranks at once. If a rank
+ * fails, the world (and thus every axis group) is aborted so that the other ranks of this process leave their
+ * collectives (ranks of other nodes are not told; they notice only when NCCL does), and the first real failure is
+ * rethrown, naming the rank. Tasks manage their own tensor lifetimes (no scope is opened for them) and should return
+ * host values or tensors they own.
  */
 public final class MeshRunner {
     private MeshRunner() {}
@@ -32,10 +34,49 @@ public final class MeshRunner {
      * Runs {@code task} on the ranks of {@code worlds}, one thread each; the rank is the communicator's
      * {@link Communicator#rank()}. {@code worlds} holds every rank of the mesh (one process), or only this node's ranks
      * of a multi-node mesh (the other nodes run theirs): each communicator spans the whole world, ranks distinct. The
-     * results are in the order of {@code worlds}.
+     * results are in the order of {@code worlds}. Each rank's axis groups are split from its world for this call and
+     * closed after it. Callers that run many times on one world keep the groups with {@link #open} and
+     * {@link #run(List, RankTask)} instead (a split is an NCCL communicator creation, ~0.1–0.3 s each on GPUs).
      */
     public static <T> List<T> run(ParallelConfig config, List<? extends Communicator> worlds, RankTask<T> task) {
         checkRanks(config, worlds);
+        return onThreads(config, worlds, i -> {
+            try (MeshComms comms = MeshComms.create(config, worlds.get(i))) {
+                return task.run(comms);
+            }
+        });
+    }
+
+    /**
+     * Splits every rank's axis groups from its world (collective: one thread per rank of {@code worlds}, which may be
+     * a node's share as in {@link #run(ParallelConfig, List, RankTask)}) and returns them in the order of
+     * {@code worlds}, open; the caller closes them ({@link MeshComms#close}) before closing the worlds.
+     */
+    public static List<MeshComms> open(ParallelConfig config, List<? extends Communicator> worlds) {
+        checkRanks(config, worlds);
+        return onThreads(config, worlds, i -> MeshComms.create(config, worlds.get(i)));
+    }
+
+    /** Runs {@code task} on the ranks of groups from {@link #open}, one thread each; the groups stay open. */
+    public static <T> List<T> run(List<MeshComms> comms, RankTask<T> task) {
+        if (comms.isEmpty()) throw new IllegalArgumentException("no ranks: open the mesh's groups with MeshRunner.open first");
+        ParallelConfig config = comms.getFirst().config();
+        List<Communicator> worlds = new ArrayList<>();
+        for (MeshComms c : comms) worlds.add(c.world());
+        checkRanks(config, worlds);
+        return onThreads(config, worlds, i -> task.run(comms.get(i)));
+    }
+
+    @FunctionalInterface
+    private interface RankBody<T> {
+        T run(int index) throws Exception;
+    }
+
+    /**
+     * One platform thread per communicator of {@code worlds} (the body gets its index); the first real failure (not a
+     * secondary abort) is rethrown naming its rank.
+     */
+    private static <T> List<T> onThreads(ParallelConfig config, List<? extends Communicator> worlds, RankBody<T> body) {
         int n = worlds.size();
         List<T> results = new ArrayList<>(n);
         for (int i = 0; i < n; i++) results.add(null);
@@ -47,8 +88,8 @@ public final class MeshRunner {
             Communicator world = worlds.get(i);
             int rank = world.rank();
             Thread t = Thread.ofPlatform().name("dit4j-rank-" + rank).unstarted(() -> {
-                try (MeshComms comms = MeshComms.create(config, world)) {
-                    T out = task.run(comms);
+                try {
+                    T out = body.run(index);
                     synchronized (results) { results.set(index, out); }
                 } catch (Throwable e) {
                     boolean secondary = e instanceof CommunicatorAbortedException;

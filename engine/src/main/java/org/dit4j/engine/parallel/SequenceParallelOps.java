@@ -89,12 +89,15 @@ public final class SequenceParallelOps extends ForwardingOps {
 
     /**
      * Attention of the rank's queries over the keys of every ring rank: ring.size() steps, each computing one K/V
-     * block's partial attention and passing the block on; partials merge in arrival order (own block first).
+     * block's partial attention and passing the block on; partials merge in arrival order (own block first), in an F32
+     * accumulator for more than two ranks.
      */
     private Tensor ringAttention(Tensor q, Tensor k, Tensor v, float scale) {
         int r = ring.size();
         PartialAttention acc = delegate.attentionWithLse(q, k, v, null, scale);
-        if (q.dtype() != DType.F32) {
+        // an F32 accumulator when partials are merged more than once; with two ring ranks the one merge reads both
+        // bf16 partials, computes in F32 and rounds once to q's dtype (what the F32 accumulator and a final cast give)
+        if (q.dtype() != DType.F32 && r > 2) {
             PartialAttention wide = new PartialAttention(delegate.cast(acc.out(), DType.F32), acc.lse());
             acc.out().close();
             acc = wide;

@@ -24,6 +24,7 @@ import org.dit4j.engine.flux.ParallelFluxPipeline;
 import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.DataParallel;
 import org.dit4j.engine.parallel.FluxSequenceParallel;
+import org.dit4j.engine.parallel.MeshComms;
 import org.dit4j.engine.parallel.MeshRunner;
 import org.dit4j.engine.parallel.ParallelConfig;
 import org.dit4j.models.flux.FluxEmbeddings;
@@ -63,6 +64,7 @@ final class FluxMesh implements AutoCloseable {
     private ParallelConfig config;
     private List<Ops> rankOps = List.of();
     private List<? extends Communicator> worlds = List.of();
+    private List<MeshComms> meshComms = List.of();
     private final List<AutoCloseable> owned = new ArrayList<>();
     private FluxWeights[] rankWeights = new FluxWeights[0];
     private FluxModel weightsModel;
@@ -107,7 +109,7 @@ final class FluxMesh implements AutoCloseable {
         ensureWeights(model, loras);
         FluxWeights rank0 = model.weights(loras);
         try {
-            List<KSamplers.Result> out = MeshRunner.run(config, worlds, comms -> {
+            List<KSamplers.Result> out = MeshRunner.run(meshComms, comms -> {
                 int rank = comms.rank();
                 Ops o = rankOps.get(rank);
                 FluxWeights w = rank == 0 ? rank0 : rankWeights[rank];
@@ -275,6 +277,9 @@ final class FluxMesh implements AutoCloseable {
                 }
                 worlds = LocalCommunicator.group(n);
             }
+            // the axis groups once per mesh (each split is an NCCL communicator creation), closed before the worlds
+            meshComms = MeshRunner.open(want, worlds);
+            for (MeshComms c : meshComms) owned.addFirst(c);
         } catch (RuntimeException e) {
             discard();
             throw e;
@@ -318,6 +323,7 @@ final class FluxMesh implements AutoCloseable {
         owned.clear();
         rankOps = List.of();
         worlds = List.of();
+        meshComms = List.of();
         rankWeights = new FluxWeights[0];
         config = null;
     }
