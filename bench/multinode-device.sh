@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Multi-node Flux mesh on one 2-GPU host, two "nodes" of one GPU each (issue 6, multi-host):
+#  T. first, the cuda NcclTest from .device-main/engine-tests.zip (incl. NcclCommunicator.initRanks; SKIP_TESTS=1 skips).
 #  0. small random Flux.1-dev files (full widths: 3072 hidden, 24 heads, T5-XXL 4096; 2 double + 4 single blocks,
 #     2 T5 layers; ~4 GB, ~40 s): RandomFluxFiles DIR 0 small; tokenizers from .device-main/tokenizers;
 #  1. reference runs in one process: (a) 1 GPU, (b) --ulysses 2 on both GPUs (and, for pair 2, true CFG on 1 GPU and
@@ -10,13 +11,17 @@
 #  4. compares the images with bench/png_compare.py: 2 nodes vs 1 process must be identical (same kernels and NCCL
 #     collectives; a difference within bf16 noise, max |Δ| ≤ 8 and mean ≤ 0.5 levels, passes as "noise"); 1 GPU vs
 #     the mesh is printed for information (bf16 mesh noise).
-# Device call: kind nvidia-h100-x2, carry [".device", ".device-main"], command: bash bench/multinode-device.sh
+# Device call: kind nvidia-h100-x2, carry [".device", ".device-main"], command: timeout 590 bash bench/multinode-device.sh
+#   (expected 5–8 min: JRE, NcclTest, ~4 GB of files, 5 generate runs of which 2 are two processes at once)
 #   (.device-main/dit4j.jar built from a main that has the --nnodes options; .device/jre.txz the lead's JRE)
-# Files in $OUT: gpu.txt, files.log, runs.log (every run's output, node logs included), compare.json, results.md
+# Stage (here, in the main repo with this branch merged): bash bench/stage-device.sh (builds .device-main: dit4j.jar,
+#   engine-tests.zip with the cuda test classes, the JUnit console launcher, tokenizers).
+# Files in $OUT: gpu.txt, tests.log, files.log, runs.log (every run's output, node logs included), compare.json,
+#   results.md (6 files; the images and per-run logs stay in $IMG=/tmp/mn-img, runs.log holds the logs)
 # Prints "multinode: PASS" or "multinode: FAIL (…)" as its last line; exit status 0 on PASS.
 # Knobs: RES=512 STEPS=8 PORT=29511 BACKEND=cuda (cpu: a dry run of this script's logic; the two-process runs then
 #   fail at the rendezvous by design, as CPU nodes must share one JVM), JAR, TOK, MODEL (existing files: skip step 0),
-#   GEN_TIMEOUT=300, NCCL_DEBUG (default WARN), EXTRA (more generate options, e.g. "--t5-length 32").
+#   GEN_TIMEOUT=240 (per run), NCCL_DEBUG (default WARN), EXTRA (more generate options, e.g. "--t5-length 32").
 set -uo pipefail
 OUT=${OUT:-/tmp/dit4j-multinode}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 NCCL_DEBUG=${NCCL_DEBUG:-WARN}
@@ -24,11 +29,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 JAR=${JAR:-.device-main/dit4j.jar}
 TOK=${TOK:-.device-main/tokenizers}
 BACKEND=${BACKEND:-cuda}
-RES=${RES:-512}; STEPS=${STEPS:-8}; PORT=${PORT:-29511}; GEN_TIMEOUT=${GEN_TIMEOUT:-300}
+RES=${RES:-512}; STEPS=${STEPS:-8}; PORT=${PORT:-29511}; GEN_TIMEOUT=${GEN_TIMEOUT:-240}
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 )) s]"; }
 FAILS=()
 fail() { FAILS+=("$1"); echo "$(el) FAIL: $1" | tee -a "$OUT/runs.log"; }
+: > "$OUT/runs.log"; : > "$OUT/compare.json"
 
 if [ -n "${JAVA:-}" ]; then
   :
@@ -48,6 +54,20 @@ else
   B0=(--backend cpu)
 fi
 
+# ------------------------------------------------------------------ T. NCCL test (initRanks: local GPUs in one NCCL group)
+if [ "$BACKEND" = cuda ] && [ "${SKIP_TESTS:-0}" != 1 ]; then
+  if [ -f .device-main/engine-tests.zip ]; then
+    rm -rf /tmp/mn-tc && mkdir -p /tmp/mn-tc && python3 -m zipfile -e .device-main/engine-tests.zip /tmp/mn-tc
+    timeout 180 "${J[@]}" -jar .device-main/junit-platform-console-standalone-*.jar execute --class-path "/tmp/mn-tc:$JAR" \
+      --select-class org.dit4j.cuda.NcclTest --disable-banner --disable-ansi-colors --details=tree > "$OUT/tests.log" 2>&1
+    rc=$?
+    grep -E "tests (successful|failed|found)" "$OUT/tests.log"
+    [ "$rc" = 0 ] && grep -q "initRanksJoinsEveryLocalGpuInOneGroup" "$OUT/tests.log" || fail "NcclTest (exit $rc, see tests.log)"
+  else
+    echo "no .device-main/engine-tests.zip: NcclTest skipped" | tee "$OUT/tests.log"
+  fi
+fi
+
 # ------------------------------------------------------------------ 0. model files
 if [ -z "${MODEL:-}" ]; then
   MODEL=/tmp/mn-flux-small; rm -rf "$MODEL"
@@ -58,7 +78,7 @@ if [ -z "${MODEL:-}" ]; then
   cp "$TOK/clip/vocab.json" "$TOK/clip/merges.txt" "$MODEL/tokenizers/clip-vit-large-patch14/" && cp "$TOK/t5/tokenizer.json" "$MODEL/tokenizers/t5-v1_1-xxl/" \
     || { echo "multinode: FAIL (tokenizers missing under $TOK)"; exit 1; }
 fi
-IMG=$OUT/img; rm -rf "$IMG"; mkdir -p "$IMG"
+IMG=${IMG:-/tmp/mn-img}; rm -rf "$IMG"; mkdir -p "$IMG"   # images and per-run logs (runs.log has the logs)
 # shellcheck disable=SC2206
 P=(--model "$MODEL" --prompt "a lighthouse on a cliff at dawn, oil painting" --width "$RES" --height "$RES" --steps "$STEPS" --seed 1 ${EXTRA:-})
 NEG=(--negative-prompt "blurry, low quality" --true-cfg 4)
@@ -104,7 +124,6 @@ compare() {   # name, a.png, b.png, [--max-abs N --mean-abs X] : appends a JSON 
   return $rc
 }
 
-: > "$OUT/runs.log"; : > "$OUT/compare.json"
 NODE_RUNS=0; NODE1_EXTRA=()
 
 # ------------------------------------------------------------------ 1-2. pairs: one process vs two nodes
