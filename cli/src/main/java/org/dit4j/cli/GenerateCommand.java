@@ -5,6 +5,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -24,6 +25,7 @@ import org.dit4j.engine.flux.GenerationMetadata;
 import org.dit4j.engine.flux.ParallelFluxPipeline;
 import org.dit4j.engine.parallel.ParallelConfig;
 import org.dit4j.engine.parallel.ParallelVerification;
+import org.dit4j.engine.parallel.Rendezvous;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.Images;
 import org.dit4j.engine.image.Png;
@@ -155,6 +157,24 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
             + "of the final latent per rank, and exit with status 1 above the dtype's tolerance (f32 1e-5, bf16 1e-2); writes no image"})
     boolean verifyParallel;
 
+    // ---- several nodes (hosts) for one mesh
+    @Option(names = "--nnodes", paramLabel = "N", description = {"split the mesh (--gpus/--ulysses/--ring/--cfg-parallel/--dp give the "
+            + "WHOLE mesh) over N processes, e.g. hosts: each runs world size / N ranks on its GPUs cuda:0.. (choose them with "
+            + "CUDA_VISIBLE_DEVICES) and the whole pipeline around the loop; start every node with the same options and --seed, "
+            + "differing only in --node-rank; node 0 writes the image(s). Default 1"})
+    Integer nnodes;
+
+    @Option(names = "--node-rank", paramLabel = "R", description = "this node's rank in [0, --nnodes); node 0 listens on --master-addr")
+    Integer nodeRank;
+
+    @Option(names = "--master-addr", paramLabel = "HOST:PORT", description = "where node 0 listens for the other nodes (a small TCP "
+            + "rendezvous that hands out the ranks and the NCCL id), e.g. 10.0.0.1:29500; every node gives the same")
+    String masterAddr;
+
+    @Option(names = "--rendezvous-timeout", paramLabel = "SECONDS", defaultValue = "300", description = "how long the nodes wait for "
+            + "each other at the rendezvous (default ${DEFAULT-VALUE})")
+    int rendezvousTimeout;
+
     // ---- Wan2.1 video options (WanGenerate)
     @Option(names = "--frames", defaultValue = "0", description = "Wan: video frames, 4n+1 (default 81)")
     int frames;
@@ -173,6 +193,8 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
 
     @Override public void run() {
         if (org.dit4j.engine.wan.WanModelResolver.isWan(model, HfHub.fromEnvironment())) {
+            if (nnodes != null && nnodes > 1)
+                throw new IllegalArgumentException("--nnodes runs a Flux mesh over several nodes; Wan models run in one process");
             new WanGenerate(this).run();
             return;
         }
@@ -209,6 +231,7 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                             + "(and --ulysses/--ring/--cfg-parallel/--dp)");
                 if (mesh != null && caching.calibrate())
                     throw new IllegalArgumentException("--cache magcache-calibrate runs on one device; leave out --gpus/--ulysses/--ring/--cfg-parallel/--dp");
+                MultiNode nodes = multiNode(nnodes, nodeRank, masterAddr, rendezvousTimeout, mesh, verifyParallel, seed);
                 if (mesh != null && !(caching.policy() instanceof NoCache) && (mesh.cfg() > 1 || mesh.dp() > 1))
                     throw new IllegalArgumentException("--cache on several GPUs needs sequence parallelism only (--ulysses/--ring), got "
                             + mesh + "; use --cfg-parallel 1 --dp 1 with --cache, or leave --cache out");
@@ -226,11 +249,20 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                 if (calibration != null) err.println("cache:   recording a MagCache γ table (" + calibration.id() + ", every step computed)");
                 else if (!(caching.policy() instanceof NoCache)) err.println("cache:   " + caching.policy().describe());
                 ParallelFluxPipeline par = null;
-                if (mesh != null) {
+                if (nodes != null) {
+                    ParallelFluxPipeline.check(pipe, mesh, req);
+                    Rendezvous.Result rv = nodes.join(fingerprint(mesh, ops, s, full, loras), ops.device().isCpu(), err);
+                    par = ops.device().isCpu() ? ParallelFluxPipeline.cpuNode(pipe, mesh, rv) : ParallelFluxPipeline.cudaNode(pipe, mesh, rv);
+                    par.check(req);
+                    err.println("mesh:    " + mesh + " (" + mesh.worldSize() + (ops.device().isCpu() ? " CPU ranks" : " GPUs") + " on "
+                            + nodes.nnodes() + " nodes; this is " + rv + "; every node encodes the text and decodes)");
+                } else if (mesh != null) {
                     par = ops.device().isCpu() ? ParallelFluxPipeline.local(pipe, mesh) : ParallelFluxPipeline.cuda(pipe, mesh);
                     par.check(req);
                     err.println("mesh:    " + mesh + " (" + mesh.worldSize() + (ops.device().isCpu() ? " CPU ranks" : " GPUs")
                             + "; text encoders and VAE on rank 0)");
+                }
+                if (mesh != null) {
                     if (!ops.device().isCpu() && !"0".equals(System.getenv("NCCL_NVLS_ENABLE")))
                         err.println("note: NCCL_NVLS_ENABLE is not 0; dit4j never uses NVLink multicast, set NCCL_NVLS_ENABLE=0 "
                                 + "on shared machines");
@@ -267,6 +299,11 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                         loras.stream().map(l -> l.file().getFileName() + ":" + l.strength()).toList()));
                 long w0 = System.nanoTime();
                 List<Path> written = new ArrayList<>();
+                if (nodes != null && nodes.nodeRank() != 0) {
+                    err.println("node " + nodes.nodeRank() + " of " + nodes.nnodes() + ": done; node 0 writes the image(s)");
+                    summary(err, result, 0, (System.nanoTime() - started) / 1e9);
+                    return;
+                }
                 for (int i = 0; i < result.images().size(); i++) {
                     Path p = result.images().size() == 1 ? out : numbered(out, i + 1);
                     Png.write(p, result.images().get(i), text);
@@ -308,6 +345,93 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
             throw new IllegalArgumentException("--gpus/--ulysses/--ring/--cfg-parallel/--dp: " + e.getMessage(), e);
         }
         return c.worldSize() == 1 ? null : c;
+    }
+
+    /** {@code --nnodes/--node-rank/--master-addr}, checked: this process is node {@code nodeRank} of {@code nnodes}. */
+    record MultiNode(int nnodes, int nodeRank, Rendezvous.Address master, Duration timeout, ParallelConfig mesh) {
+        /** The rendezvous with the other nodes; node 0 makes the id (NCCL's on GPUs, random bytes on the CPU). */
+        Rendezvous.Result join(String fingerprint, boolean cpu, PrintStream err) {
+            err.println("nodes:   node " + nodeRank + " of " + nnodes + (nodeRank == 0 ? ", listening on " : ", joining node 0 at ") + master
+                    + " (waits up to " + timeout.toSeconds() + " s for the other nodes)");
+            if (cpu)
+                err.println("note: --backend cpu with --nnodes runs the nodes as threads of ONE process (tests); separate processes need GPUs");
+            Rendezvous.Node me = new Rendezvous.Node(nnodes, nodeRank, mesh.worldSize() / nnodes, mesh.worldSize(), fingerprint);
+            return Rendezvous.join(master, me, cpu ? ParallelFluxPipeline::cpuNodeId : () -> org.dit4j.cuda.Nccl.get().uniqueId(), timeout);
+        }
+    }
+
+    /**
+     * The node options, checked against the mesh, or null for one process: {@code --nnodes} > 1 needs {@code --node-rank},
+     * {@code --master-addr}, a mesh whose world size it divides, and {@code --seed} (every node draws the noise itself);
+     * {@code --verify-parallel} is refused (it needs every rank in one process).
+     */
+    static MultiNode multiNode(Integer nnodes, Integer nodeRank, String masterAddr, int timeoutSeconds, ParallelConfig mesh,
+                               boolean verify, Long seed) {
+        if (nnodes == null || nnodes == 1) {
+            if (nodeRank != null && nodeRank != 0 || masterAddr != null)
+                throw new IllegalArgumentException("--node-rank and --master-addr place this process among several nodes: give --nnodes N "
+                        + "(N > 1) too, or leave them out");
+            return null;
+        }
+        if (nnodes < 1) throw new IllegalArgumentException("--nnodes must be at least 1, got " + nnodes);
+        if (nodeRank == null)
+            throw new IllegalArgumentException("--nnodes " + nnodes + " needs --node-rank R (0 on the node that listens at --master-addr, "
+                    + "1.." + (nnodes - 1) + " on the others)");
+        if (nodeRank < 0 || nodeRank >= nnodes)
+            throw new IllegalArgumentException("--node-rank must be in [0, " + nnodes + ") for --nnodes " + nnodes + ", got " + nodeRank);
+        if (masterAddr == null)
+            throw new IllegalArgumentException("--nnodes " + nnodes + " needs --master-addr HOST:PORT, where node 0 listens (the same on every node)");
+        Rendezvous.Address master = Rendezvous.Address.parse(masterAddr);
+        if (mesh == null)
+            throw new IllegalArgumentException("--nnodes splits a mesh over nodes: give the WHOLE mesh with --gpus N or --ulysses/--ring/"
+                    + "--cfg-parallel/--dp (e.g. --nnodes 2 --ulysses 2 runs one rank per node)");
+        if (mesh.worldSize() % nnodes != 0)
+            throw new IllegalArgumentException("the mesh " + mesh + " has " + mesh.worldSize() + " ranks, which --nnodes " + nnodes
+                    + " does not divide; every node runs world size / nnodes ranks, so choose --nnodes dividing " + mesh.worldSize());
+        if (verify)
+            throw new IllegalArgumentException("--verify-parallel runs the request on one device and on every rank of the mesh in one "
+                    + "process, which a mesh over --nnodes " + nnodes + " is not; verify the mesh on one host without --nnodes");
+        if (seed == null)
+            throw new IllegalArgumentException("--nnodes " + nnodes + " needs --seed: every node draws the noise itself, so all must use the "
+                    + "same seed");
+        if (timeoutSeconds < 1) throw new IllegalArgumentException("--rendezvous-timeout must be at least 1 second, got " + timeoutSeconds);
+        return new MultiNode(nnodes, nodeRank, master, Duration.ofSeconds(timeoutSeconds), mesh);
+    }
+
+    /**
+     * What every node must agree on: the mesh and every option that changes the numbers (prompts as hashes). The
+     * rendezvous compares it and names the keys that differ.
+     */
+    private String fingerprint(ParallelConfig mesh, Ops ops, FluxPipeline.Settings s, FluxRequest full, List<LoraSpec> loras) {
+        Map<String, Object> f = new java.util.LinkedHashMap<>();
+        f.put("mesh", mesh);
+        f.put("backend", ops.device().isCpu() ? "cpu, nodes in one process only (this process " + ParallelFluxPipeline.cpuProcess() + ")"
+                : "cuda");
+        f.put("model", modelName().replaceAll(".*/", ""));
+        f.put("weights", s.weightDtype() + "/" + s.activation());
+        f.put("lora", loras.stream().map(l -> l.file().getFileName() + ":" + l.strength()).toList());
+        f.put("prompt", digest(full.prompt()));
+        f.put("negative-prompt", full.negativePrompt() == null ? "-" : digest(full.negativePrompt()));
+        f.put("true-cfg", full.trueCfgScale());
+        f.put("size", full.width() + "x" + full.height());
+        f.put("steps", full.steps());
+        f.put("guidance", full.guidance());
+        f.put("seed", full.seed());
+        f.put("batch", full.batch());
+        f.put("t5-length", full.t5Length());
+        f.put("image", image == null ? "-" : image.getFileName() + " " + full.reference().width() + "x" + full.reference().height());
+        f.put("cache", cache == null ? "none" : cache);
+        f.put("runs", runs);
+        return Rendezvous.fingerprint(f);
+    }
+
+    private static String digest(String text) {
+        try {
+            byte[] h = java.security.MessageDigest.getInstance("SHA-256").digest(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            return "sha256:" + java.util.HexFormat.of().formatHex(h, 0, 6) + " (" + text.length() + " chars)";
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @Override public int getExitCode() { return exitCode; }

@@ -206,6 +206,9 @@ public final class CudaBackend implements Ops {
     /** True between {@link #startProfile} and {@link #stopProfile}. */
     public boolean isProfiling() { return profiler != null; }
 
+    /** Forgets which context this thread's backends made current (after a library switched it behind their back). */
+    static void forgetCurrent() { CURRENT.remove(); }
+
     void makeCurrent() {
         Long c = CURRENT.get();
         if (c == null || c != context) {

@@ -33,8 +33,9 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * stream, so they run in start order, the same order on every rank. A synchronous collective of this communicator
  * while one of its exchanges is pending is refused (await it first).
  *
- * <p>Create the world with {@link #initAll} (all GPUs of this process) or {@link #initRank} (one rank of a multi-process
- * or multi-host group, the 128-byte unique id passed around by the caller), then {@link #split} per mesh axis
+ * <p>Create the world with {@link #initAll} (all GPUs of this process), {@link #initRank} (one rank of a multi-process
+ * or multi-host group, the 128-byte unique id passed around by the caller) or {@link #initRanks} (several local GPUs
+ * of such a group), then {@link #split} per mesh axis
  * (ncclCommSplit). Drive each rank from its own thread. Keep {@code NCCL_NVLS_ENABLE=0} in the environment.
  */
 public final class NcclCommunicator implements Communicator {
@@ -94,6 +95,48 @@ public final class NcclCommunicator implements Communicator {
     public static NcclCommunicator initRank(CudaBackend backend, int nranks, byte[] uniqueId, int rank) {
         backend.makeCurrent();
         return new NcclCommunicator(backend, Nccl.get().commInitRank(nranks, uniqueId, rank));
+    }
+
+    /**
+     * This process's share of a multi-process (or multi-host) world of {@code nranks}: one communicator per local GPU,
+     * {@code local.get(i)} as global rank {@code firstRank + i}, all joined from this thread inside one NCCL group
+     * (ncclGroupStart, one ncclCommInitRank per GPU with its device current, ncclGroupEnd; NCCL needs the group when one
+     * thread initialises several ranks). {@code uniqueId} comes from {@link Nccl#uniqueId()} in the process of rank 0
+     * (e.g. through {@code Rendezvous}). Blocks until every rank of the world has joined.
+     */
+    public static List<Communicator> initRanks(List<CudaBackend> local, int nranks, byte[] uniqueId, int firstRank) {
+        int n = local.size();
+        if (n < 1) throw new IllegalArgumentException("initRanks: no local GPUs given");
+        if (firstRank < 0 || firstRank + n > nranks)
+            throw new IllegalArgumentException("initRanks: local ranks " + firstRank + ".." + (firstRank + n - 1) + " do not fit a world of "
+                    + nranks + " ranks");
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < i; j++)
+                if (local.get(j).device().index() == local.get(i).device().index())
+                    throw new IllegalArgumentException("NCCL runs one rank per GPU, but local ranks " + (firstRank + j) + " and "
+                            + (firstRank + i) + " are both on " + local.get(i).device());
+        if (n == 1) return List.of(initRank(local.getFirst(), nranks, uniqueId, firstRank));
+        Nccl nccl = Nccl.get();
+        CudaDriver drv = CudaDriver.get();
+        long before = drv.contextGetCurrent();
+        long[] comms = new long[n];
+        nccl.groupStart();
+        try {
+            for (int i = 0; i < n; i++) {
+                local.get(i).makeCurrent();
+                comms[i] = nccl.commInitRank(nranks, uniqueId, firstRank + i);
+            }
+        } finally {
+            try {
+                nccl.groupEnd();
+            } finally {
+                CudaBackend.forgetCurrent();
+                if (before != 0) drv.contextSetCurrent(before);
+            }
+        }
+        List<Communicator> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) out.add(new NcclCommunicator(local.get(i), comms[i]));
+        return out;
     }
 
     public CudaBackend backend() { return backend; }

@@ -84,4 +84,36 @@ class NcclTest {
             nccl.commDestroy(comm);
         }
     }
+
+    /** One process's GPUs joined through a unique id in one NCCL group, as one node of a multi-node mesh does. */
+    @Test void initRanksJoinsEveryLocalGpuInOneGroup() {
+        int n = Cuda.deviceCount();
+        java.util.List<CudaBackend> b = new java.util.ArrayList<>();
+        for (int i = 0; i < n; i++) b.add(new CudaBackend(i));
+        java.util.List<org.dit4j.core.parallel.Communicator> comms = NcclCommunicator.initRanks(b, n, Nccl.get().uniqueId(), 0);
+        try {
+            assertEquals(n, comms.size());
+            float[][] got = new float[n][];
+            Thread[] threads = new Thread[n];
+            for (int r = 0; r < n; r++) {
+                int rank = r;
+                assertEquals(r, comms.get(r).rank());
+                assertEquals(n, comms.get(r).size());
+                threads[r] = Thread.ofPlatform().start(() -> {
+                    try (Scope s = Scope.open()) {
+                        Tensor x = b.get(rank).upload(Tensor.of(new float[] {rank + 1, 10 * (rank + 1)}, 2));
+                        got[rank] = b.get(rank).toHost(comms.get(rank).allReduce(x)).toFloatArray();
+                    }
+                });
+            }
+            for (Thread t : threads) t.join();
+            float sum = n * (n + 1) / 2f;
+            for (int r = 0; r < n; r++) assertArrayEquals(new float[] {sum, 10 * sum}, got[r], "allReduce on rank " + r);
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        } finally {
+            comms.forEach(org.dit4j.core.parallel.Communicator::close);
+            b.forEach(CudaBackend::close);
+        }
+    }
 }

@@ -24,24 +24,37 @@ import java.util.Map;
  * clip_l (Hugging Face CLIPTextModel names), t5xxl (HF T5EncoderModel names) and ae (BFL VAE names) — so the whole
  * pipeline (`dit4j generate`) can be benchmarked at full size without downloading a checkpoint. Tokenizers are not
  * written: put them under {@code DIR/tokenizers/} (see FluxModelResolver).
- * <pre>java -cp dit4j.jar org.dit4j.engine.bench.RandomFluxFiles DIR [seed]</pre>
+ * <pre>java -cp dit4j.jar org.dit4j.engine.bench.RandomFluxFiles DIR [seed] [small]</pre>
  */
 public final class RandomFluxFiles {
     private RandomFluxFiles() {}
 
     public static void main(String[] args) throws Exception {
-        if (args.length < 1) {
-            System.err.println("usage: RandomFluxFiles DIR [seed]");
+        if (args.length < 1 || args.length > 2 && !args[2].equals("small")) {
+            System.err.println("usage: RandomFluxFiles DIR [seed] [small]");
             System.exit(2);
         }
-        write(Path.of(args[0]), args.length > 1 ? Long.parseLong(args[1]) : 0);
+        write(Path.of(args[0]), args.length > 1 ? Long.parseLong(args[1]) : 0, args.length > 2);
     }
 
-    public static void write(Path dir, long seed) throws Exception {
+    public static void write(Path dir, long seed) throws Exception { write(dir, seed, false); }
+
+    /**
+     * @param small full widths (Flux.1-dev's 3072 hidden, 24 heads; T5-XXL's 4096) but only 2 double and 4 single
+     *              transformer blocks and 2 T5 layers (about 3 GB instead of 34 GB): the same kernels and shapes per
+     *              block, for functional checks on GPUs that need no full-depth timing
+     */
+    public static void write(Path dir, long seed, boolean small) throws Exception {
         Files.createDirectories(dir);
-        file(dir.resolve("flux1-dev-random.safetensors"), FluxWeights.expectedShapes(FluxConfig.dev()), seed);
+        FluxConfig dev = FluxConfig.dev();
+        FluxConfig flux = small ? new FluxConfig(dev.hiddenSize(), dev.numHeads(), 2, 4, dev.inChannels(), dev.outChannels(),
+                dev.contextDim(), dev.vecDim(), dev.mlpHidden(), dev.axesDim(), dev.theta(), dev.guidanceEmbed()) : dev;
+        T5Config xxl = T5Config.T5_V1_1_XXL;
+        T5Config t5 = small ? new T5Config(xxl.vocabSize(), xxl.dModel(), xxl.dKv(), xxl.numHeads(), xxl.dFf(), 2, xxl.numBuckets(),
+                xxl.maxDistance(), xxl.perLayerBias(), xxl.eps()) : xxl;
+        file(dir.resolve("flux1-dev-random.safetensors"), FluxWeights.expectedShapes(flux), seed);
         file(dir.resolve("clip_l.safetensors"), clipShapes(ClipTextConfig.CLIP_L), seed + 1);
-        file(dir.resolve("t5xxl_random.safetensors"), t5Shapes(T5Config.T5_V1_1_XXL), seed + 2);
+        file(dir.resolve("t5xxl_random.safetensors"), t5Shapes(t5), seed + 2);
         file(dir.resolve("ae.safetensors"), VaeWeights.expectedShapes(VaeConfig.flux()), seed + 3);
     }
 

@@ -31,6 +31,7 @@ import org.dit4j.engine.parallel.FluxSequenceParallel;
 import org.dit4j.engine.parallel.MeshRunner;
 import org.dit4j.engine.parallel.ParallelConfig;
 import org.dit4j.engine.parallel.ParallelVerification;
+import org.dit4j.engine.parallel.Rendezvous;
 import org.dit4j.models.flux.FluxConfig;
 import org.dit4j.models.flux.FluxEmbeddings;
 import org.dit4j.models.flux.FluxPacking;
@@ -58,6 +59,10 @@ import org.dit4j.models.sampling.FlowMatchSchedule;
  * ranks of a group at the same step) and replays it; the gathers, the guidance and the Euler step stay eager. With a mesh of one rank this is the plain pipeline's
  * arithmetic; the one-device {@link FluxPipeline#generate} path is untouched.
  *
+ * <p><b>Several nodes</b> ({@link #cudaNode}, after a {@link Rendezvous}): each process runs its share of the ranks on
+ * its own GPUs, and the whole pipeline around the loop itself (the inputs are deterministic, so nothing but the
+ * loop's collectives crosses nodes); every node ends with the whole latent and decodes it.
+ *
  * <p><b>Step caches on a sequence-parallel mesh</b> ({@link #generate(FluxRequest, FluxProgress, Supplier)}, TACO's
  * ParallelTeaCache): every rank runs its own policy over a {@link FluxCachedTransformer} on its shard; the relative-L1
  * sums of a signal (TeaCache, First-Block Cache) are gathered over the sequence group and added in rank order in double
@@ -67,8 +72,8 @@ import org.dit4j.models.sampling.FlowMatchSchedule;
 public final class ParallelFluxPipeline implements AutoCloseable {
     private final FluxPipeline pipeline;
     private final ParallelConfig config;
-    private final List<Ops> rankOps;
-    private final List<Communicator> worlds;
+    private final List<Ops> rankOps;          // by global rank; null for ranks of other nodes
+    private final List<Communicator> worlds;  // this process's ranks, in rank order
     private final List<AutoCloseable> owned;
     private final FluxWeights[] weights;
     private volatile List<float[]> lastRankLatents = List.of();
@@ -77,23 +82,34 @@ public final class ParallelFluxPipeline implements AutoCloseable {
     private List<org.dit4j.engine.parallel.MeshComms> comms;
 
     /**
-     * @param rankOps one backend per rank (rank 0 normally the pipeline's own); not closed by this object
-     * @param worlds  one world communicator per rank; not closed by this object
+     * @param rankOps the backend of each communicator of {@code worlds} ({@code rankOps.get(i)} runs rank
+     *                {@code worlds.get(i).rank()}; the first normally the pipeline's own); not closed by this object
+     * @param worlds  world communicators: every rank of the mesh, or this node's ranks of a multi-node mesh (each
+     *                spanning the whole world); not closed by this object
      */
     public ParallelFluxPipeline(FluxPipeline pipeline, ParallelConfig config, List<? extends Ops> rankOps,
                                 List<? extends Communicator> worlds) {
         this(pipeline, config, List.copyOf(rankOps), List.copyOf(worlds), List.of());
     }
 
-    private ParallelFluxPipeline(FluxPipeline pipeline, ParallelConfig config, List<Ops> rankOps, List<Communicator> worlds,
+    private ParallelFluxPipeline(FluxPipeline pipeline, ParallelConfig config, List<Ops> localOps, List<Communicator> worlds,
                                  List<AutoCloseable> owned) {
-        config.checkWorldSize(rankOps.size());
-        config.checkWorldSize(worlds.size());
+        if (localOps.size() != worlds.size())
+            throw new IllegalArgumentException("a mesh needs one backend per world communicator, got " + localOps.size() + " backends for "
+                    + worlds.size() + " communicators");
+        MeshRunner.checkRanks(config, worlds);
         config.checkHeads("the Flux transformer " + pipeline.files().description(), pipeline.transformerConfig().numHeads());
         this.pipeline = pipeline;
         this.config = config;
-        this.rankOps = rankOps;
-        this.worlds = worlds;
+        List<Ops> byRank = new ArrayList<>(java.util.Collections.nCopies(config.worldSize(), (Ops) null));
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < worlds.size(); i++) {
+            byRank.set(worlds.get(i).rank(), localOps.get(i));
+            order.add(i);
+        }
+        order.sort(java.util.Comparator.comparingInt(i -> worlds.get(i).rank()));
+        this.rankOps = java.util.Collections.unmodifiableList(byRank);
+        this.worlds = order.stream().map(worlds::get).toList();
         this.owned = owned;
         this.weights = new FluxWeights[config.worldSize()];
     }
@@ -142,6 +158,129 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         }
     }
 
+    // ------------------------------------------------------------------ multi-node meshes
+
+    /**
+     * One node of a multi-node mesh on GPUs: this process's ranks {@code node.firstRank()} … on its GPUs cuda:0 …
+     * cuda:(localRanks−1) (rank {@code firstRank} is the pipeline's backend, which must be cuda:0), joined to the world
+     * through the NCCL unique id of the {@link Rendezvous} ({@link NcclCommunicator#initRanks}). Every node runs the whole
+     * pipeline (text encoders, noise from the seed, its ranks of the denoising loop, the VAE): the inputs are
+     * deterministic, so only the NCCL collectives of the loop cross nodes. {@link #generate} returns, on every node, its
+     * first rank's latent, which after the loop's gathers is the whole latent.
+     */
+    public static ParallelFluxPipeline cudaNode(FluxPipeline pipeline, ParallelConfig config, Rendezvous.Result node) {
+        checkNode(config, node);
+        if (!(pipeline.ops() instanceof CudaBackend first) || first.device().index() != 0)
+            throw new IllegalArgumentException("a multi-node Flux mesh needs this node's first rank on cuda:0, but the pipeline runs on "
+                    + pipeline.ops().name() + "; open it with --backend cuda:0 (or cuda), choosing the GPUs with CUDA_VISIBLE_DEVICES");
+        int k = node.localRanks(), visible = org.dit4j.cuda.Cuda.deviceCount();
+        if (k > visible)
+            throw new IllegalArgumentException("node " + node.nodeRank() + " runs " + k + " ranks of the mesh " + config + " but sees "
+                    + visible + " GPU(s); give each node world size / nnodes = " + k + " GPUs (CUDA_VISIBLE_DEVICES) or change --nnodes");
+        List<CudaBackend> gpus = new ArrayList<>();
+        List<AutoCloseable> owned = new ArrayList<>();
+        gpus.add(first);
+        try {
+            for (int i = 1; i < k; i++) {
+                CudaBackend b = new CudaBackend(i);
+                gpus.add(b);
+                owned.add(b);
+            }
+            List<Communicator> worlds = NcclCommunicator.initRanks(gpus, node.worldSize(), node.uniqueId(), node.firstRank());
+            owned.addAll(0, worlds);
+            return new ParallelFluxPipeline(pipeline, config, List.copyOf(gpus), worlds, owned);
+        } catch (RuntimeException e) {
+            closeAll(owned);
+            throw e;
+        }
+    }
+
+    /**
+     * One node of a multi-node mesh on the CPU, for tests: the nodes are threads of one JVM that joined one
+     * {@link Rendezvous} whose id came from {@link #cpuNodeId()}; the id names one in-process {@link LocalCommunicator}
+     * group shared by the nodes, of which this node takes its ranks. Rank {@code firstRank} runs on the pipeline's
+     * backend, the others on new CpuBackends. Nodes in different processes cannot share a group: put
+     * {@link #cpuProcess()} into the job fingerprint so that the rendezvous refuses them.
+     */
+    public static ParallelFluxPipeline cpuNode(FluxPipeline pipeline, ParallelConfig config, Rendezvous.Result node) {
+        checkNode(config, node);
+        if (!pipeline.ops().device().isCpu())
+            throw new IllegalArgumentException("ParallelFluxPipeline.cpuNode runs on the CPU, but the pipeline's backend is "
+                    + pipeline.ops().name() + "; use ParallelFluxPipeline.cudaNode for GPUs");
+        List<Communicator> worlds = CpuGroups.take(node);
+        int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / config.worldSize());
+        List<Ops> ops = new ArrayList<>();
+        List<AutoCloseable> owned = new ArrayList<>();
+        ops.add(pipeline.ops());
+        for (int i = 1; i < node.localRanks(); i++) {
+            CpuBackend b = new CpuBackend(threads);
+            ops.add(b);
+            owned.add(b);
+        }
+        return new ParallelFluxPipeline(pipeline, config, ops, worlds, owned);
+    }
+
+    /** A fresh id for a CPU rendezvous ({@link #cpuNode}): 128 random bytes, like an NCCL unique id. */
+    public static byte[] cpuNodeId() {
+        byte[] id = new byte[128];
+        new java.security.SecureRandom().nextBytes(id);
+        return id;
+    }
+
+    /** Names this JVM (pid and a random token) for job fingerprints of CPU nodes, which must share one process. */
+    public static String cpuProcess() { return CpuGroups.PROCESS; }
+
+    /**
+     * The nodes of a multi-node mesh in one JVM on the CPU without a network (tests): node n of {@code nodes.size()}
+     * gets ranks n·k … n·k+k−1 (k = world size / nodes) of one shared {@link LocalCommunicator} group, rank n·k on
+     * {@code nodes.get(n)}'s backend. Call each node's {@link #generate} from its own thread, as separate processes would.
+     */
+    public static List<ParallelFluxPipeline> localNodes(List<FluxPipeline> nodes, ParallelConfig config) {
+        int n = nodes.size(), world = config.worldSize();
+        if (n < 1 || world % n != 0)
+            throw new IllegalArgumentException("a mesh of " + world + " ranks does not split over " + n + " nodes; the world size must be a "
+                    + "multiple of the node count");
+        byte[] id = cpuNodeId();
+        List<ParallelFluxPipeline> out = new ArrayList<>();
+        for (int i = 0; i < n; i++)
+            out.add(cpuNode(nodes.get(i), config, new Rendezvous.Result(n, i, world, i * (world / n), world / n, id)));
+        return out;
+    }
+
+    private static void checkNode(ParallelConfig config, Rendezvous.Result node) {
+        config.checkWorldSize(node.worldSize());
+        if (node.firstRank() < 0 || node.localRanks() < 1 || node.firstRank() + node.localRanks() > node.worldSize())
+            throw new IllegalArgumentException("node " + node.nodeRank() + ": ranks " + node.firstRank() + ".."
+                    + (node.firstRank() + node.localRanks() - 1) + " are outside the mesh of " + node.worldSize());
+    }
+
+    /** The in-process groups of CPU nodes, by rendezvous id; a group is dropped once all its ranks were taken. */
+    private static final class CpuGroups {
+        static final String PROCESS = ProcessHandle.current().pid() + "-" + java.util.HexFormat.of().formatHex(cpuNodeId(), 0, 4);
+        private static final Map<String, List<Communicator>> GROUPS = new java.util.HashMap<>();
+        private static final Map<String, Integer> TAKEN = new java.util.HashMap<>();
+
+        static synchronized List<Communicator> take(Rendezvous.Result node) {
+            String key = java.util.HexFormat.of().formatHex(node.uniqueId());
+            List<Communicator> group = GROUPS.computeIfAbsent(key, k -> List.copyOf(LocalCommunicator.group(node.worldSize())));
+            if (group.size() != node.worldSize())
+                throw new IllegalArgumentException("CPU rendezvous id names a group of " + group.size() + " ranks, but node " + node.nodeRank()
+                        + " expects " + node.worldSize());
+            int taken = TAKEN.merge(key, node.localRanks(), Integer::sum);
+            if (taken >= node.worldSize()) {
+                GROUPS.remove(key);
+                TAKEN.remove(key);
+            }
+            return group.subList(node.firstRank(), node.firstRank() + node.localRanks());
+        }
+    }
+
+    /** Whether this object runs every rank of the mesh (one process), as opposed to one node's share. */
+    public boolean wholeMesh() { return worlds.size() == config.worldSize(); }
+
+    /** The global ranks this object runs, ascending. */
+    public int[] localRanks() { return worlds.stream().mapToInt(Communicator::rank).toArray(); }
+
     /**
      * The degrees for {@code gpus} ranks when only the count is given: Ulysses over all of them when the head count
      * allows, else the largest Ulysses degree dividing both, the rest as ring.
@@ -161,7 +300,10 @@ public final class ParallelFluxPipeline implements AutoCloseable {
      * Fails with a message naming the option to change unless the request (after defaults) splits over the mesh: head
      * count by ulysses, T5 and image token counts by ring·ulysses, batch by dp, cfg 2 only with true CFG.
      */
-    public FluxRequest check(FluxRequest request) {
+    public FluxRequest check(FluxRequest request) { return check(pipeline, config, request); }
+
+    /** {@link #check(FluxRequest)} before the mesh exists (e.g. before a multi-node rendezvous). */
+    public static FluxRequest check(FluxPipeline pipeline, ParallelConfig config, FluxRequest request) {
         FluxRequest r = pipeline.withDefaults(request);
         FluxConfig fc = pipeline.transformerConfig();
         config.checkHeads("the Flux transformer", fc.numHeads());
@@ -215,6 +357,9 @@ public final class ParallelFluxPipeline implements AutoCloseable {
      * {@link ParallelVerification#tolerance} of the activation dtype.
      */
     public ParallelVerification.Verification verify(FluxRequest request, FluxProgress progress) {
+        if (!wholeMesh())
+            throw new IllegalArgumentException("verify compares one device with every rank of the mesh in one process, but this node runs only "
+                    + "ranks " + Arrays.toString(localRanks()) + " of " + config.worldSize() + "; verify the mesh on one host (without --nnodes)");
         check(request);
         FluxProgress p = progress == null ? FluxProgress.NONE : progress;
         return ParallelVerification.verify("flux " + config, () -> pipeline.generate(request, p).latents(), () -> {
