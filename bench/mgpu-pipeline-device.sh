@@ -11,7 +11,7 @@
 # Files in $OUT (7): gpu.txt tests.log bench.txt bench-1024.json bench-2048.json pipeline.log results.md
 # Knobs: SKIP_TESTS=1, SKIP_BENCH=1, SKIP_PIPE=1, BENCH_RES="1024 2048", PIPE_RES="1024", RUNS=2, SKIP_VERIFY=1,
 #   TEST_CLASSES="fully.qualified.Test …", BENCH_CONFIGS="ulysses=2;ring=2", BENCH_JAVA_OPTS="-Ddit4j.bench.profile=true"
-#   (one eager forward per configuration and rank with every launch and NCCL call timed), SKIP_CFG=1 (no true-CFG runs),
+#   (one eager forward per configuration and rank with every launch and NCCL call timed), SKIP_CFG=1 (no true-CFG runs; by default only up to CFG_MAX_RES=1024),
 #   BENCH_CHUNKS="1,2,4" (each sequence-parallel mesh once per value: 1 = serial exchanges, c >= 2 = ring K/V prefetch +
 #   Ulysses in c head chunks on the NCCL communication stream; unset = defaults).
 set -uo pipefail
@@ -94,7 +94,7 @@ if [ "${SKIP_PIPE:-0}" != 1 ]; then
     if [ "$NG" -ge 4 ]; then
       gen "${r} usp 2x2" "${S[@]}" --ring 2 --ulysses $((NG / 2)) --out /tmp/mgpu2-img/usp-$r.png
     fi
-    [ "${SKIP_CFG:-0}" = 1 ] && continue
+    { [ "${SKIP_CFG:-0}" = 1 ] || [ "$r" -gt "${CFG_MAX_RES:-1024}" ]; } && continue
     gen "${r} 1 GPU true CFG" "${S[@]}" "${NEG[@]}" --out /tmp/mgpu2-img/cfg1-$r.png
     if [ "$NG" -ge 4 ]; then
       gen "${r} cfg-parallel 2 x ulysses $((NG / 2)) true CFG" "${S[@]}" "${NEG[@]}" --cfg-parallel 2 --ulysses $((NG / 2)) --out /tmp/mgpu2-img/cfg2-$r.png

@@ -80,6 +80,8 @@ public final class ParallelFluxPipeline implements AutoCloseable {
     private volatile FluxPipeline.CacheReport lastCacheReport;
     private volatile boolean lastUsedGraphs;
     private List<org.dit4j.engine.parallel.MeshComms> comms;
+    /** This process's lowest rank (0 unless a node of a multi-node mesh): it reports progress, graphs and the cache. */
+    private final int leadRank;
 
     /**
      * @param rankOps the backend of each communicator of {@code worlds} ({@code rankOps.get(i)} runs rank
@@ -110,6 +112,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         order.sort(java.util.Comparator.comparingInt(i -> worlds.get(i).rank()));
         this.rankOps = java.util.Collections.unmodifiableList(byRank);
         this.worlds = order.stream().map(worlds::get).toList();
+        this.leadRank = this.worlds.getFirst().rank();
         this.owned = owned;
         this.weights = new FluxWeights[config.worldSize()];
     }
@@ -509,9 +512,9 @@ public final class ParallelFluxPipeline implements AutoCloseable {
                         x = st.keep(next);
                     }
                     ops.synchronize();
-                    if (rank == 0) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
+                    if (rank == leadRank) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
                 }
-                if (rank == 0) lastUsedGraphs = !graphs.isEmpty();
+                if (rank == leadRank) lastUsedGraphs = !graphs.isEmpty();
             } finally {
                 for (CudaGraph g : graphs.values()) g.close();
                 for (Tensor t : graphOut.values()) t.close();
@@ -582,9 +585,9 @@ public final class ParallelFluxPipeline implements AutoCloseable {
                         x = st.keep(next);
                     }
                     ops.synchronize();
-                    if (rank == 0) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
+                    if (rank == leadRank) progress.step(i + 1, schedule.steps(), (System.nanoTime() - start) / 1e9);
                 }
-                if (rank == 0) {
+                if (rank == leadRank) {
                     lastCacheReport = new FluxPipeline.CacheReport(policy.describe(), ct.summary(), ct.trace(), null);
                     lastUsedGraphs = ct.usedGraphs();
                 }
