@@ -49,7 +49,10 @@ class NcclCommunicatorTest {
     /** The same program on both communicators: host results per rank. */
     interface Program { List<float[]> run(Communicator c, java.util.function.Function<Tensor, Tensor> up, java.util.function.Function<Tensor, float[]> down); }
 
-    static void sameOnBoth(String what, Program p) {
+    static void sameOnBoth(String what, Program p) { sameOnBoth(world, what, p); }
+
+    /** {@link #sameOnBoth(String, Program)} on the given NCCL world (a test class with its own communicators). */
+    static void sameOnBoth(List<Communicator> world, String what, Program p) {
         int n = world.size();
         List<List<float[]>> gpu = Ranks.run(world, c -> {
             CudaBackend b = ((NcclCommunicator) c).backend();

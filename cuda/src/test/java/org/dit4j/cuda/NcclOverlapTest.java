@@ -155,7 +155,7 @@ class NcclOverlapTest {
     /** The slab all-to-all (Ulysses head chunks) on NCCL equals the in-process communicator's, bit for bit. */
     @Test void slabAllToAllEqualsInProcess() {
         int n = world.size();
-        NcclCommunicatorTest.sameOnBoth("slab allToAll", (c, up, down) -> {
+        NcclCommunicatorTest.sameOnBoth(world, "slab allToAll", (c, up, down) -> {
             List<float[]> out = new ArrayList<>();
             for (long b : new long[] {1, 2}) {
                 Tensor q = up.apply(input(c.rank(), DType.BF16, b, 5, 4L * n, 16));

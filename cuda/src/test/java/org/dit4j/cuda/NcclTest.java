@@ -48,10 +48,13 @@ class NcclTest {
             }
             nccl.groupEnd();
             if (len % n == 0) {
+                // one thread drives every rank: the ranks' calls must be one group (else the first one waits for its peers)
+                nccl.groupStart();
                 for (int r = 0; r < n; r++) {
                     b[r].makeCurrent();
                     nccl.allToAll(x[r].address(), a2a[r].address(), len / n, Nccl.FLOAT32, 4, comms[r], b[r].stream());
                 }
+                nccl.groupEnd();
             }
             for (int r = 0; r < n; r++) {
                 float[] expect = new float[len];
