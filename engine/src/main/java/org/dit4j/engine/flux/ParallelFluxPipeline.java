@@ -389,6 +389,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         try {
             HostInputs in = new HostInputs(host.apply(latent), ids, host.apply(txt), host.apply(y), host.apply(txtNeg),
                     host.apply(yNeg), host.apply(ref));
+            loadMissingWeights();
             List<float[]> out;
             try {
                 out = MeshRunner.run(meshComms(), comms -> cache == null
@@ -406,6 +407,17 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         } finally {
             for (Tensor t : hosts) t.close();
         }
+    }
+
+    /** This process's ranks without weights get them from one opening of the checkpoint, uploaded in parallel. */
+    private void loadMissingWeights() {
+        List<Integer> missing = new ArrayList<>();
+        for (Communicator w : worlds) if (weights[w.rank()] == null) missing.add(w.rank());
+        if (missing.isEmpty()) return;
+        List<Ops> targets = new ArrayList<>();
+        for (int r : missing) targets.add(rankOps.get(r));
+        List<FluxWeights> loaded = pipeline.loadTransformerWeights(targets);
+        for (int i = 0; i < missing.size(); i++) weights[missing.get(i)] = loaded.get(i);
     }
 
     /**
