@@ -17,6 +17,7 @@ import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaDriver;
+import org.dit4j.cuda.CudaGraph;
 import org.dit4j.cuda.NcclCommunicator;
 import org.dit4j.engine.cache.StepCache;
 import org.dit4j.engine.flux.FluxCachedTransformer;
@@ -138,11 +139,18 @@ final class FluxMesh implements AutoCloseable {
         int per = g.c() * g.h() * g.w();
         FluxSampler.Geometry gl = new FluxSampler.Geometry(mine[1] - mine[0], g.c(), g.h(), g.w());
         List<FluxSampler.Branch> branches = new ArrayList<>();
+        // CUDA graphs as on one GPU (unless a compile node says otherwise): the first call eager, then one capture per
+        // branch on every rank at the same call (collectives inside), replays with the shard and time written in place
+        CudaBackend cuda = o instanceof CudaBackend cb && (job.model().compile() == null || job.model().compile().cudaGraphs()) ? cb : null;
+        Map<CfgParallel.Branch, CudaGraph> graphs = new EnumMap<>(CfgParallel.Branch.class);
+        Map<CfgParallel.Branch, Tensor> graphOut = new EnumMap<>(CfgParallel.Branch.class);
+        int[] calls = {0};
         try {
             branches.add(sampler.branch(o, model, job.positive(), gl, false, sp));
             if (cfgPass) branches.add(sampler.branch(o, model, job.negative(), gl, false, sp));
             float cfgScale = (float) job.cfg();
             KSamplers.Denoiser denoiser = (xi, i, sigma) -> {
+                int call = calls[0]++;
                 float t = job.model().sampling().timestep(sigma);
                 float[][] vel = new float[branches.size()][];
                 try (Scope s = Scope.open()) {
@@ -154,10 +162,28 @@ final class FluxMesh implements AutoCloseable {
                     Function<CfgParallel.Branch, Tensor> forward = which -> {
                         FluxSampler.Branch br = branches.get(which == CfgParallel.Branch.COND ? 0 : 1);
                         Tensor in = br.ref == null ? xAct : o.concat(1, xAct, br.ref);
-                        FluxTransformer.Conditioning c = new FluxTransformer.Conditioning(tSin, br.cond.guidanceSin(), br.cond.pe(),
-                                br.cond.nTxt(), br.cond.nImg());
-                        Tensor v = sp.gather(tr.forward(sp.shard(o, in, 1), br.txt, br.y, c), 1);
-                        return o.slice(v, 1, 0, gl.tokens());
+                        Tensor shard = sp.shard(o, in, 1), v;
+                        if (cuda == null) {
+                            FluxTransformer.Conditioning c = new FluxTransformer.Conditioning(tSin, br.cond.guidanceSin(), br.cond.pe(),
+                                    br.cond.nTxt(), br.cond.nImg());
+                            v = tr.forward(shard, br.txt, br.y, c);
+                        } else {
+                            if (br.imgIn == null) br.imgIn = untracked(o.empty(shard.dtype(), shard.shape()));
+                            cuda.copyInto(br.cond.timeSin(), tSin);
+                            cuda.copyInto(br.imgIn, shard);
+                            if (call == 0) {
+                                v = tr.forward(br.imgIn, br.txt, br.y, br.cond);      // eager: kernels compile, plans cached
+                            } else {
+                                CudaGraph gr = graphs.get(which);
+                                if (gr == null) {
+                                    gr = CudaGraph.capture(cuda, () -> graphOut.put(which, untracked(tr.forward(br.imgIn, br.txt, br.y, br.cond))));
+                                    graphs.put(which, gr);
+                                }
+                                gr.replay();
+                                v = graphOut.get(which);
+                            }
+                        }
+                        return o.slice(sp.gather(v, 1), 1, 0, gl.tokens());
                     };
                     Tensor[] v;
                     if (cfgPass) {
@@ -176,8 +202,16 @@ final class FluxMesh implements AutoCloseable {
             };
             return KSamplers.sample(job.sampler(), denoiser, x, job.sigmas(), (i, n, d) -> observer.stepDone(i, n, LatentFormat.FLUX, d, job.latent().shape()));
         } finally {
+            for (CudaGraph gr : graphs.values()) gr.close();
+            for (Tensor t : graphOut.values()) t.close();
             for (FluxSampler.Branch b : branches) b.close();
         }
+    }
+
+    /** A tensor that outlives the step's scope (closed with its branch or graph). */
+    private static Tensor untracked(Tensor t) {
+        Scope sc = Scope.current();
+        return sc != null ? sc.keep(t) : t;
     }
 
     /**
