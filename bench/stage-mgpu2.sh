@@ -9,12 +9,12 @@ cd "$(dirname "$0")/.."
 MAIN=${1:-/work/main}
 . scripts/find-jdk.sh
 ./mvnw -o -B -q -ntp -pl cli -am package -DskipTests
-./mvnw -o -B -q -ntp -pl engine,cuda -am test-compile
+./mvnw -o -B -q -ntp -pl engine,cuda,server -am test-compile
 D="$MAIN/.device-mgpu2"
 rm -rf "$D" && mkdir -p "$D/tokenizers/clip" "$D/tokenizers/t5"
 cp cli/target/dit4j.jar bench/mgpu-pipeline-device.sh "$D/"
 tmp=$(mktemp -d)
-for m in core cuda engine; do cp -r "$m/target/test-classes/." "$tmp/"; done
+for m in core cuda engine server; do cp -r "$m/target/test-classes/." "$tmp/"; done
 (cd "$tmp" && python3 -m zipfile -c "$D/test-classes.zip" .)
 rm -rf "$tmp"
 cp "$(ls ~/.m2/repository/org/junit/platform/junit-platform-console-standalone/*/junit-platform-console-standalone-*.jar | grep -v sources | tail -1)" "$D/"
