@@ -155,6 +155,36 @@ class WanTransformerTest {
         }
     }
 
+    /**
+     * With a separate cross-attention Ops (a sequence-parallel rank's local backend), the self-attentions call
+     * attention on the model's Ops and the cross-attentions on the other one, one each per block; the result is that
+     * of the one-Ops model bit for bit.
+     */
+    @Test void crossAttentionRunsOnItsOwnOps() {
+        final class Counting extends org.dit4j.core.ops.ForwardingOps {
+            int calls;
+            Counting(Ops d) { super(d); }
+            @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+                calls++;
+                return delegate.attention(q, k, v, bias, scale);
+            }
+        }
+        try (WeightSource w = WeightSource.open(resource("wan_b_diffusers.safetensors"));
+             WeightSource io = WeightSource.open(resource("wan_b_io.safetensors"));
+             WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyB(), DType.F32);
+             Scope scope = Scope.open()) {
+            Counting self = new Counting(ops), cross = new Counting(ops);
+            WanTransformer split = new WanTransformer(self, cross, ww), one = new WanTransformer(ops, ww);
+            Tensor latent = ops.upload(io.tensor("latent")), context = ops.upload(io.tensor("context"));
+            float[] got = split.forward(latent, io.tensor("timesteps"), context).toFloatArray();
+            float[] want = one.forward(latent, io.tensor("timesteps"), context).toFloatArray();
+            assertArrayEquals(want, got, 0f);
+            int layers = WanTestData.tinyB().numLayers();
+            assertEquals(layers, self.calls, "one self-attention per block on the model's Ops");
+            assertEquals(layers, cross.calls, "one cross-attention per block on the cross-attention Ops");
+        }
+    }
+
     @Test void badInputsAreNamed() {
         try (WeightSource w = WeightSource.open(resource("wan_b_diffusers.safetensors"));
              WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyB(), DType.F32);
