@@ -60,12 +60,15 @@ public final class WanParallelBench {
         String[] configs = (args.length > 2 ? args[2] : "ulysses=2;ring=2;cfg=2").split(";");
         Path json = args.length > 3 && !args[3].isBlank() && !args[3].equals("-") ? Path.of(args[3]) : null;
         int[] size = args.length > 4 ? parseSize(args[4]) : WanBench.defaultSize(model);
-        List<Timing> rows = run(model, iters, configs, size, System.out);
-        if (json != null) Files.writeString(json, json(model, size, rows));
+        Run r = run(model, iters, configs, size, System.out);
+        if (json != null) Files.writeString(json, json(r.model(), r.size(), r.rows()));
     }
 
+    /** What ran: the model label ("-reduced" on the CPU), the video size used, one row per configuration. */
+    public record Run(String model, int[] size, List<Timing> rows) {}
+
     /** Runs the baseline and every configuration whose world size matches the ranks (GPUs, or CPU ranks without a GPU). */
-    public static List<Timing> run(String model, int iters, String[] configs, int[] size, java.io.PrintStream out) throws Exception {
+    public static Run run(String model, int iters, String[] configs, int[] size, java.io.PrintStream out) throws Exception {
         boolean gpu = Cuda.deviceCount() > 0;
         WanConfig cfg;
         int width = size[0], height = size[1], frames = size[2], textRows = TEXT_ROWS;
@@ -201,7 +204,7 @@ public final class WanParallelBench {
                 print(out, row);
             }
             table(out, results);
-            return results;
+            return new Run(gpu ? model : model + "-reduced", new int[] {width, height, frames}, List.copyOf(results));
         } finally {
             for (WanWeights w : weights) if (w != null) w.close();
             for (AutoCloseable c : closing) c.close();
