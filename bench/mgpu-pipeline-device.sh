@@ -8,12 +8,16 @@
 #     28 steps at 1024² (PIPE_RES="1024 2048" adds 2048²): 1 GPU, --ulysses N, --ring N, 1 GPU true CFG and
 #     --cfg-parallel 2 true CFG; one --verify-parallel run (--ring 2); per-GPU peak memory sampled with nvidia-smi.
 # Device call: kind nvidia-h100-x2, carry [".device", ".device-mgpu2"], command: bash .device-mgpu2/mgpu-pipeline-device.sh
-# Files in $OUT (7): gpu.txt tests.log bench.txt bench-1024.json bench-2048.json pipeline.log results.md
+# Files in $OUT: gpu.txt tests.log bench.txt bench-1024.json bench-2048.json pipeline.log results.md [torch.txt torch.json]
+#   (more than 8 files: all but results.md packed into all.tgz)
 # Knobs: SKIP_TESTS=1, SKIP_BENCH=1, SKIP_PIPE=1, BENCH_RES="1024 2048", PIPE_RES="1024", RUNS=2, SKIP_VERIFY=1,
 #   TEST_CLASSES="fully.qualified.Test …", BENCH_CONFIGS="ulysses=2;ring=2", BENCH_JAVA_OPTS="-Ddit4j.bench.profile=true"
 #   (one eager forward per configuration and rank with every launch and NCCL call timed), SKIP_CFG=1 (no true-CFG runs; by default only up to CFG_MAX_RES=1024),
 #   BENCH_CHUNKS="1,2,4" (each sequence-parallel mesh once per value: 1 = serial exchanges, c >= 2 = ring K/V prefetch +
-#   Ulysses in c head chunks on the NCCL communication stream; unset = defaults).
+#   Ulysses in c head chunks on the NCCL communication stream; unset = defaults), TORCH=1 (diffusers eager one-GPU
+#   forward at BENCH_RES first; carry .ref too). The GPU count comes from nvidia-smi: the default BENCH_CONFIGS hold the
+#   2-, 4- and 8-GPU layouts (issue 8: ulysses 8, ring 8, ring 2 × ulysses 4, cfg 2 × ulysses 4), the pipeline runs
+#   --ulysses N, --ring N, --ring 2 --ulysses N/2 and --cfg-parallel 2 --ulysses N/2 for N ≥ 4.
 set -uo pipefail
 D=.device-mgpu2
 OUT=${OUT:-/tmp/dit4j-mgpu2}; mkdir -p "$OUT"
@@ -38,10 +42,19 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   grep -E "tests (successful|failed|skipped|found)|containers failed" "$OUT/tests.log"
 fi
 
+# ------------------------------------------------------------------ 1b. diffusers eager single-GPU baseline (TORCH=1)
+if [ "${TORCH:-0}" = 1 ]; then
+  # needs .ref (carried) with the diffusers source archive; one GPU, eager, the resolutions of BENCH_RES
+  if [ ! -d /tmp/d/src/diffusers ]; then mkdir -p /tmp/d && tar xzf .ref/diffusers-src.tgz -C /tmp/d; fi
+  echo "$(el) == diffusers eager baseline (one GPU)" | tee "$OUT/torch.txt"
+  PYTHONPATH=/tmp/d/src timeout ${TORCH_TIMEOUT:-300} python3 bench/flux_torch_baseline.py --resolutions ${BENCH_RES:-1024 2048} \
+    --iters 3 --warmup 1 --json "$OUT/torch.json" 2>&1 | grep -vE "Warning|warn\(" | tee -a "$OUT/torch.txt" | tail -4
+fi
+
 # ------------------------------------------------------------------ 2. forward benchmark
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   # configs whose world size differs from the GPU count are skipped by the bench
-  CONFIGS=${BENCH_CONFIGS:-"ulysses=2;ring=2;cfg=2;ring=2,ulysses=2;ulysses=4;ring=4"}
+  CONFIGS=${BENCH_CONFIGS:-"ulysses=2;ring=2;cfg=2;ring=2,ulysses=2;ulysses=4;ring=4;cfg=2,ulysses=2;ulysses=8;ring=8;ring=2,ulysses=4;cfg=2,ulysses=4"}
   : > "$OUT/bench.txt"
   for r in ${BENCH_RES:-1024 2048}; do
     it=5; [ "$r" -ge 2048 ] && it=3
@@ -150,3 +163,8 @@ if os.path.exists(log):
 PY
 cat "$OUT/results.md"
 echo "$(el) done"
+# at most 8 files come back from a device call: with more, everything but results.md goes into one all.tgz
+if [ "$(find "$OUT" -maxdepth 1 -type f | wc -l)" -gt 8 ]; then
+  ( cd "$OUT" && tar czf /tmp/mgpu-all.tgz --exclude=results.md . && find . -maxdepth 1 -type f ! -name results.md -delete \
+    && mv /tmp/mgpu-all.tgz all.tgz )
+fi

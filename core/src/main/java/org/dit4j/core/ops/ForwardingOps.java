@@ -90,6 +90,10 @@ public abstract class ForwardingOps implements Ops {
     @Override public void linearGeluInto(Tensor out, long col, Tensor x, Tensor w, Tensor bias, boolean tanh) {
         delegate.linearGeluInto(out, col, x, w, bias, tanh);
     }
+    @Override public void prefetchAttention(Tensor q, Tensor k, Tensor v) {
+        delegate.prefetchAttention(q, k, v);
+    }
+
     @Override public void attentionInto(Tensor out, long col, Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
         delegate.attentionInto(out, col, q, k, v, bias, scale);
     }

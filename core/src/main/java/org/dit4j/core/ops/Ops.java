@@ -287,6 +287,14 @@ public interface Ops extends AutoCloseable {
     }
 
     /**
+     * A hint that q, k, v ([B, L, H, d], as for {@link #attention}) are complete and will be passed unchanged to this
+     * object's next attention call, and that the work queued in between does not touch them. A sequence-parallel
+     * decorator starts exchanging them here, so independent work (the MLP of a Flux single block) overlaps the exchange.
+     * Default: nothing.
+     */
+    default void prefetchAttention(Tensor q, Tensor k, Tensor v) {}
+
+    /**
      * out[b, l, col:col+H·dv] = attention(q, k, v, bias, scale)[b, l] flattened over (H, dv): {@link #attention} written
      * into columns [col, col + H·dv) of out:[B, Lq, W].
      */

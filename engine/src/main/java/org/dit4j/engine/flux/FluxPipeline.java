@@ -301,6 +301,48 @@ public final class FluxPipeline implements AutoCloseable {
     }
 
     /** The transformer weights (LoRAs merged) loaded onto {@code on}, e.g. one rank's backend; owned by the caller. */
+    /**
+     * The transformer's weights on every backend of {@code targets} from one opening of the checkpoint (one mapping, so
+     * the host holds the file's pages once, whatever the number of GPUs), uploaded in parallel — one thread per target —
+     * when no LoRA is merged (LoRA merges run one target after the other). In target order; on a failure the ones
+     * already loaded are closed and the first error is thrown.
+     */
+    List<FluxWeights> loadTransformerWeights(List<? extends Ops> targets) {
+        FluxWeights[] out = new FluxWeights[targets.size()];
+        try (WeightSource w = WeightSource.open(files.transformer());
+             FluxLoras l = loras.isEmpty() ? null : FluxLoras.open(loras, config, loraIgnoreUnknown)) {
+            if (l != null || targets.size() == 1) {
+                for (int i = 0; i < out.length; i++) out[i] = FluxWeights.load(targets.get(i), w, config, settings.weightDtype(), l);
+            } else {
+                Throwable[] failure = new Throwable[1];
+                Thread[] threads = new Thread[out.length];
+                for (int i = 0; i < out.length; i++) {
+                    int t = i;
+                    threads[i] = Thread.ofPlatform().name("dit4j-load-" + i).start(() -> {
+                        try {
+                            out[t] = FluxWeights.load(targets.get(t), w, config, settings.weightDtype(), null);
+                            targets.get(t).synchronize();
+                        } catch (Throwable e) {
+                            synchronized (failure) { if (failure[0] == null) failure[0] = e; }
+                        }
+                    });
+                }
+                for (Thread t : threads) t.join();
+                if (failure[0] instanceof RuntimeException re) throw re;
+                if (failure[0] instanceof Error er) throw er;
+                if (failure[0] != null) throw new IllegalStateException(failure[0]);
+            }
+            return java.util.Arrays.asList(out);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            for (FluxWeights f : out) if (f != null) f.close();
+            throw new IllegalStateException("interrupted while loading the transformer onto " + targets.size() + " device(s)", e);
+        } catch (RuntimeException | Error e) {
+            for (FluxWeights f : out) if (f != null) f.close();
+            throw e;
+        }
+    }
+
     FluxWeights loadTransformerWeights(Ops on) {
         try (WeightSource w = WeightSource.open(files.transformer());
              FluxLoras l = loras.isEmpty() ? null : FluxLoras.open(loras, config, loraIgnoreUnknown)) {

@@ -80,6 +80,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
     private volatile FluxPipeline.CacheReport lastCacheReport;
     private volatile boolean lastUsedGraphs;
     private List<org.dit4j.engine.parallel.MeshComms> comms;
+    private Rendezvous.Link link = Rendezvous.Link.NONE;
     /** This process's lowest rank (0 unless a node of a multi-node mesh): it reports progress, graphs and the cache. */
     private final int leadRank;
 
@@ -191,7 +192,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
             }
             List<Communicator> worlds = NcclCommunicator.initRanks(gpus, node.worldSize(), node.uniqueId(), node.firstRank());
             owned.addAll(0, worlds);
-            return new ParallelFluxPipeline(pipeline, config, List.copyOf(gpus), worlds, owned);
+            return new ParallelFluxPipeline(pipeline, config, List.copyOf(gpus), worlds, owned).watching(node.link());
         } catch (RuntimeException e) {
             closeAll(owned);
             throw e;
@@ -220,7 +221,29 @@ public final class ParallelFluxPipeline implements AutoCloseable {
             ops.add(b);
             owned.add(b);
         }
-        return new ParallelFluxPipeline(pipeline, config, ops, worlds, owned);
+        return new ParallelFluxPipeline(pipeline, config, ops, worlds, owned).watching(node.link());
+    }
+
+    /**
+     * Keeps the rendezvous connections of a multi-node mesh for this pipeline's life: a node lost without a goodbye
+     * aborts this node's communicators ({@link #abort}), so its ranks stop with that message instead of waiting in NCCL;
+     * {@link #close} says goodbye.
+     */
+    private ParallelFluxPipeline watching(Rendezvous.Link link) {
+        this.link = link;
+        link.watch(this::abort);
+        return this;
+    }
+
+    /**
+     * Stops the mesh: aborts this process's world communicators (and through them their groups), so ranks blocked in a
+     * collective fail with {@code reason}; the pipeline cannot run again. Safe from any thread.
+     */
+    public void abort(String reason) {
+        System.err.println("dit4j: " + reason);
+        link.sever();
+        IllegalStateException cause = new IllegalStateException(reason);
+        for (Communicator w : worlds) w.abort(cause);
     }
 
     /** A fresh id for a CPU rendezvous ({@link #cpuNode}): 128 random bytes, like an NCCL unique id. */
@@ -384,12 +407,14 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         try {
             HostInputs in = new HostInputs(host.apply(latent), ids, host.apply(txt), host.apply(y), host.apply(txtNeg),
                     host.apply(yNeg), host.apply(ref));
+            loadMissingWeights();
             List<float[]> out;
             try {
                 out = MeshRunner.run(meshComms(), comms -> cache == null
                         ? rankLoop(comms.rank(), comms, r, schedule, in, nImg, progress)
                         : cachedRankLoop(comms.rank(), comms, r, schedule, in, nImg, progress, cache.get()));
             } catch (RuntimeException | Error e) {
+                link.sever();          // a multi-node mesh: the other nodes stop instead of waiting for these ranks
                 dropMeshComms();
                 throw e;
             }
@@ -401,6 +426,17 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         } finally {
             for (Tensor t : hosts) t.close();
         }
+    }
+
+    /** This process's ranks without weights get them from one opening of the checkpoint, uploaded in parallel. */
+    private void loadMissingWeights() {
+        List<Integer> missing = new ArrayList<>();
+        for (Communicator w : worlds) if (weights[w.rank()] == null) missing.add(w.rank());
+        if (missing.isEmpty()) return;
+        List<Ops> targets = new ArrayList<>();
+        for (int r : missing) targets.add(rankOps.get(r));
+        List<FluxWeights> loaded = pipeline.loadTransformerWeights(targets);
+        for (int i = 0; i < missing.size(); i++) weights[missing.get(i)] = loaded.get(i);
     }
 
     /**
@@ -647,6 +683,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
 
     /** Releases the ranks' weights and what this object opened (extra backends, NCCL communicators); not the pipeline. */
     @Override public void close() {
+        link.close();
         dropMeshComms();
         for (int r = 0; r < weights.length; r++) {
             if (weights[r] != null) weights[r].close();

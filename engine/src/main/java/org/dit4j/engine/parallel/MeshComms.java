@@ -20,7 +20,17 @@ public record MeshComms(Mesh mesh, Mesh.Coord coord, Communicator world, Communi
         return new MeshComms(mesh, mesh.coord(r), world, dp, cfg, ring, ulysses, sequence);
     }
 
+    /**
+     * The axis group of {@code rank}: the world itself when the group is the whole world in world-rank order (e.g.
+     * Ulysses and sequence groups of a pure Ulysses mesh), else a split. Every rank takes the same branch (the test
+     * depends on the mesh only), so the collective split is entered by all or none. Reusing the world saves an NCCL
+     * communicator's buffers per GPU.
+     */
     private static Communicator split(Communicator world, Mesh mesh, Mesh.Axis axis, int rank) {
+        int[] members = mesh.group(axis, rank);
+        boolean whole = members.length == world.size();
+        for (int i = 0; whole && i < members.length; i++) whole = members[i] == i;
+        if (whole) return world;
         Communicator c = world.split(mesh.color(axis, rank), mesh.key(axis, rank));
         if (c.rank() != mesh.key(axis, rank))
             throw new IllegalStateException("internal: " + axis + " group rank " + c.rank() + " != mesh key " + mesh.key(axis, rank));
@@ -31,12 +41,9 @@ public record MeshComms(Mesh mesh, Mesh.Coord coord, Communicator world, Communi
 
     public int rank() { return world.rank(); }
 
-    /** Closes the axis groups (not the world, which its creator owns). */
+    /** Closes the axis groups split for this rank (not the world, which its creator owns, nor groups that are the world). */
     @Override public void close() {
-        dp.close();
-        cfg.close();
-        ring.close();
-        ulysses.close();
-        sequence.close();
+        for (Communicator c : new Communicator[] {dp, cfg, ring, ulysses, sequence})
+            if (c != world) c.close();
     }
 }

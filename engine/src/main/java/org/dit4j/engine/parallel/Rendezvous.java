@@ -36,7 +36,8 @@ import java.util.function.Supplier;
  * A check that fails fails every node with the same message; node 0 keeps answering late nodes with it for a short
  * grace period.
  *
- * <p>No tensors travel here: every node runs the whole pipeline from the same deterministic inputs.
+ * <p>No tensors travel here: every node runs the whole pipeline from the same deterministic inputs. The connections
+ * stay open for the job ({@link Link}): a node that dies drops them, and the others stop instead of hanging in NCCL.
  */
 public final class Rendezvous {
     /** Version of the exchange; nodes of different versions refuse each other. */
@@ -90,11 +91,110 @@ public final class Rendezvous {
      * @param firstRank  global rank of this node's first local rank; its ranks are firstRank … firstRank+localRanks−1
      * @param uniqueId   the communicator id made on node 0 (128 bytes for NCCL)
      */
-    public record Result(int nnodes, int nodeRank, int worldSize, int firstRank, int localRanks, byte[] uniqueId) {
+    public record Result(int nnodes, int nodeRank, int worldSize, int firstRank, int localRanks, byte[] uniqueId, Link link) {
+        public Result {
+            Objects.requireNonNull(link, "link (Link.NONE for none)");
+        }
+
+        /** A result without connections kept open (one node, tests). */
+        public Result(int nnodes, int nodeRank, int worldSize, int firstRank, int localRanks, byte[] uniqueId) {
+            this(nnodes, nodeRank, worldSize, firstRank, localRanks, uniqueId, Link.NONE);
+        }
+
         @Override public byte[] uniqueId() { return uniqueId.clone(); }
 
         @Override public String toString() {
             return "node " + nodeRank + " of " + nnodes + ": ranks " + firstRank + ".." + (firstRank + localRanks - 1) + " of " + worldSize;
+        }
+    }
+
+    /**
+     * The rendezvous connections, kept open after the hand-out for the length of the job: node 0 holds one to every
+     * other node, every other node one to node 0. A node whose process ends (or whose network fails) drops them without
+     * a goodbye; {@link #watch} tells the others at once, so they can abort their communicators instead of waiting in
+     * NCCL for a rank that is gone. {@link #close} says goodbye first: a node that finishes normally is no loss.
+     */
+    public static final class Link implements AutoCloseable {
+        /** No connections (one node). */
+        public static final Link NONE = new Link(-1, List.of(), List.of());
+        private static final int BYE = 0x42;
+
+        private final int me;
+        private final List<Integer> peerNodes;
+        private final List<Socket> sockets;
+        private volatile boolean closing;
+
+        Link(int me, List<Integer> peerNodes, List<Socket> sockets) {
+            this.me = me;
+            this.peerNodes = List.copyOf(peerNodes);
+            this.sockets = List.copyOf(sockets);
+        }
+
+        /** The node ranks at the other ends, in order. */
+        public List<Integer> peers() { return peerNodes; }
+
+        /**
+         * Watches every connection on a daemon thread; a connection lost without a goodbye (before {@link #close})
+         * calls {@code onLoss} once per connection with a message naming the node.
+         */
+        public void watch(java.util.function.Consumer<String> onLoss) {
+            for (int i = 0; i < sockets.size(); i++) {
+                Socket s = sockets.get(i);
+                int peer = peerNodes.get(i);
+                Thread.ofPlatform().daemon().name("dit4j-rendezvous-watch-" + peer).start(() -> {
+                    String why;
+                    try {
+                        s.setSoTimeout(0);
+                        int b = s.getInputStream().read();
+                        if (b == BYE) return;
+                        why = b < 0 ? "closed its connection" : "sent an unexpected byte " + b;
+                    } catch (IOException e) {
+                        why = "lost its connection (" + e.getMessage() + ")";
+                    }
+                    lost("node " + peer + " (" + s.getRemoteSocketAddress() + ") " + why + " to node " + me
+                            + " before the job ended: its process stopped, it failed, or the network failed; this node stops too "
+                            + "(see node " + peer + "'s log for the cause)", onLoss);
+                });
+            }
+        }
+
+        /**
+         * The first loss: every connection of this node is closed without a goodbye — on node 0 that tells every other
+         * node at once — and {@code onLoss} runs. Later losses (the connections just closed) are silent.
+         */
+        private void lost(String message, java.util.function.Consumer<String> onLoss) {
+            synchronized (this) {
+                if (closing) return;
+                closing = true;
+            }
+            for (Socket s : sockets) closeQuietly(s);
+            onLoss.accept(message);
+        }
+
+        /** Says goodbye on every connection and closes them (the job ended normally on this node). Idempotent. */
+        @Override public void close() {
+            synchronized (this) {
+                if (closing) return;
+                closing = true;
+            }
+            for (Socket s : sockets) {
+                try {
+                    s.getOutputStream().write(BYE);
+                    s.getOutputStream().flush();
+                } catch (IOException ignored) {
+                    // the other end is gone already: nothing to tell it
+                }
+                closeQuietly(s);
+            }
+        }
+
+        /**
+         * Closes the connections without a goodbye, as a crash does: the other nodes stop (call it when this node's
+         * part of the job failed). Idempotent; afterwards {@link #close} does nothing.
+         */
+        public void sever() {
+            synchronized (this) { closing = true; }
+            for (Socket s : sockets) closeQuietly(s);
         }
     }
 
@@ -147,6 +247,7 @@ public final class Rendezvous {
 
     private static Result lead(Address master, Node me, Supplier<byte[]> idSupplier, long deadline, Duration timeout) {
         List<Peer> peers = new ArrayList<>();
+        boolean handedOut = false;
         try (ServerSocket server = bind(master)) {
             String error = null;
             while (error == null && peers.size() < me.nnodes() - 1) {
@@ -203,11 +304,19 @@ public final class Rendezvous {
                             + "; see that node's log, then restart all nodes", e);
                 }
             }
-            return new Result(me.nnodes(), 0, me.worldSize(), 0, me.localRanks(), id);
+            List<Integer> nodes = new ArrayList<>();
+            List<Socket> sockets = new ArrayList<>();
+            for (Peer p : peers) {
+                nodes.add(p.hello().nodeRank());
+                sockets.add(p.socket());
+            }
+            Result r = new Result(me.nnodes(), 0, me.worldSize(), 0, me.localRanks(), id, new Link(0, nodes, sockets));
+            handedOut = true;
+            return r;
         } catch (IOException e) {
             throw new IllegalStateException("rendezvous at " + master + " (node 0): " + e.getMessage(), e);
         } finally {
-            for (Peer p : peers) closeQuietly(p.socket());
+            if (!handedOut) for (Peer p : peers) closeQuietly(p.socket());
         }
     }
 
@@ -366,7 +475,8 @@ public final class Rendezvous {
 
     private static Result follow(Address master, Node me, long deadline, Duration timeout) {
         Socket s = connect(master, me, deadline, timeout);
-        try (s) {
+        boolean handedOut = false;
+        try {
             DataOutputStream out = new DataOutputStream(s.getOutputStream());
             out.writeInt(MAGIC);
             out.writeInt(PROTOCOL);
@@ -394,7 +504,9 @@ public final class Rendezvous {
                         + " local ranks of " + me.worldSize() + ")");
             byte[] id = in.readNBytes(len);
             if (id.length != len) throw new EOFException("id cut short");
-            return new Result(me.nnodes(), me.nodeRank(), world, first, me.localRanks(), id);
+            Result r = new Result(me.nnodes(), me.nodeRank(), world, first, me.localRanks(), id, new Link(me.nodeRank(), List.of(0), List.of(s)));
+            handedOut = true;
+            return r;
         } catch (SocketTimeoutException e) {
             throw new IllegalStateException("rendezvous at " + master + ": node 0 accepted node " + me.nodeRank() + " but did not answer within "
                     + format(timeout) + "; it answers once all " + me.nnodes() + " nodes have joined: check that every node was started", e);
@@ -403,6 +515,8 @@ public final class Rendezvous {
                     + me.nodeRank() + " (" + e.getMessage() + "); did node 0 fail or time out? See its log, then restart all nodes", e);
         } catch (IOException e) {
             throw new IllegalStateException("rendezvous at " + master + " (node " + me.nodeRank() + "): " + e.getMessage(), e);
+        } finally {
+            if (!handedOut) closeQuietly(s);
         }
     }
 

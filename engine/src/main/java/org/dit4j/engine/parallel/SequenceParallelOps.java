@@ -39,19 +39,25 @@ public final class SequenceParallelOps extends ForwardingOps {
      * @param ulyssesChunks head chunks of the Ulysses exchange (1: one exchange of all heads, serial with attention);
      *                      lowered to the largest divisor of the heads per rank that is ≤ this
      */
-    public record Overlap(boolean ringPrefetch, int ulyssesChunks) {
+    public record Overlap(boolean ringPrefetch, int ulyssesChunks, boolean ulyssesPrefetch) {
         /** System property with the Ulysses head chunks (default 2). */
         public static final String CHUNKS_PROPERTY = "dit4j.ulysses.chunks";
         /** System property turning ring K/V prefetch off ("false"; default on). */
         public static final String RING_PROPERTY = "dit4j.ring.overlap";
+
+        /** System property turning the Ulysses exchange started at {@link #prefetchAttention} off ("false"; default on). */
+        public static final String PREFETCH_PROPERTY = "dit4j.ulysses.prefetch";
 
         public Overlap {
             if (ulyssesChunks < 1)
                 throw new IllegalArgumentException("Ulysses head chunks must be >= 1 (1 = no overlap), got " + ulyssesChunks);
         }
 
+        /** Ring prefetch and head chunks as given; the Ulysses prefetch at {@link #prefetchAttention} on with chunks > 1. */
+        public Overlap(boolean ringPrefetch, int ulyssesChunks) { this(ringPrefetch, ulyssesChunks, ulyssesChunks > 1); }
+
         /** No overlap: today's serial exchanges. */
-        public static final Overlap NONE = new Overlap(false, 1);
+        public static final Overlap NONE = new Overlap(false, 1, false);
 
         /** From {@value #CHUNKS_PROPERTY} (default 2) and {@value #RING_PROPERTY} (default true). */
         public static Overlap fromSystemProperties() {
@@ -63,7 +69,8 @@ public final class SequenceParallelOps extends ForwardingOps {
                 throw new IllegalArgumentException("system property " + CHUNKS_PROPERTY + " must be a whole number >= 1 (1 = no overlap), got '"
                         + c + "'");
             }
-            return new Overlap(!"false".equalsIgnoreCase(System.getProperty(RING_PROPERTY, "true").trim()), chunks);
+            return new Overlap(!"false".equalsIgnoreCase(System.getProperty(RING_PROPERTY, "true").trim()), chunks,
+                    !"false".equalsIgnoreCase(System.getProperty(PREFETCH_PROPERTY, "true").trim()));
         }
     }
 
@@ -114,10 +121,52 @@ public final class SequenceParallelOps extends ForwardingOps {
         return delegate.name() + " + sequence parallel (ring " + ring.size() + " × ulysses " + ulysses.size() + ")";
     }
 
+    /** A q/k/v exchange started by {@link #prefetchAttention}, consumed by the next attention call. */
+    private record Prefetch(Tensor q, Tensor k, Tensor v, Communicator.Pending pending) {}
+
+    private Prefetch prefetch;
+
+    /**
+     * Starts the Ulysses exchange of q, k, v (one all-to-all of all heads on the communication stream) when the overlap
+     * setting allows; the next {@link #attention}/{@link #attentionInto} on the same three tensors awaits it instead of
+     * exchanging (the same data movement, so the same result bit for bit as the serial path). A call on other tensors
+     * awaits and drops it first. No-op without a Ulysses group.
+     */
+    @Override public void prefetchAttention(Tensor q, Tensor k, Tensor v) {
+        if (ulysses.size() == 1 || !overlap.ulyssesPrefetch()) return;
+        check(q, k, v, null);
+        dropPrefetch();
+        prefetch = new Prefetch(q, k, v, ulysses.startAllToAll(new Tensor[] {q, k, v}, 2, 1));
+    }
+
+    /** The prefetched exchange of exactly these q, k, v, or null (a prefetch of other tensors is awaited and dropped). */
+    private Tensor[] takePrefetch(Tensor q, Tensor k, Tensor v) {
+        if (prefetch == null) return null;
+        Prefetch p = prefetch;
+        prefetch = null;
+        Tensor[] h = p.pending().await();
+        if (p.q() == q && p.k() == k && p.v() == v) return h;
+        for (Tensor t : h) t.close();
+        return null;
+    }
+
+    /** Awaits and drops a pending prefetch (every started exchange is awaited once). */
+    private void dropPrefetch() {
+        takePrefetch(null, null, null);
+    }
+
     @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
         int u = ulysses.size(), r = ring.size();
         if (u == 1 && r == 1) return delegate.attention(q, k, v, bias, scale);
         check(q, k, v, bias);
+        Tensor[] pre = u > 1 ? takePrefetch(q, k, v) : null;
+        if (pre != null) {
+            try (Scope scope = Scope.open()) {
+                Tensor o = r > 1 ? ringAttention(pre[0], pre[1], pre[2], scale) : delegate.attention(pre[0], pre[1], pre[2], null, scale);
+                for (Tensor t : pre) t.close();
+                return scope.keep(ulysses.allToAll(o, 1, 2));   // [B, L/S, H, dv]
+            }
+        }
         if (u > 1 && chunksFor(q.dim(2)) > 1) {
             try (Scope scope = Scope.open()) {
                 Tensor[] parts = ulyssesChunked(q, k, v, scale, chunksFor(q.dim(2)));
@@ -145,7 +194,8 @@ public final class SequenceParallelOps extends ForwardingOps {
         }
         check(q, k, v, bias);
         try (Scope scope = Scope.open()) {
-            int c = ulysses.size() > 1 ? chunksFor(q.dim(2)) : 1;
+            boolean prefetched = prefetch != null && prefetch.q() == q && prefetch.k() == k && prefetch.v() == v;
+            int c = ulysses.size() > 1 && !prefetched ? chunksFor(q.dim(2)) : 1;
             Tensor[] parts = c > 1 ? ulyssesChunked(q, k, v, scale, c) : new Tensor[] {attention(q, k, v, bias, scale)};
             for (Tensor a : parts) {
                 delegate.writeSlice(out, 2, col, a.view(a.dim(0), a.dim(1), a.dim(2) * a.dim(3)));

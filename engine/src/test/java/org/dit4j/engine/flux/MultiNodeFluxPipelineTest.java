@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
@@ -128,6 +129,39 @@ class MultiNodeFluxPipelineTest {
         double e = ParallelVerification.compare("rendezvous", oneDevice, node0).relL2();
         assertTrue(e <= 1e-5, "node 0 latent rel-L2 " + e + " vs one device > 1e-5");
         assertArrayEquals(node0, node1);
+    }
+
+    /**
+     * A node that dies after the rendezvous (its connection dropped without a goodbye) stops the other node's generate
+     * within seconds, naming it, instead of leaving its ranks waiting in a collective (here: the in-process
+     * communicator's 5-minute timeout).
+     */
+    @Test void aNodeLostMidJobStopsTheOtherNode() throws Exception {
+        ParallelConfig c = ParallelConfig.parse("ulysses=2");
+        FluxRequest r = request(c);
+        int port;
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = s.getLocalPort();
+        }
+        Rendezvous.Address master = new Rendezvous.Address("127.0.0.1", port);
+        String job = Rendezvous.fingerprint(java.util.Map.of("mesh", c, "process", ParallelFluxPipeline.cpuProcess()));
+        Future<Rendezvous.Result> one = pool.submit(() -> Rendezvous.join(master, new Rendezvous.Node(2, 1, 1, 2, job),
+                ParallelFluxPipeline::cpuNodeId, Duration.ofSeconds(60)));
+        Rendezvous.Result rv0 = Rendezvous.join(master, new Rendezvous.Node(2, 0, 1, 2, job), ParallelFluxPipeline::cpuNodeId,
+                Duration.ofSeconds(60));
+        Rendezvous.Result rv1 = one.get(60, TimeUnit.SECONDS);
+        try (ParallelFluxPipeline p0 = ParallelFluxPipeline.cpuNode(pipes.get(0), c, rv0);
+             ParallelFluxPipeline p1 = ParallelFluxPipeline.cpuNode(pipes.get(1), c, rv1)) {
+            long t0 = System.nanoTime();
+            Future<FluxPipeline.Result> gen = pool.submit(() -> p0.generate(r, FluxProgress.NONE));   // node 1 never joins in
+            Thread.sleep(500);
+            rv1.link().sever();                                                                      // … and crashes
+            ExecutionException e = assertThrows(ExecutionException.class, () -> gen.get(60, TimeUnit.SECONDS));
+            double s = (System.nanoTime() - t0) / 1e9;
+            String msg = String.valueOf(e.getCause().getMessage()) + " / " + e.getCause().getCause();
+            assertTrue(msg.contains("node 1"), "the failure names the lost node: " + msg);
+            assertTrue(s < 30, "node 0 stopped after " + s + " s");
+        }
     }
 
     @Test void aNodeCannotVerifyAndNodeRanksMustFitTheMesh() throws Exception {

@@ -93,6 +93,47 @@ class RendezvousTest {
         }
     }
 
+    List<Rendezvous.Result> joinThree(Rendezvous.Address a) throws Exception {
+        var n1 = node(a, new Rendezvous.Node(3, 1, 1, 3, job(28)), () -> { throw new AssertionError("node 0 makes the id"); }, T, 0);
+        var n2 = node(a, new Rendezvous.Node(3, 2, 1, 3, job(28)), () -> { throw new AssertionError("node 0 makes the id"); }, T, 0);
+        var n0 = node(a, new Rendezvous.Node(3, 0, 1, 3, job(28)), () -> new byte[128], T, 200);
+        return List.of(n0.get(60, TimeUnit.SECONDS), n1.get(60, TimeUnit.SECONDS), n2.get(60, TimeUnit.SECONDS));
+    }
+
+    /** A node that dies after the hand-out (connections dropped without a goodbye) stops the others, naming it. */
+    @Test void aLostNodeStopsEveryOtherNode() throws Exception {
+        List<Rendezvous.Result> rs = joinThree(new Rendezvous.Address("127.0.0.1", freePort()));
+        assertEquals(List.of(1, 2), rs.get(0).link().peers());
+        assertEquals(List.of(0), rs.get(1).link().peers());
+        List<java.util.concurrent.CompletableFuture<String>> told = new ArrayList<>();
+        for (Rendezvous.Result r : rs) {
+            var f = new java.util.concurrent.CompletableFuture<String>();
+            r.link().watch(f::complete);
+            told.add(f);
+        }
+        rs.get(1).link().sever();   // node 1 crashes
+        String at0 = told.get(0).get(20, TimeUnit.SECONDS), at2 = told.get(2).get(20, TimeUnit.SECONDS);
+        assertTrue(at0.startsWith("node 1 ") && at0.contains("to node 0"), at0);
+        assertTrue(at2.startsWith("node 0 ") && at2.contains("to node 2"), "node 0 passes the loss on: " + at2);
+        Thread.sleep(200);
+        assertTrue(!told.get(1).isDone(), "the node that severed is not told about itself: " + told.get(1).getNow(null));
+        rs.forEach(r -> r.link().close());
+    }
+
+    /** Nodes that finish normally say goodbye: nobody is told of a loss, in whatever order they close. */
+    @Test void nodesThatFinishSayGoodbye() throws Exception {
+        List<Rendezvous.Result> rs = joinThree(new Rendezvous.Address("127.0.0.1", freePort()));
+        AtomicInteger losses = new AtomicInteger();
+        List<String> messages = java.util.Collections.synchronizedList(new ArrayList<>());
+        for (Rendezvous.Result r : rs) r.link().watch(m -> { losses.incrementAndGet(); messages.add(m); });
+        rs.get(2).link().close();
+        rs.get(1).link().close();
+        Thread.sleep(300);
+        rs.get(0).link().close();
+        Thread.sleep(300);
+        assertEquals(0, losses.get(), "no loss expected: " + messages);
+    }
+
     @Test void aDifferentJobFailsEveryNodeNamingTheOptionAndBothValues() throws Exception {
         var a = new Rendezvous.Address("127.0.0.1", freePort());
         Supplier<byte[]> id = () -> new byte[128];

@@ -83,6 +83,50 @@ class SequenceParallelOverlapTest {
         }
     }
 
+    /**
+     * prefetchAttention (what a Flux single block announces before its MLP): the next attention/attentionInto on the same
+     * q, k, v uses the started exchange and equals the serial path bit for bit; work queued in between (here an
+     * unrelated matrix product) does not change it; a prefetch followed by attention on other tensors is dropped.
+     */
+    @ParameterizedTest(name = "ring {0} × ulysses {1}, {2}")
+    @CsvSource({"1,2,F32", "1,4,F32", "2,2,F32", "1,2,BF16", "2,1,F32"})
+    void prefetchedAttentionEqualsSerialBitForBit(int ring, int ulysses, DType dtype) {
+        ParallelConfig cfg = new ParallelConfig(1, 1, ring, ulysses);
+        int heads = 8, s = cfg.sequenceDegree();
+        List<Result> serial = run(cfg, SequenceParallelOps.Overlap.NONE, dtype, heads, D);
+        List<Result> pre = MeshRunner.local(cfg, comms -> {
+            try (CpuBackend cpu = new CpuBackend(1); Scope sc = Scope.open()) {
+                SequenceParallelOps ops = new SequenceParallelOps(cpu, comms.ulysses(), comms.ring(), new SequenceParallelOps.Overlap(true, 2));
+                assertTrue(ops.overlap().ulyssesPrefetch(), "chunks > 1 turn the prefetch on");
+                int idx = comms.sequence().rank();
+                Tensor q = cpu.slice(randn(1, dtype, B, L, heads, D), 1, idx * L / s, (idx + 1) * L / s);
+                Tensor k = cpu.slice(randn(2, dtype, B, L, heads, D), 1, idx * L / s, (idx + 1) * L / s);
+                Tensor v = cpu.slice(randn(3, dtype, B, L, heads, D), 1, idx * L / s, (idx + 1) * L / s);
+                // a stale prefetch of other tensors is awaited and dropped by the next prefetch
+                ops.prefetchAttention(cpu.copy(q), cpu.copy(k), cpu.copy(v));
+                ops.prefetchAttention(q, k, v);
+                Tensor busy = cpu.matmul(randn(5, DType.F32, 16, 16), randn(6, DType.F32, 16, 16));   // independent work
+                Tensor o = ops.attention(q, k, v, null, 0.35f);
+                long w = 5 + (long) heads * D + 3;
+                Tensor into = cpu.add(Tensor.zeros(dtype, B, L / s, w), randn(4, dtype, B, L / s, w));
+                ops.prefetchAttention(q, k, v);
+                ops.attentionInto(into, 5, q, k, v, null, 0.35f);
+                // a prefetch not followed by attention on the same tensors: attention on others still right
+                ops.prefetchAttention(q, k, v);
+                Tensor o2 = ops.attention(cpu.copy(q), cpu.copy(k), cpu.copy(v), null, 0.35f);
+                assertArrayEquals(o.toFloatArray(), o2.toFloatArray(), "attention after a dropped prefetch");
+                busy.close();
+                Tensor cols = cpu.slice(into, 2, 5, 5 + (long) heads * D);
+                return new Result(comms.sequence().allGather(o, 1).toFloatArray(), comms.sequence().allGather(cols, 1).toFloatArray());
+            }
+        });
+        for (int r = 0; r < serial.size(); r++) {
+            String at = cfg + " " + dtype + " rank " + r;
+            assertArrayEquals(serial.get(r).attention(), pre.get(r).attention(), at + ": prefetched attention(...) ≠ serial");
+            assertArrayEquals(serial.get(r).into(), pre.get(r).into(), at + ": prefetched attentionInto(...) ≠ serial");
+        }
+    }
+
     @Test void chunksAreLoweredToADivisorOfTheHeadsPerRank() {
         List<int[]> got = MeshRunner.local(ParallelConfig.ulysses(2), comms -> {
             try (CpuBackend cpu = new CpuBackend(1)) {

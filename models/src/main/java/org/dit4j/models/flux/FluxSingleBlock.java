@@ -25,7 +25,8 @@ public record FluxSingleBlock(Linear mod, Linear qkv, Linear mlpIn, Tensor qNorm
     /**
      * x:[B, L, D] vecSilu:[B, D], rope tables over all L rows → x':[B, L, D]. The attention output and the MLP's hidden
      * activations are written side by side into one [B, L, D+M] tensor, so linear2 reads their concatenation without
-     * a copy; q, k, v come out of the qkv projection in one pass (split, QK-norm, RoPE).
+     * a copy; q, k, v come out of the qkv projection in one pass (split, QK-norm, RoPE). The MLP runs before attention
+     * (announced with {@link Ops#prefetchAttention}), so a sequence-parallel exchange of q, k, v overlaps it.
      */
     public Tensor forward(Ops ops, Tensor x, Tensor vecSilu, FluxRope.Tables pe) {
         try (Scope scope = Scope.open()) {
@@ -41,8 +42,10 @@ public record FluxSingleBlock(Linear mod, Linear qkv, Linear mlpIn, Tensor qNorm
             qkvOut.close();
 
             Tensor h = ops.empty(x.dtype(), Shape.of(b, len, d + mlpIn.out()));           // [B, L, D+M] = attn ‖ gelu(mlp)
-            ops.attentionInto(h, 0, q, k, v, null, (float) (1.0 / Math.sqrt(hd)));
+            // the MLP does not read q, k, v: under sequence parallelism their exchange runs meanwhile
+            ops.prefetchAttention(q, k, v);
             ops.linearGeluInto(h, d, xm, mlpIn.weight(), mlpIn.bias(), true);
+            ops.attentionInto(h, 0, q, k, v, null, (float) (1.0 / Math.sqrt(hd)));
             Tensor out = linear2.forward(ops, h);                                         // [B, L, D]
             return scope.keep(ops.gatedResidual(x, gate, out));
         }
