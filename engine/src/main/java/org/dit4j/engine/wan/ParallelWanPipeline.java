@@ -235,6 +235,7 @@ public final class ParallelWanPipeline implements AutoCloseable {
         };
         try {
             HostInputs in = new HostInputs(host.apply(latent), host.apply(txt), host.apply(txtNeg));
+            loadMissingWeights();
             List<float[]> out;
             try {
                 out = MeshRunner.run(meshComms(), c -> rankLoop(c.rank(), c, r, schedule, in, progress));
@@ -249,6 +250,17 @@ public final class ParallelWanPipeline implements AutoCloseable {
         } finally {
             for (Tensor t : hosts) t.close();
         }
+    }
+
+    /** Ranks without weights get them from one opening of the checkpoint, uploaded in parallel. */
+    private void loadMissingWeights() {
+        List<Integer> missing = new ArrayList<>();
+        for (int r = 0; r < weights.length; r++) if (weights[r] == null) missing.add(r);
+        if (missing.isEmpty()) return;
+        List<Ops> targets = new ArrayList<>();
+        for (int r : missing) targets.add(rankOps.get(r));
+        List<WanWeights> loaded = pipeline.loadTransformerWeights(targets);
+        for (int i = 0; i < missing.size(); i++) weights[missing.get(i)] = loaded.get(i);
     }
 
     /** The ranks' axis groups, split on the first request and kept (each split is an NCCL communicator creation). */
@@ -275,7 +287,7 @@ public final class ParallelWanPipeline implements AutoCloseable {
         WanPipeline.Settings settings = pipeline.settings();
         WanConfig wc = pipeline.transformerConfig();
         DType act = settings.activation();
-        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);
+        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);   // normally loaded by loadMissingWeights
         WanTransformer model = WanSequenceParallel.model(ops, comms, weights[rank]);
         WanSequenceParallel sp = WanSequenceParallel.of(comms);
         DataParallel dp = DataParallel.of(comms);

@@ -626,6 +626,43 @@ public final class WanPipeline implements AutoCloseable {
         transformer = new WanTransformer(ops, weights);
     }
 
+    /**
+     * The transformer's weights on every backend of {@code targets} (a mesh's ranks) from one opening of the checkpoint
+     * (one mapping: the host holds the file's pages once, whatever the number of GPUs), uploaded in parallel, one thread
+     * per target. In target order, caller-owned; on a failure the ones already loaded are closed and the first error
+     * is thrown.
+     */
+    List<WanWeights> loadTransformerWeights(List<? extends Ops> targets) {
+        WanWeights[] out = new WanWeights[targets.size()];
+        try (WeightSource w = WeightSource.open(files.transformer())) {
+            Throwable[] failure = new Throwable[1];
+            Thread[] threads = new Thread[out.length];
+            for (int i = 0; i < out.length; i++) {
+                int t = i;
+                threads[i] = Thread.ofPlatform().name("dit4j-load-" + i).start(() -> {
+                    try {
+                        out[t] = WanWeights.load(targets.get(t), w, config, settings.weightDtype());
+                        targets.get(t).synchronize();
+                    } catch (Throwable e) {
+                        synchronized (failure) { if (failure[0] == null) failure[0] = e; }
+                    }
+                });
+            }
+            for (Thread t : threads) t.join();
+            if (failure[0] instanceof RuntimeException re) throw re;
+            if (failure[0] instanceof Error er) throw er;
+            if (failure[0] != null) throw new IllegalStateException(failure[0]);
+            return java.util.Arrays.asList(out);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            for (WanWeights x : out) if (x != null) x.close();
+            throw new IllegalStateException("interrupted while loading the transformer onto " + targets.size() + " device(s)", e);
+        } catch (RuntimeException | Error e) {
+            for (WanWeights x : out) if (x != null) x.close();
+            throw e;
+        }
+    }
+
     /** The transformer's weights in the settings' dtype on {@code onto} (e.g. a mesh rank's backend); caller-owned. */
     WanWeights loadTransformerWeights(Ops onto) {
         try (WeightSource w = WeightSource.open(files.transformer())) {
