@@ -135,7 +135,7 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
             + "loaded (benchmarking: run 1 includes loading, kernel compilation and CUDA-graph capture; the last run is warm)")
     int runs;
 
-    // ---- multi-GPU Flux (ParallelFluxPipeline)
+    // ---- multi-GPU Flux (ParallelFluxPipeline) and Wan2.1 (ParallelWanPipeline)
     @Option(names = "--gpus", paramLabel = "N", description = {"run the denoising on N ranks (GPUs cuda:0..N-1; with --backend cpu, "
             + "N in-process CPU ranks); alone it means Ulysses over all N when the head count allows (else the rest as ring)"})
     Integer gpus;
@@ -146,8 +146,8 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
     @Option(names = "--ring", paramLabel = "R", description = "ring-attention sequence-parallel degree (default 1)")
     Integer ring;
 
-    @Option(names = "--cfg-parallel", paramLabel = "C", description = "2: true-CFG branches on different ranks (needs "
-            + "--negative-prompt and --true-cfg > 1); default 1")
+    @Option(names = "--cfg-parallel", paramLabel = "C", description = "2: the CFG branches on different ranks (Flux: true CFG, "
+            + "needs --negative-prompt and --true-cfg > 1; Wan: --guidance > 1); default 1")
     Integer cfgParallel;
 
     @Option(names = "--dp", paramLabel = "D", description = "data-parallel degree: the --batch split over D groups (default 1)")
@@ -331,6 +331,11 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
      * it is given. Errors name the option to change.
      */
     static ParallelConfig parallelConfig(Integer gpus, Integer ulysses, Integer ring, Integer cfg, Integer dp, int heads) {
+        return parallelConfig(gpus, ulysses, ring, cfg, dp, heads, "the Flux transformer");
+    }
+
+    /** {@link #parallelConfig(Integer, Integer, Integer, Integer, Integer, int)} for a model named {@code model} in messages. */
+    static ParallelConfig parallelConfig(Integer gpus, Integer ulysses, Integer ring, Integer cfg, Integer dp, int heads, String model) {
         if (gpus == null && ulysses == null && ring == null && cfg == null && dp == null) return null;
         ParallelConfig c;
         try {
@@ -340,7 +345,7 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                 c = new ParallelConfig(or1(dp), or1(cfg), or1(ring), or1(ulysses));
                 if (gpus != null) c.checkWorldSize(gpus);
             }
-            c.checkHeads("the Flux transformer", heads);
+            c.checkHeads(model, heads);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("--gpus/--ulysses/--ring/--cfg-parallel/--dp: " + e.getMessage(), e);
         }

@@ -15,8 +15,11 @@ import org.dit4j.engine.cache.MagCacheCalibration;
 import org.dit4j.engine.cache.NoCache;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.RgbImage;
+import org.dit4j.engine.parallel.ParallelConfig;
+import org.dit4j.engine.parallel.ParallelVerification;
 import org.dit4j.engine.video.VideoWriter;
 import org.dit4j.engine.wan.WanModelFiles;
+import org.dit4j.engine.wan.ParallelWanPipeline;
 import org.dit4j.engine.wan.WanModelResolver;
 import org.dit4j.engine.wan.WanPipeline;
 import org.dit4j.engine.wan.WanRequest;
@@ -54,6 +57,14 @@ final class WanGenerate {
             err.println("backend: " + ops.name() + ", " + s.weightDtype() + " weights, " + s.activation() + " activations");
             try (WanPipeline pipe = new WanPipeline(ops, files, s)) {
                 CacheOption caching = CacheOption.parse(c.cache, c.magRatios, pipe.cacheModel());
+                ParallelConfig mesh = GenerateCommand.parallelConfig(c.gpus, c.ulysses, c.ring, c.cfgParallel, c.dp,
+                        pipe.transformerConfig().numHeads(), "the Wan2.1 " + pipe.kind() + " transformer");
+                if (c.verifyParallel && mesh == null)
+                    throw new IllegalArgumentException("--verify-parallel compares one device with a mesh: give the mesh with --gpus N "
+                            + "(and --ulysses/--ring/--cfg-parallel/--dp)");
+                if (mesh != null && (caching.calibrate() || !(caching.policy() instanceof NoCache)))
+                    throw new IllegalArgumentException("--cache runs on one device for Wan2.1; leave out --cache, or leave out "
+                            + "--gpus/--ulysses/--ring/--cfg-parallel/--dp");
                 WanRequest req = new WanRequest(c.prompt, c.negativePrompt, c.width, c.height, c.frames, c.steps, c.guidance, c.shift,
                         c.sampler, seedValue, c.batch);
                 WanRequest full = pipe.withDefaults(req);
@@ -63,13 +74,38 @@ final class WanGenerate {
                 MagCacheCalibration calibration = caching.calibrate() ? pipe.magCacheCalibration(req) : null;
                 if (calibration != null) err.println("cache:   recording a MagCache γ table (" + calibration.id() + ", every step computed)");
                 else if (!(caching.policy() instanceof NoCache)) err.println("cache:   " + caching.policy().describe());
+                ParallelWanPipeline par = null;
+                if (mesh != null) {
+                    ParallelWanPipeline.check(pipe, mesh, req);
+                    par = ops.device().isCpu() ? ParallelWanPipeline.local(pipe, mesh) : ParallelWanPipeline.cuda(pipe, mesh);
+                    err.println("mesh:    " + mesh + " (" + mesh.worldSize() + (ops.device().isCpu() ? " CPU ranks" : " GPUs")
+                            + "; umT5 and VAE on rank 0)");
+                    if (!ops.device().isCpu() && !"0".equals(System.getenv("NCCL_NVLS_ENABLE")))
+                        err.println("note: NCCL_NVLS_ENABLE is not 0; dit4j never uses NVLink multicast, set NCCL_NVLS_ENABLE=0 "
+                                + "on shared machines");
+                }
+                if (c.verifyParallel) {
+                    try (ParallelWanPipeline p = par) {
+                        ParallelVerification.Verification v = p.verify(req, new GenerateCommand.Bar(err));
+                        System.out.print(v.summary());
+                        double tol = p.tolerance();
+                        boolean ok = v.within(tol);
+                        System.out.printf(Locale.ROOT, "verify-parallel: %s (tolerance rel-L2 %.0e for %s)%n", ok ? "OK" : "FAILED", tol,
+                                s.activation());
+                        if (!ok) c.exitCode = 1;
+                    }
+                    return;
+                }
                 WanPipeline.Result result = null;
-                for (int run = 1; run <= c.runs; run++) {
-                    long r0 = System.nanoTime();
-                    result = pipe.generate(req, new GenerateCommand.Bar(err), caching.policy(), run == 1 ? calibration : null);
-                    if (c.runs > 1) {
-                        err.printf(Locale.ROOT, "run %d of %d:%n", run, c.runs);
-                        summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
+                try (ParallelWanPipeline p = par) {
+                    for (int run = 1; run <= c.runs; run++) {
+                        long r0 = System.nanoTime();
+                        result = p != null ? p.generate(req, new GenerateCommand.Bar(err))
+                                : pipe.generate(req, new GenerateCommand.Bar(err), caching.policy(), run == 1 ? calibration : null);
+                        if (c.runs > 1) {
+                            err.printf(Locale.ROOT, "run %d of %d:%n", run, c.runs);
+                            summary(err, result, 0, (System.nanoTime() - r0) / 1e9);
+                        }
                     }
                 }
                 Map<String, String> text = new LinkedHashMap<>();

@@ -311,12 +311,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
      * The degrees for {@code gpus} ranks when only the count is given: Ulysses over all of them when the head count
      * allows, else the largest Ulysses degree dividing both, the rest as ring.
      */
-    public static ParallelConfig forGpus(int gpus, int heads) {
-        if (gpus < 1) throw new IllegalArgumentException("--gpus must be at least 1, got " + gpus);
-        int u = 1;
-        for (int d = 1; d <= gpus; d++) if (gpus % d == 0 && heads % d == 0) u = d;
-        return new ParallelConfig(1, 1, gpus / u, u);
-    }
+    public static ParallelConfig forGpus(int gpus, int heads) { return ParallelConfig.forGpus(gpus, heads); }
 
     public FluxPipeline pipeline() { return pipeline; }
 

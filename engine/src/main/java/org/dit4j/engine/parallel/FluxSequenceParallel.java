@@ -27,7 +27,7 @@ import org.dit4j.models.flux.FluxWeights;
  * applies the scheduler step to the shard, and gathers once at the end ({@link #gather}).
  */
 public final class FluxSequenceParallel {
-    private final Communicator sequence;
+    private final SequenceShards shards;
     private final ParallelConfig config;
 
     /**
@@ -35,10 +35,7 @@ public final class FluxSequenceParallel {
      * @param config   the mesh degrees (for checks and messages)
      */
     public FluxSequenceParallel(Communicator sequence, ParallelConfig config) {
-        if (sequence.size() != config.sequenceDegree())
-            throw new IllegalArgumentException("the sequence group has " + sequence.size() + " ranks, but " + config + " needs "
-                    + config.sequenceDegree());
-        this.sequence = sequence;
+        this.shards = new SequenceShards(sequence, config);
         this.config = config;
     }
 
@@ -64,23 +61,13 @@ public final class FluxSequenceParallel {
     }
 
     /** This rank's rows [start, end) of a sequence of {@code n} tokens. */
-    public long[] rows(long n) {
-        config.checkSequence("a sequence", n);
-        long per = n / sequence.size(), s = sequence.rank();
-        return new long[] {s * per, (s + 1) * per};
-    }
+    public long[] rows(long n) { return shards.rows(n); }
 
     /** This rank's rows of x along {@code dim} (a device copy); x holds the full sequence there. */
-    public Tensor shard(Ops ops, Tensor x, int dim) {
-        long[] r = rows(x.dim(dim));
-        return ops.slice(x, dim, r[0], r[1]);
-    }
+    public Tensor shard(Ops ops, Tensor x, int dim) { return shards.shard(ops, x, dim); }
 
     /** This rank's rows of host position ids [N, 3] (a view). */
-    public Tensor shardIds(Tensor ids) {
-        long[] r = rows(ids.dim(0));
-        return ids.narrowOuter(r[0], r[1]);
-    }
+    public Tensor shardIds(Tensor ids) { return shards.shardOuter(ids); }
 
     /** The rank's Conditioning: time/guidance embeddings and the RoPE tables of its own text and image rows. */
     public FluxTransformer.Conditioning prepare(FluxTransformer model, float[] timesteps, float[] guidance, Tensor imgIds,
@@ -90,7 +77,7 @@ public final class FluxSequenceParallel {
     }
 
     /** Every rank's shard of x along {@code dim}, concatenated in sequence order (the full tensor, on every rank). */
-    public Tensor gather(Tensor shard, int dim) { return sequence.allGather(shard, dim); }
+    public Tensor gather(Tensor shard, int dim) { return shards.gather(shard, dim); }
 
     /**
      * One whole forward from full-sequence inputs: shards img [B, Nimg, C] and txt [B, Ntxt, ctx] (device tensors),

@@ -67,6 +67,17 @@ public record ParallelConfig(int dp, int cfg, int ring, int ulysses) {
         return new ParallelConfig(dp, cfg, ring, ulysses);
     }
 
+    /**
+     * The degrees for {@code gpus} ranks when only the count is given: Ulysses over all of them when the head count
+     * allows, else the largest Ulysses degree dividing both, the rest as ring.
+     */
+    public static ParallelConfig forGpus(int gpus, int heads) {
+        if (gpus < 1) throw new IllegalArgumentException("--gpus must be at least 1, got " + gpus);
+        int u = 1;
+        for (int d = 1; d <= gpus; d++) if (gpus % d == 0 && heads % d == 0) u = d;
+        return new ParallelConfig(1, 1, gpus / u, u);
+    }
+
     /** Number of ranks: dp·cfg·ring·ulysses. */
     public int worldSize() { return dp * cfg * ring * ulysses; }
 

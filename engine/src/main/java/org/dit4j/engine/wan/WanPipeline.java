@@ -176,6 +176,9 @@ public final class WanPipeline implements AutoCloseable {
 
     public WanConfig transformerConfig() { return config; }
 
+    /** The backend of the text encoder, the VAE and the one-device transformer. */
+    public Ops ops() { return ops; }
+
     public WanVaeConfig vaeConfig() { return vaeConfig; }
 
     public WanModelFiles files() { return files; }
@@ -270,8 +273,27 @@ public final class WanPipeline implements AutoCloseable {
         return generate(request, given, progress, NoCache.INSTANCE, null);
     }
 
+    /** The denoising loop run elsewhere (e.g. on a mesh, {@link ParallelWanPipeline}); text and VAE stay here. */
+    interface Denoiser {
+        /**
+         * latent: the initial noise F32 [B, 16, F, h, w]; txt/txtNeg: umT5 states [B, 512, textDim] (txtNeg null without
+         * CFG); all on this pipeline's backend and not consumed. Returns the final latent F32 (caller-owned, same backend).
+         */
+        Tensor denoise(WanRequest r, FlowShiftSchedule schedule, Tensor latent, Tensor txt, Tensor txtNeg, FluxProgress progress);
+    }
+
+    /** {@link #generate(WanRequest, FluxProgress)} with the denoising loop of {@code denoiser}. */
+    Result generate(WanRequest request, FluxProgress progress, Denoiser denoiser) {
+        return generate(request, null, progress, NoCache.INSTANCE, null, Objects.requireNonNull(denoiser, "denoiser"));
+    }
+
     private Result generate(WanRequest request, FlowShiftSchedule given, FluxProgress progress, StepCache cache,
                             MagCacheCalibration calibration) {
+        return generate(request, given, progress, cache, calibration, null);
+    }
+
+    private Result generate(WanRequest request, FlowShiftSchedule given, FluxProgress progress, StepCache cache,
+                            MagCacheCalibration calibration, Denoiser denoiser) {
         Objects.requireNonNull(cache, "cache (NoCache.INSTANCE for none)");
         WanCachedTransformer.Signal.of(cache);       // fails early on a policy the Wan transformer has no signal for
         if (Scope.current() != null)
@@ -322,11 +344,12 @@ public final class WanPipeline implements AutoCloseable {
             }
 
             // 3. denoise
-            timed(times, progress, "load transformer", this::loadTransformer);
+            if (denoiser == null) timed(times, progress, "load transformer", this::loadTransformer);
             t0 = System.nanoTime();
             progress.stage("denoise");
             boolean staged = !(cache instanceof NoCache) || calibration != null;
-            Denoised d = staged ? denoiseCached(r, schedule, latent, txt, txtNeg, cache, calibration, progress)
+            Denoised d = denoiser != null ? new Denoised(denoiser.denoise(r, schedule, latent, txt, txtNeg, progress), false)
+                    : staged ? denoiseCached(r, schedule, latent, txt, txtNeg, cache, calibration, progress)
                     : denoise(r, schedule, latent, txt, txtNeg, progress);
             latent.close();
             latent = d.latent();
@@ -365,8 +388,7 @@ public final class WanPipeline implements AutoCloseable {
         int b = r.batch(), steps = schedule.steps();
         boolean cfg = txtNeg != null;
         int[] p = config.patch();
-        FlowSampler<Tensor> sampler = r.sampler().equals("euler") ? new FlowEulerSampler<>(schedule, LatentAlgebra.tensors(ops))
-                : new FlowUniPcSampler<>(schedule, LatentAlgebra.tensors(ops));
+        FlowSampler<Tensor> sampler = sampler(r, schedule, ops);
         CudaBackend cuda = settings.cudaGraphs() && ops instanceof CudaBackend cb ? cb : null;
         Tensor ctx = null, ctxNeg = null, xIn = null, x = ops.copy(latent);
         WanTransformer.Conditioning cond = null;
@@ -442,8 +464,7 @@ public final class WanPipeline implements AutoCloseable {
         int b = r.batch(), steps = schedule.steps();
         boolean cfg = txtNeg != null;
         int[] p = config.patch();
-        FlowSampler<Tensor> sampler = r.sampler().equals("euler") ? new FlowEulerSampler<>(schedule, LatentAlgebra.tensors(ops))
-                : new FlowUniPcSampler<>(schedule, LatentAlgebra.tensors(ops));
+        FlowSampler<Tensor> sampler = sampler(r, schedule, ops);
         boolean graphs = settings.cudaGraphs() && ops instanceof CudaBackend;
         Tensor ctx = null, ctxNeg = null, xIn = null, x = null;
         WanTransformer.Conditioning cond = null;
@@ -498,16 +519,28 @@ public final class WanPipeline implements AutoCloseable {
         }
     }
 
+    /** The request's sampler (UniPC or Euler) over {@code schedule}, stepping latents on {@code ops}. */
+    static FlowSampler<Tensor> sampler(WanRequest r, FlowShiftSchedule schedule, Ops ops) {
+        return r.sampler().equals("euler") ? new FlowEulerSampler<>(schedule, LatentAlgebra.tensors(ops))
+                : new FlowUniPcSampler<>(schedule, LatentAlgebra.tensors(ops));
+    }
+
     /** v_neg + g·(v_pos − v_neg) in F32. */
-    private Tensor guided(Tensor vPos, Tensor vNeg, float g) {
+    private Tensor guided(Tensor vPos, Tensor vNeg, float g) { return guided(ops, vPos, vNeg, g); }
+
+    /** v_neg + g·(v_pos − v_neg) in F32 on {@code ops}. */
+    static Tensor guided(Ops ops, Tensor vPos, Tensor vNeg, float g) {
         Tensor a = vPos.dtype() == DType.F32 ? vPos : ops.cast(vPos, DType.F32);
         Tensor n = vNeg.dtype() == DType.F32 ? vNeg : ops.cast(vNeg, DType.F32);
         return ops.add(n, ops.scale(ops.sub(a, n), g));
     }
 
     /** The transformer's sinusoidal time input F32 [B, freqDim] on the device. */
-    private Tensor timeEmbedding(float[] t) {
-        Tensor host = Timesteps.embedding(t, config.freqDim(), 1f);
+    private Tensor timeEmbedding(float[] t) { return timeEmbedding(ops, config, t); }
+
+    /** The sinusoidal time input F32 [B, freqDim] of {@code cfg}'s transformer on {@code ops}' device. */
+    static Tensor timeEmbedding(Ops ops, WanConfig cfg, float[] t) {
+        Tensor host = Timesteps.embedding(t, cfg.freqDim(), 1f);
         if (ops.device().isCpu()) return host;
         Tensor d = ops.upload(host);
         host.close();
@@ -526,7 +559,7 @@ public final class WanPipeline implements AutoCloseable {
         });
     }
 
-    private static float[] times(int b, long t) {
+    static float[] times(int b, long t) {
         float[] a = new float[b];
         java.util.Arrays.fill(a, (float) t);
         return a;
@@ -589,10 +622,52 @@ public final class WanPipeline implements AutoCloseable {
 
     private void loadTransformer() {
         if (transformer != null) return;
-        try (WeightSource w = WeightSource.open(files.transformer())) {
-            weights = WanWeights.load(ops, w, config, settings.weightDtype());
-        }
+        weights = loadTransformerWeights(ops);
         transformer = new WanTransformer(ops, weights);
+    }
+
+    /**
+     * The transformer's weights on every backend of {@code targets} (a mesh's ranks) from one opening of the checkpoint
+     * (one mapping: the host holds the file's pages once, whatever the number of GPUs), uploaded in parallel, one thread
+     * per target. In target order, caller-owned; on a failure the ones already loaded are closed and the first error
+     * is thrown.
+     */
+    List<WanWeights> loadTransformerWeights(List<? extends Ops> targets) {
+        WanWeights[] out = new WanWeights[targets.size()];
+        try (WeightSource w = WeightSource.open(files.transformer())) {
+            Throwable[] failure = new Throwable[1];
+            Thread[] threads = new Thread[out.length];
+            for (int i = 0; i < out.length; i++) {
+                int t = i;
+                threads[i] = Thread.ofPlatform().name("dit4j-load-" + i).start(() -> {
+                    try {
+                        out[t] = WanWeights.load(targets.get(t), w, config, settings.weightDtype());
+                        targets.get(t).synchronize();
+                    } catch (Throwable e) {
+                        synchronized (failure) { if (failure[0] == null) failure[0] = e; }
+                    }
+                });
+            }
+            for (Thread t : threads) t.join();
+            if (failure[0] instanceof RuntimeException re) throw re;
+            if (failure[0] instanceof Error er) throw er;
+            if (failure[0] != null) throw new IllegalStateException(failure[0]);
+            return java.util.Arrays.asList(out);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            for (WanWeights x : out) if (x != null) x.close();
+            throw new IllegalStateException("interrupted while loading the transformer onto " + targets.size() + " device(s)", e);
+        } catch (RuntimeException | Error e) {
+            for (WanWeights x : out) if (x != null) x.close();
+            throw e;
+        }
+    }
+
+    /** The transformer's weights in the settings' dtype on {@code onto} (e.g. a mesh rank's backend); caller-owned. */
+    WanWeights loadTransformerWeights(Ops onto) {
+        try (WeightSource w = WeightSource.open(files.transformer())) {
+            return WanWeights.load(onto, w, config, settings.weightDtype());
+        }
     }
 
     private void loadVae() {

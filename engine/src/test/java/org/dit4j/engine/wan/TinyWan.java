@@ -39,7 +39,16 @@ final class TinyWan {
     static final WanVaeConfig VAE = new WanVaeConfig(3, 3, 2, new int[] {2, 4, 8, 8}, 2, new boolean[] {false, true, true}, 16,
             WanVaeConfig.WAN21_LATENTS_MEAN, WanVaeConfig.WAN21_LATENTS_STD, true, true);
 
-    static Path writeDiffusers(Path dir, long seed) throws IOException {
+    /**
+     * The transformer of the multi-GPU tests: as {@link #TRANSFORMER} but 4 heads of 32 (Ulysses degrees 2 and 4
+     * divide it); only in diffusers folders, whose config.json gives the head count.
+     */
+    static final WanConfig TRANSFORMER_4_HEADS = new WanConfig(128, 4, 2, 96, 16, 16, T5_D, 256, new int[] {1, 2, 2}, true);
+
+    static Path writeDiffusers(Path dir, long seed) throws IOException { return writeDiffusers(dir, seed, TRANSFORMER); }
+
+    /** {@link #writeDiffusers(Path, long)} with another transformer configuration (same VAE and umT5). */
+    static Path writeDiffusers(Path dir, long seed, WanConfig transformer) throws IOException {
         TinyFluxAccess.write(dir.resolve("model_index.json"), """
                 {
                   "_class_name": "WanPipeline",
@@ -67,7 +76,7 @@ final class TinyWan {
                   "use_beta_sigmas": false, "use_exponential_sigmas": false, "use_flow_sigmas": true, "use_karras_sigmas": false
                 }
                 """);
-        WanConfig c = TRANSFORMER;
+        WanConfig c = transformer;
         TinyFluxAccess.write(dir.resolve("transformer/config.json"), """
                 {
                   "_class_name": "WanTransformer3DModel",
@@ -80,7 +89,7 @@ final class TinyWan {
                 """.formatted(c.headDim(), c.ffnDim(), c.freqDim(), c.inChannels(), c.numHeads(), c.numLayers(), c.outChannels(),
                 c.textDim()));
         Map<String, Tensor> diff = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : transformer(seed).entrySet()) diff.put(WanWeights.toDiffusers(e.getKey()), e.getValue());
+        for (Map.Entry<String, Tensor> e : transformer(seed, c).entrySet()) diff.put(WanWeights.toDiffusers(e.getKey()), e.getValue());
         TinyFluxAccess.tensors(dir.resolve("transformer/diffusion_pytorch_model.safetensors"), diff);
         TinyFluxAccess.write(dir.resolve("vae/config.json"), """
                 {
@@ -127,8 +136,11 @@ final class TinyWan {
     }
 
     /** Canonical (original) transformer tensors. */
-    static Map<String, Tensor> transformer(long seed) {
-        return all(new RandomWeightSource(WanWeights.expectedShapes(TRANSFORMER), DType.F32, seed));
+    static Map<String, Tensor> transformer(long seed) { return transformer(seed, TRANSFORMER); }
+
+    /** Canonical (original) tensors of a transformer of configuration {@code c}. */
+    static Map<String, Tensor> transformer(long seed, WanConfig c) {
+        return all(new RandomWeightSource(WanWeights.expectedShapes(c), DType.F32, seed));
     }
 
     /** Canonical (original) VAE tensors. */

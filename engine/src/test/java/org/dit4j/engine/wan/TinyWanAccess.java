@@ -18,6 +18,11 @@ public final class TinyWanAccess {
      */
     public static Path writeFiles(Path models, long seed) throws IOException { return TinyWan.writeFiles(models, seed); }
 
+    /** A diffusers folder of the tiny model with 4 attention heads (for meshes with Ulysses 2 or 4); returns {@code dir}. */
+    public static Path writeDiffusers4Heads(Path dir, long seed) throws IOException {
+        return TinyWan.writeDiffusers(dir, seed, TinyWan.TRANSFORMER_4_HEADS);
+    }
+
     /** The transformer of {@link #writeFiles} (same seed) with its original names and no prefix, written to {@code file}. */
     public static void writeUnprefixedTransformer(Path file, long seed) throws IOException {
         Map<String, Tensor> t = TinyWan.transformer(seed);

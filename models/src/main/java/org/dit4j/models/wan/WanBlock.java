@@ -41,6 +41,15 @@ public record WanBlock(Tensor modulation, Attention selfAttn, Tensor norm3Weight
      * F32 [L, d/2] → x':[B, L, D]. Intermediates are freed; only the output survives.
      */
     public Tensor forward(Ops ops, Tensor x, Tensor context, Tensor e0, Tensor cos, Tensor sin) {
+        return forward(ops, ops, x, context, e0, cos, sin);
+    }
+
+    /**
+     * {@link #forward(Ops, Tensor, Tensor, Tensor, Tensor, Tensor)} with the cross-attention's softmax(q·kᵀ)·v on
+     * {@code crossOps} and everything else on {@code ops}: on a sequence-parallel rank {@code ops} is the decorator whose
+     * attention spans every rank's tokens, and {@code crossOps} its local backend, since every rank holds the whole text.
+     */
+    public Tensor forward(Ops ops, Ops crossOps, Tensor x, Tensor context, Tensor e0, Tensor cos, Tensor sin) {
         try (Scope scope = Scope.open()) {
             long b = x.dim(0), d = x.dim(2);
             Tensor e = ops.add(e0, modulation);                                  // F32 [B, 6, D]
@@ -48,11 +57,11 @@ public record WanBlock(Tensor modulation, Attention selfAttn, Tensor norm3Weight
             for (int k = 0; k < 6; k++) m[k] = ops.reshape(ops.slice(e, 1, k, k + 1), b, d);
 
             Tensor h = ops.layerNormModulate(x, m[0], m[1], WanConfig.EPS);
-            Tensor y = attention(ops, selfAttn, h, h, cos, sin);
+            Tensor y = attention(ops, ops, selfAttn, h, h, cos, sin);
             Tensor x1 = ops.gatedResidual(x, m[2], y);
 
             Tensor hc = norm3Weight == null ? x1 : ops.layerNorm(x1, norm3Weight, norm3Bias, WanConfig.EPS);
-            Tensor x2 = ops.add(x1, attention(ops, crossAttn, hc, context, null, null));
+            Tensor x2 = ops.add(x1, attention(ops, crossOps, crossAttn, hc, context, null, null));
 
             Tensor hf = ops.layerNormModulate(x2, m[3], m[4], WanConfig.EPS);
             Tensor f = ffnOut.forward(ops, ffnIn.forwardGeluTanh(ops, hf));
@@ -62,9 +71,9 @@ public record WanBlock(Tensor modulation, Attention selfAttn, Tensor norm3Weight
 
     /**
      * q from xq:[B, Lq, D], k and v from xkv:[B, Lk, D]; q and k RMS-normed over D, rotated when cos/sin are given;
-     * softmax(q·kᵀ/√d)·v per head; output projection → [B, Lq, D].
+     * softmax(q·kᵀ/√d)·v per head (on {@code core}); output projection → [B, Lq, D].
      */
-    private Tensor attention(Ops ops, Attention a, Tensor xq, Tensor xkv, Tensor cos, Tensor sin) {
+    private Tensor attention(Ops ops, Ops core, Attention a, Tensor xq, Tensor xkv, Tensor cos, Tensor sin) {
         long b = xq.dim(0), lq = xq.dim(1), lk = xkv.dim(1), d = xq.dim(2), hd = d / numHeads;
         Tensor q, k;
         if (cos != null) {      // self-attention: norm across heads and RoPE in one pass
@@ -75,7 +84,7 @@ public record WanBlock(Tensor modulation, Attention selfAttn, Tensor norm3Weight
             k = ops.reshape(ops.rmsNorm(a.k.forward(ops, xkv), a.normK, WanConfig.EPS), b, lk, numHeads, hd);
         }
         Tensor v = ops.reshape(a.v.forward(ops, xkv), b, lk, numHeads, hd);
-        Tensor o = ops.reshape(ops.attention(q, k, v, null, (float) (1.0 / Math.sqrt(hd))), b, lq, d);
+        Tensor o = ops.reshape(core.attention(q, k, v, null, (float) (1.0 / Math.sqrt(hd))), b, lq, d);
         return a.o.forward(ops, o);
     }
 }

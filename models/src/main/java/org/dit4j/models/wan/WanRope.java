@@ -41,4 +41,22 @@ public final class WanRope {
         h.sin().close();
         return new Tables(cos, sin);
     }
+
+    /**
+     * The rows [start, end) of a patch grid's tables (the tokens of a sequence-parallel shard), uploaded: row i is the
+     * table row of token start + i, bit for bit that of {@link #tables}.
+     */
+    public static Tables tables(Ops ops, WanConfig cfg, long frames, long height, long width, long start, long end) {
+        long len = frames * height * width;
+        if (start < 0 || end > len || start >= end)
+            throw new IllegalArgumentException("Wan RoPE: token rows [" + start + ", " + end + ") must lie in the " + frames + "×" + height
+                    + "×" + width + " patch grid of " + len + " tokens");
+        Rope.Tables h = hostTables(cfg, frames, height, width);
+        try {
+            return new Tables(ops.upload(h.cos().narrowOuter(start, end)), ops.upload(h.sin().narrowOuter(start, end)));
+        } finally {
+            h.cos().close();
+            h.sin().close();
+        }
+    }
 }

@@ -27,6 +27,7 @@ import org.dit4j.models.nn.Timesteps;
  */
 public final class WanTransformer {
     private final Ops ops;
+    private final Ops crossOps;                   // the cross-attention's core (ops itself unless sequence-parallel)
     private final WanConfig config;
     private final Linear patchEmbedding;          // [D, C·pt·ph·pw] view of the Conv3d weight
     private final Linear text0, text2, time0, time2, timeProjection;
@@ -35,7 +36,18 @@ public final class WanTransformer {
     private final Linear head;
 
     public WanTransformer(Ops ops, WanWeights w) {
+        this(ops, ops, w);
+    }
+
+    /**
+     * A transformer whose cross-attention core (softmax(q·kᵀ)·v over the text) runs on {@code crossOps} and everything
+     * else on {@code ops}. For a sequence-parallel rank: {@code ops} is the decorator whose attention spans every rank's
+     * video tokens, {@code crossOps} its local backend (every rank holds the whole text context, only the queries are
+     * split). {@code new WanTransformer(ops, w)} is {@code new WanTransformer(ops, ops, w)}.
+     */
+    public WanTransformer(Ops ops, Ops crossOps, WanWeights w) {
         this.ops = ops;
+        this.crossOps = crossOps;
         this.config = w.config();
         Tensor pe = w.tensor("patch_embedding.weight");
         this.patchEmbedding = new Linear(pe.view(config.dim(), config.patchFeaturesIn()), w.tensor("patch_embedding.bias"));
@@ -70,11 +82,35 @@ public final class WanTransformer {
 
     /**
      * What a forward needs that is computed on the host: the sinusoidal time embedding F32 [B, freqDim] and the RoPE
-     * tables of the patch grid. Uploaded to the device; owned by the caller.
+     * tables of the token rows [rowStart, rowEnd) of the frames×height×width patch grid that the forward computes —
+     * the whole grid, or a sequence-parallel shard ({@link #prepareRows}, {@link #forwardRows}). Uploaded to the
+     * device; owned by the caller.
      */
-    public record Conditioning(Tensor timeSin, WanRope.Tables rope, long frames, long height, long width) implements AutoCloseable {
-        /** Tokens of the patch grid. */
-        public long tokens() { return frames * height * width; }
+    public record Conditioning(Tensor timeSin, WanRope.Tables rope, long frames, long height, long width, long rowStart, long rowEnd)
+            implements AutoCloseable {
+        public Conditioning {
+            long grid = frames * height * width;
+            if (rowStart < 0 || rowEnd > grid || rowStart >= rowEnd)
+                throw new IllegalArgumentException("Wan conditioning: token rows [" + rowStart + ", " + rowEnd + ") must lie in the "
+                        + frames + "×" + height + "×" + width + " patch grid of " + grid + " tokens");
+        }
+
+        /** The conditioning of the whole patch grid. */
+        public Conditioning(Tensor timeSin, WanRope.Tables rope, long frames, long height, long width) {
+            this(timeSin, rope, frames, height, width, 0, frames * height * width);
+        }
+
+        /** Tokens a forward computes: the whole patch grid, or the shard's rows. */
+        public long tokens() { return rowEnd - rowStart; }
+
+        /** Tokens of the whole patch grid. */
+        public long gridTokens() { return frames * height * width; }
+
+        /** Whether this covers only some rows of the grid (a sequence-parallel shard). */
+        public boolean isShard() { return tokens() != gridTokens(); }
+
+        /** The same rows with another time embedding (e.g. this step's). */
+        public Conditioning withTimeSin(Tensor t) { return new Conditioning(t, rope, frames, height, width, rowStart, rowEnd); }
 
         @Override public void close() {
             timeSin.close();
@@ -91,6 +127,18 @@ public final class WanTransformer {
         Tensor tSin = ops.upload(host);
         host.close();
         return new Conditioning(tSin, WanRope.tables(ops, config, frames, height, width), frames, height, width);
+    }
+
+    /**
+     * {@link #prepare} for the token rows [start, end) of the patch grid (tokens in (f, h, w) order, w fastest): the
+     * RoPE tables of those rows only, for {@link #forwardRows} on a sequence-parallel shard.
+     */
+    public Conditioning prepareRows(float[] timesteps, long frames, long height, long width, long start, long end) {
+        WanRope.Tables rope = WanRope.tables(ops, config, frames, height, width, start, end);
+        Tensor host = Timesteps.embedding(timesteps, config.freqDim(), 1f);
+        Tensor tSin = ops.upload(host);
+        host.close();
+        return new Conditioning(tSin, rope, frames, height, width, start, end);
     }
 
     /** context = text_embedding(umT5 states): [B, Lc, textDim] → [B, Lc, D], in the states' dtype. */
@@ -117,6 +165,22 @@ public final class WanTransformer {
      * latent:[B, C, F, H, W], text:[B, Lc, D] → velocity [B, outChannels, F, H, W].
      */
     public Tensor forwardEmbedded(Tensor latent, Tensor text, Conditioning c) {
+        requireWhole(c, "forwardEmbedded");
+        try (Scope scope = Scope.open()) {
+            return scope.keep(unpatchifyTokens(forwardTokens(latent, text, c), c));
+        }
+    }
+
+    /**
+     * A sequence-parallel shard's forward: the whole latent [B, C, F, H, W] in, the head's output for the token rows
+     * [c.rowStart, c.rowEnd) out, [B, rows, pt·ph·pw·C] before unpatchify. Every op but self-attention works per token,
+     * so with this model's ops a sequence-parallel decorator (self-attention over every rank's rows) the ranks' outputs
+     * concatenated in row order are {@link #unpatchifyTokens}' input. Device tensors only (capturable in a CUDA graph).
+     */
+    public Tensor forwardRows(Tensor latent, Tensor text, Conditioning c) { return forwardTokens(latent, text, c); }
+
+    /** Embed, blocks and the head's linear over c's rows: [B, rows, pt·ph·pw·C]. */
+    private Tensor forwardTokens(Tensor latent, Tensor text, Conditioning c) {
         requireLatent(latent);
         long b = latent.dim(0), d = config.dim();
         int[] p = config.patch();
@@ -129,7 +193,7 @@ public final class WanTransformer {
         try (Scope scope = Scope.open()) {
             Embedded e = embed(latent, c);
             Tensor x = runBlocks(e.tokens(), text, e, c, 0, blocks.size(), true);
-            return scope.keep(head(x, e, c));
+            return scope.keep(headTokens(x, e));
         }
     }
 
@@ -163,7 +227,9 @@ public final class WanTransformer {
             e = eF32.dtype() == act ? eF32 : ops.cast(eF32, act);
             Tensor proj = timeProjection.forward(ops, ops.silu(e));                                  // [B, 6·D]
             projF32 = proj.dtype() == DType.F32 ? proj : ops.cast(proj, DType.F32);
-            x = patchEmbedding.forward(ops, patchify(latent));                                       // [B, L, D]
+            Tensor patches = patchify(latent);                                                       // [B, grid, C·vol]
+            if (c.isShard()) patches = ops.slice(patches, 1, c.rowStart(), c.rowEnd());              // the shard's rows
+            x = patchEmbedding.forward(ops, patches);                                                // [B, L, D]
             scope.keep(x);
             scope.keep(eF32);
             if (e != eF32) scope.keep(e);
@@ -198,7 +264,7 @@ public final class WanTransformer {
     private Tensor runBlocks(Tensor x, Tensor text, Embedded e, Conditioning c, int from, int to, boolean consumeInput) {
         Tensor cur = x;
         for (int i = from; i < to; i++) {
-            Tensor next = blocks.get(i).forward(ops, cur, text, e.modulation(), c.rope().cos(), c.rope().sin());
+            Tensor next = blocks.get(i).forward(ops, crossOps, cur, text, e.modulation(), c.rope().cos(), c.rope().sin());
             if (cur != x || consumeInput) cur.close();
             cur = next;
         }
@@ -210,13 +276,33 @@ public final class WanTransformer {
      * velocity [B, outChannels, F, H, W] (owning its memory).
      */
     public Tensor head(Tensor x, Embedded e, Conditioning c) {
+        requireWhole(c, "head");
+        try (Scope scope = Scope.open()) {
+            return scope.keep(unpatchifyTokens(headTokens(x, e), c));
+        }
+    }
+
+    /** The head without unpatchify: LN(x)·(1 + mod₁ + e) + mod₀ + e, Linear → [B, L, pt·ph·pw·C] (per token). */
+    public Tensor headTokens(Tensor x, Embedded e) {
         long b = x.dim(0), d = config.dim();
         try (Scope scope = Scope.open()) {
             Tensor mod = ops.add(headModulation, ops.reshape(e.timeAct(), b, 1, d));                  // F32 [B, 2, D]
             Tensor shift = ops.reshape(ops.slice(mod, 1, 0, 1), b, d), scale = ops.reshape(ops.slice(mod, 1, 1, 2), b, d);
-            Tensor out = head.forward(ops, ops.layerNormModulate(x, shift, scale, WanConfig.EPS));    // [B, L, vol·C]
+            return scope.keep(head.forward(ops, ops.layerNormModulate(x, shift, scale, WanConfig.EPS)));    // [B, L, vol·C]
+        }
+    }
+
+    /**
+     * The head's output tokens of the whole patch grid [B, F'·H'·W', pt·ph·pw·C] (e.g. the sequence-parallel ranks'
+     * {@link #forwardRows} gathered in row order) → velocity [B, outChannels, F, H, W], owning its memory.
+     */
+    public Tensor unpatchifyTokens(Tensor tokens, Conditioning c) {
+        if (tokens.rank() != 3 || tokens.dim(1) != c.gridTokens() || tokens.dim(2) != config.patchFeaturesOut())
+            throw new IllegalArgumentException("Wan unpatchify: tokens must be [B, " + c.gridTokens() + ", " + config.patchFeaturesOut()
+                    + "] (the whole " + c.frames() + "×" + c.height() + "×" + c.width() + " patch grid), got " + tokens.shape());
+        try (Scope scope = Scope.open()) {
             // the reshape of unpatchify is a view of the permuted tensor: copy it so that the result owns its memory
-            return scope.keep(ops.copy(unpatchify(out, c.frames(), c.height(), c.width())));
+            return scope.keep(ops.copy(unpatchify(tokens, c.frames(), c.height(), c.width())));
         }
     }
 
@@ -246,6 +332,12 @@ public final class WanTransformer {
         Tensor v = ops.reshape(out, b, f, h, w, p[0], p[1], p[2], ch);
         Tensor t = ops.permute(v, 0, 7, 1, 4, 2, 5, 3, 6);                                           // [B, C, f, pt, h, ph, w, pw]
         return ops.reshape(t, b, ch, f * p[0], h * p[1], w * p[2]);
+    }
+
+    private static void requireWhole(Conditioning c, String method) {
+        if (c.isShard())
+            throw new IllegalArgumentException("Wan " + method + ": the conditioning covers token rows [" + c.rowStart() + ", " + c.rowEnd()
+                    + ") of " + c.gridTokens() + " (a sequence-parallel shard); run forwardRows and unpatchify the gathered rows");
     }
 
     private void requireLatent(Tensor latent) {

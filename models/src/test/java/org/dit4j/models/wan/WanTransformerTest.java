@@ -121,6 +121,70 @@ class WanTransformerTest {
         }
     }
 
+    /**
+     * The sequence-parallel hook: forwardRows over every row then unpatchifyTokens is forwardEmbedded bit for bit; the
+     * RoPE tables of a row range are those rows of the whole grid's tables; a shard's conditioning is refused where the
+     * whole grid is needed.
+     */
+    @Test void forwardRowsOverTheWholeGridEqualsForwardEmbeddedAndShardTablesAreRowsOfTheGrid() {
+        try (WeightSource w = WeightSource.open(resource("wan_b_diffusers.safetensors"));
+             WeightSource io = WeightSource.open(resource("wan_b_io.safetensors"));
+             WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyB(), DType.F32);
+             Scope scope = Scope.open()) {
+            WanTransformer model = new WanTransformer(ops, ops, ww);
+            Tensor latent = ops.upload(io.tensor("latent")), text = model.embedText(ops.upload(io.tensor("context")));
+            float[] t = io.tensor("timesteps").toFloatArray();
+            try (WanTransformer.Conditioning c = model.prepare(t, 2, 3, 5);
+                 WanTransformer.Conditioning all = model.prepareRows(t, 2, 3, 5, 0, 30);
+                 WanTransformer.Conditioning shard = model.prepareRows(t, 2, 3, 5, 12, 18)) {
+                float[] want = ops.toHost(model.forwardEmbedded(latent, text, c)).toFloatArray();
+                Tensor rows = model.forwardRows(latent, text, all);
+                assertEquals(java.util.List.of(1L, 30L, 16L), java.util.List.of(rows.dim(0), rows.dim(1), rows.dim(2)));
+                assertArrayEquals(want, ops.toHost(model.unpatchifyTokens(rows, all)).toFloatArray(), 0f);
+                assertEquals(6, shard.tokens());
+                assertTrue(shard.isShard() && !all.isShard());
+                float[] cosAll = c.rope().cos().toFloatArray(), cosShard = shard.rope().cos().toFloatArray();
+                int half = (int) c.rope().cos().dim(1);
+                assertArrayEquals(java.util.Arrays.copyOfRange(cosAll, 12 * half, 18 * half), cosShard, 0f);
+                assertEquals(6, model.forwardRows(latent, text, shard).dim(1));
+                var e = assertThrows(IllegalArgumentException.class, () -> model.forwardEmbedded(latent, text, shard));
+                assertTrue(e.getMessage().contains("[12, 18)") && e.getMessage().contains("forwardRows"), e.getMessage());
+                var bad = assertThrows(IllegalArgumentException.class, () -> model.prepareRows(t, 2, 3, 5, 20, 31));
+                assertTrue(bad.getMessage().contains("30 tokens"), bad.getMessage());
+            }
+        }
+    }
+
+    /**
+     * With a separate cross-attention Ops (a sequence-parallel rank's local backend), the self-attentions call
+     * attention on the model's Ops and the cross-attentions on the other one, one each per block; the result is that
+     * of the one-Ops model bit for bit.
+     */
+    @Test void crossAttentionRunsOnItsOwnOps() {
+        final class Counting extends org.dit4j.core.ops.ForwardingOps {
+            int calls;
+            Counting(Ops d) { super(d); }
+            @Override public Tensor attention(Tensor q, Tensor k, Tensor v, Tensor bias, float scale) {
+                calls++;
+                return delegate.attention(q, k, v, bias, scale);
+            }
+        }
+        try (WeightSource w = WeightSource.open(resource("wan_b_diffusers.safetensors"));
+             WeightSource io = WeightSource.open(resource("wan_b_io.safetensors"));
+             WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyB(), DType.F32);
+             Scope scope = Scope.open()) {
+            Counting self = new Counting(ops), cross = new Counting(ops);
+            WanTransformer split = new WanTransformer(self, cross, ww), one = new WanTransformer(ops, ww);
+            Tensor latent = ops.upload(io.tensor("latent")), context = ops.upload(io.tensor("context"));
+            float[] got = split.forward(latent, io.tensor("timesteps"), context).toFloatArray();
+            float[] want = one.forward(latent, io.tensor("timesteps"), context).toFloatArray();
+            assertArrayEquals(want, got, 0f);
+            int layers = WanTestData.tinyB().numLayers();
+            assertEquals(layers, self.calls, "one self-attention per block on the model's Ops");
+            assertEquals(layers, cross.calls, "one cross-attention per block on the cross-attention Ops");
+        }
+    }
+
     @Test void badInputsAreNamed() {
         try (WeightSource w = WeightSource.open(resource("wan_b_diffusers.safetensors"));
              WanWeights ww = WanWeights.load(ops, w, WanTestData.tinyB(), DType.F32);
