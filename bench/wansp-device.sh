@@ -9,7 +9,7 @@
 # Files in $OUT: gpu.txt tests.log bench.txt bench-13b.json [bench-14b.json]
 # Knobs: SKIP_TESTS=1, SKIP_BENCH=1, WAN14B=1, ITERS=3, CONFIGS="ulysses=2;ring=2;cfg=2"
 set -uo pipefail
-D=.device-wansp
+D=${D:-.device-wansp}
 OUT=${OUT:-/tmp/dit4j-wansp}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 T0=$(date +%s)
