@@ -659,8 +659,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
 
     /** A tensor made inside a capture, taken out of the enclosing scope (it belongs to the graph until closed). */
     private static Tensor untracked(Tensor t) {
-        Scope sc = Scope.current();
-        return sc != null ? sc.keep(t) : t;
+        return Scope.detach(t);   // out of every open scope (CfgParallel.both opens one around the branch's forward)
     }
 
     private static Tensor dev(Ops ops, Tensor host) { return ops.device().isCpu() ? host : ops.upload(host); }

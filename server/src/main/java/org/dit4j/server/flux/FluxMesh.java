@@ -210,8 +210,7 @@ final class FluxMesh implements AutoCloseable {
 
     /** A tensor that outlives the step's scope (closed with its branch or graph). */
     private static Tensor untracked(Tensor t) {
-        Scope sc = Scope.current();
-        return sc != null ? sc.keep(t) : t;
+        return Scope.detach(t);   // out of every open scope (CfgParallel.both opens one around the branch's forward)
     }
 
     /**
