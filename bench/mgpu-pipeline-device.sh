@@ -19,7 +19,7 @@
 #   2-, 4- and 8-GPU layouts (issue 8: ulysses 8, ring 8, ring 2 × ulysses 4, cfg 2 × ulysses 4), the pipeline runs
 #   --ulysses N, --ring N, --ring 2 --ulysses N/2 and --cfg-parallel 2 --ulysses N/2 for N ≥ 4.
 set -uo pipefail
-D=.device-mgpu2
+D=${D:-.device-mgpu2}
 OUT=${OUT:-/tmp/dit4j-mgpu2}; mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 T0=$(date +%s)
