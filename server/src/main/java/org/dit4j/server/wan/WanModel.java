@@ -1,11 +1,15 @@
 package org.dit4j.server.wan;
 
+import org.dit4j.core.io.WeightSource;
 import org.dit4j.core.ops.Ops;
+import org.dit4j.core.tensor.DType;
 import org.dit4j.models.wan.WanConfig;
 import org.dit4j.models.wan.WanTransformer;
 import org.dit4j.models.wan.WanWeights;
 import org.dit4j.server.engine.DiffusionModel;
 import org.dit4j.server.sampling.ModelSampling;
+
+import java.nio.file.Path;
 
 /**
  * A loaded Wan2.1 text-to-video transformer (ComfyUI's WAN21 MODEL before patches). Its sampling is ComfyUI's default
@@ -21,13 +25,25 @@ final class WanModel implements DiffusionModel {
 
     private final String name;
     private final WanConfig config;
+    private final Path file;
+    private final String prefix;
+    private final DType weightDtype, vectorDtype;
     private WanWeights weights;
     private WanTransformer transformer;
 
-    WanModel(String name, Ops ops, WanConfig config, WanWeights weights) {
+    /**
+     * @param file        the checkpoint the weights came from (ranks of a multi-GPU mesh load their copy from it)
+     * @param prefix      the checkpoint's tensor-name prefix
+     * @param weightDtype matrix weight dtype; {@code vectorDtype} biases and norms
+     */
+    WanModel(String name, Ops ops, WanConfig config, WanWeights weights, Path file, String prefix, DType weightDtype, DType vectorDtype) {
         this.name = name;
         this.config = config;
         this.weights = weights;
+        this.file = file;
+        this.prefix = prefix;
+        this.weightDtype = weightDtype;
+        this.vectorDtype = vectorDtype;
         this.transformer = new WanTransformer(ops, weights);
     }
 
@@ -49,6 +65,22 @@ final class WanModel implements DiffusionModel {
     synchronized WanTransformer transformer() {
         if (transformer == null) throw new IllegalStateException("model " + name + " was released; queue the prompt again to reload it");
         return transformer;
+    }
+
+    /** The weights on this model's device (rank 0 of a mesh); fails when the model was released. */
+    synchronized WanWeights weights() {
+        transformer();
+        return weights;
+    }
+
+    /** A separate copy of the weights on another backend (a multi-GPU rank), read again from the file; owned by the caller. */
+    WanWeights loadOnto(Ops other) {
+        synchronized (this) {
+            if (weights == null) throw new IllegalStateException("model " + name + " was released; queue the prompt again to reload it");
+        }
+        try (WeightSource w = WeightSource.open(file)) {
+            return WanWeights.load(other, w, prefix, config, weightDtype, vectorDtype);
+        }
     }
 
     @Override public synchronized void close() {
