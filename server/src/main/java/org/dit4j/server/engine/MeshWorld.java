@@ -33,6 +33,7 @@ public final class MeshWorld implements AutoCloseable {
     private ParallelConfig config;
     private List<Ops> rankOps = List.of();
     private List<MeshComms> comms = List.of();
+    private int builds;
 
     /** @param main rank 0's backend (the engine's) */
     public MeshWorld(Ops main) { this.main = main; }
@@ -56,6 +57,9 @@ public final class MeshWorld implements AutoCloseable {
 
     /** The layout now built (null before the first multi-GPU prompt and after a discard). */
     public synchronized ParallelConfig config() { return config; }
+
+    /** How many times ranks were built (a layout asked for that was not the one built). */
+    public synchronized int builds() { return builds; }
 
     /** The backend of each rank (rank order) of the layout built. */
     public synchronized List<Ops> rankOps() { return rankOps; }
@@ -105,6 +109,7 @@ public final class MeshWorld implements AutoCloseable {
         }
         rankOps = List.copyOf(ops);
         config = want;
+        builds++;
         System.out.println("dit4j server: multi-GPU mesh " + want + " on " + n + " rank(s) (" + main.name() + (n > 1 ? " …" : "") + ")");
     }
 

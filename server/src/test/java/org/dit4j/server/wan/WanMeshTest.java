@@ -3,6 +3,7 @@ package org.dit4j.server.wan;
 import org.dit4j.core.cpu.CpuBackend;
 import org.dit4j.core.ops.Ops;
 import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.engine.flux.TinyFluxAccess;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.parallel.ParallelConfig;
 import org.dit4j.engine.wan.TinyWanAccess;
@@ -44,20 +45,27 @@ class WanMeshTest {
     static Ops ops;
     static FluxEngine engine;
     static DiffusionModel model4, model1;
-    static TextEncoder te;
+    static TextEncoder te, fluxClip;
+    static DiffusionModel flux;
 
     @BeforeAll static void setUp() throws Exception {
         Path models = TinyWanAccess.writeFiles(tmp.resolve("models"), 21);
+        TinyFluxAccess.writeFiles(models, true, 13);                // a Flux model set beside (the shared ranks)
         Path four = TinyWanAccess.writeDiffusers4Heads(tmp.resolve("wan-4heads"), 21);
         ops = new CpuBackend();
         engine = new FluxEngine(ops, models, new HfHub(tmp.resolve("empty-hub"), null, true, null));
         model4 = engine.loadDiffusionModel(four.resolve("transformer/diffusion_pytorch_model.safetensors"), "default");
         model1 = engine.loadDiffusionModel(models.resolve("diffusion_models/wan-tiny.safetensors"), "default");
         te = engine.loadTextEncoder(List.of(models.resolve("text_encoders/umt5-tiny.safetensors")), "wan", "default");
+        flux = engine.loadDiffusionModel(models.resolve("diffusion_models/flux-tiny.safetensors"), "default");
+        fluxClip = engine.loadTextEncoder(List.of(models.resolve("text_encoders/t5xxl_tiny.safetensors"),
+                models.resolve("text_encoders/clip_l.safetensors")), "flux", "default");
     }
 
     @AfterAll static void tearDown() {
         te.close();
+        fluxClip.close();
+        flux.close();
         model1.close();
         model4.close();
         engine.close();
@@ -139,6 +147,32 @@ class WanMeshTest {
                 base.positive(), base.negative(), base.cfg(), base.sampler(), base.sigmas(), 7, true, base.latent());
         var e6 = assertThrows(UnsupportedOperationException.class, () -> engine.sample(cached, StepObserver.NONE));
         assertTrue(e6.getMessage().contains("num_gpus 2") && e6.getMessage().contains("threshold to 0"), e6.getMessage());
+    }
+
+    static SampleResult runFlux(ModelRef.ParallelSetting p, double cfg) {
+        ModelSampling ms = ModelSampling.flux(ModelSampling.fluxShift(1.15, 0.5, 32, 32));
+        Conditioning pos = Conditioning.of(fluxClip.encode("a red fox in snow")).withGuidance(3.5);
+        Conditioning neg = Conditioning.of(fluxClip.encode("blurry")).withGuidance(3.5);
+        return engine.sample(new SampleJob(ModelRef.of(flux, p).withSampling(ms), pos, neg, cfg, "euler", Schedulers.basic(ms, "simple", 3, 1.0),
+                5, true, Latent.zeros(1, 16, 4, 4)), StepObserver.NONE);
+    }
+
+    /**
+     * Flux and Wan prompts on one engine use one set of ranks: a prompt of the other kind with the same layout reuses it,
+     * another layout rebuilds it (releasing both kinds' rank weights first), and every run still equals one device.
+     */
+    @Test void fluxAndWanMeshesShareTheRanks() {
+        SampleResult wanOne = run(ModelRef.ParallelSetting.SINGLE, "euler", 1, 5.0, StepObserver.NONE);
+        SampleResult fluxOne = runFlux(ModelRef.ParallelSetting.SINGLE, 3.0);
+        for (ModelRef.ParallelSetting p : List.of(gpus(2, 2, 1, 1), gpus(2, 1, 1, 2), gpus(2, 2, 1, 1))) {
+            double w = relDiff(run(p, "euler", 1, 5.0, StepObserver.NONE).output().samples(), wanOne.output().samples());
+            ParallelConfig built = engine.meshWorld().config();
+            int builds = engine.meshWorld().builds();
+            double f = relDiff(runFlux(p, 3.0).output().samples(), fluxOne.output().samples());
+            assertEquals(built, engine.meshWorld().config(), p + ": the Flux prompt used the ranks the Wan prompt built");
+            assertEquals(builds, engine.meshWorld().builds(), p + ": the Flux prompt built no ranks of its own");
+            assertTrue(w < 1e-5 && f < 1e-5, p + ": Wan rel. diff " + w + ", Flux rel. diff " + f);
+        }
     }
 
     @Test void interruptOnAMeshStopsAllRanksAndTheNextPromptRuns() {
