@@ -122,7 +122,7 @@ final class WanSampler {
         CacheSpec spec = ref.cache().spec();
         if (spec.kind() != CacheSpec.Kind.NONE && spec.threshold().orElse(Double.NaN) != 0)
             throw new UnsupportedOperationException(spec.kind().word() + " is not supported for Wan models by dit4j's server yet"
-                    + (ref.parallel().gpus() > 1 ? " (on one GPU nor with num_gpus " + ref.parallel().gpus() + ")" : "")
+                    + (ref.parallel().gpus() > 1 ? " (with num_gpus " + ref.parallel().gpus() + " as on one GPU)" : "")
                     + "; remove it or set its threshold to 0");
     }
 
