@@ -41,10 +41,11 @@ import org.dit4j.server.sampling.ModelSampling;
  * on CFG rank 0, unconditional on rank 1) and its token rows of the patch grid ({@link WanSequenceParallel}: the
  * self-attention through Ulysses / ring attention, the cross-attention to the whole text local), gathers the velocity
  * over the sequence group, the branches over the CFG group and the batch over dp. Rank 0 uses the MODEL's own weights;
- * ranks 1.. load their own copy from the model's file, kept while the model stays the same and the ranks are not
- * rebuilt. On GPUs (unless the MODEL carries a compile setting without CUDA graphs) the first model call runs eagerly
- * and every rank then captures its transformer call per CFG branch (collectives inside, all ranks at the same call)
- * and replays it with the latent shard and time embedding written in place. Refused with the setting to change:
+ * ranks 1.. load their own copy from one opening of the model's file (in parallel), kept while the model stays the same
+ * and the ranks are not rebuilt. On GPUs (unless the MODEL carries a compile setting without CUDA graphs) the first
+ * model call runs eagerly and every rank then captures its transformer call per CFG branch (collectives inside, all
+ * ranks at the same call) and replays it with the latent shard and time embedding written in place. Refused with the
+ * setting to change:
  * pipefusion_degree &gt; 1, cfg_degree 2 without a negative branch, Ulysses degrees that do not divide the heads,
  * patch grids the sequence degree does not divide, batches dp does not divide; step caches are refused for Wan
  * before this runs ({@link WanSampler}).
@@ -230,7 +231,8 @@ final class WanMesh implements AutoCloseable {
         for (int r = 1; r < rankWeights.length && same; r++) same = rankWeights[r] != null;
         if (same) return;
         releaseWeights();
-        for (int r = 1; r < rankWeights.length; r++) rankWeights[r] = model.loadOnto(rankOps.get(r));
+        List<WanWeights> loaded = model.loadOnto(rankOps.subList(1, rankOps.size()));
+        for (int r = 1; r < rankWeights.length; r++) rankWeights[r] = loaded.get(r - 1);
         weightsModel = model;
     }
 
