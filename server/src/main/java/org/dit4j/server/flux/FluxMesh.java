@@ -55,9 +55,10 @@ import org.dit4j.server.sampling.KSamplers;
  * is built when a prompt first asks for it and rebuilt when a prompt asks for another layout (GPU count or degrees), so
  * changing them between prompts needs no restart; a failed or interrupted run discards it (its communicators were
  * aborted) and with it the ranks' weights. On GPUs the steps run as CUDA graphs per rank and branch after an eager
- * first call (unless the MODEL carries a compile setting without CUDA graphs). Step caches (TeaCache/ParallelTeaCache/MagCache) run on
- * sequence-parallel layouts, every rank deciding from the whole sequence's signal sums; with cfg or dp degrees &gt; 1
- * they are refused, as is pipefusion_degree &gt; 1, with the setting to change.
+ * first call (unless the MODEL carries a compile setting without CUDA graphs). Step caches
+ * (TeaCache/ParallelTeaCache/MagCache) run on sequence-parallel layouts, every rank deciding from the whole sequence's
+ * signal sums; with cfg or dp degrees &gt; 1 they are refused, as is pipefusion_degree &gt; 1, with the setting to
+ * change.
  */
 final class FluxMesh implements AutoCloseable {
 
@@ -81,7 +82,7 @@ final class FluxMesh implements AutoCloseable {
     ParallelConfig config() { return world.config(); }
 
     KSamplers.Result sample(FluxSampler sampler, FluxModel model, SampleJob job, FluxSampler.Geometry g, float[] x,
-                                         StepObserver observer) {
+                            StepObserver observer) {
         ModelRef ref = job.model();
         ParallelConfig want = layout(ref.parallel());
         boolean cached = FluxSampler.stepCache(ref.cache()) != null;
