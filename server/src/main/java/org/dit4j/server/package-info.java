@@ -46,15 +46,16 @@
  *   <li>/view?preview=webp answers JPEG (dit4j's WebP encoder is lossless only); LoadImage reads PNG, JPEG, BMP, GIF.</li>
  *   <li>SaveAnimatedWEBP writes lossless WebP always (lossless=false is noted and written losslessly; quality and method
  *       have no effect).</li>
- *   <li>Multi-GPU (ParallelUNETLoader num_gpus &gt; 1): steps run eagerly (no CUDA graph); step caches run on ulysses/ring
- *       layouts only (every rank decides from the whole sequence's sums) and, like pipefusion_degree &gt; 1, are refused
- *       with cfg/dp degrees &gt; 1, naming the setting to change.</li>
+ *   <li>Multi-GPU (ParallelUNETLoader num_gpus &gt; 1), Flux and Wan2.1 on one set of ranks per server
+ *       ({@link org.dit4j.server.engine.MeshWorld}): steps run as CUDA graphs per rank and branch after an eager first
+ *       call; pipefusion_degree &gt; 1 is refused; Flux step caches run on ulysses/ring layouts only (every rank decides
+ *       from the whole sequence's sums) and are refused with cfg/dp degrees &gt; 1, naming the setting to change.</li>
  *   <li>Step previews: latent2rgb JPEGs (binary PREVIEW_IMAGE frames, ComfyUI's format) by default ({@code --preview-method
  *       none|auto|latent2rgb}; no TAESD); the resize to the preview size is Java2D's bilinear, not PIL's; /features reports
  *       supports_preview_metadata=false, so clients get the plain format.</li>
  *   <li>Wan2.1 text-to-video (package {@code wan}): umT5 runs in BF16 on GPUs (ComfyUI: FP16 or the scaled fp8 file's
- *       compute dtype); LoRAs, step caches, num_gpus &gt; 1, VAEDecodeTiled, noise masks and image-to-video models are
- *       refused with a message.</li>
+ *       compute dtype); LoRAs, step caches, VAEDecodeTiled, noise masks and image-to-video models are refused with a
+ *       message; num_gpus &gt; 1 runs on the mesh ({@code WanMesh}).</li>
  *   <li>Flux engine: T5 runs in BF16 on GPUs (ComfyUI: FP16); cond and uncond run as two forwards (ComfyUI batches them and
  *       pads T5 states of different lengths by repetition); {@code embedding:} names are not interpreted; see {@code flux}.</li>
  * </ul>

@@ -22,6 +22,7 @@ import org.dit4j.server.engine.Checkpoint;
 import org.dit4j.server.engine.DeviceInfo;
 import org.dit4j.server.engine.DiffusionModel;
 import org.dit4j.server.engine.LoraWeights;
+import org.dit4j.server.engine.MeshWorld;
 import org.dit4j.server.engine.ModelProvider;
 import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.SampleResult;
@@ -64,7 +65,8 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     private final boolean ownsOps;
     private final long deviceTotalBytes;
     private Ops cpu;
-    private final FluxMesh mesh = new FluxMesh(this);
+    private final MeshWorld meshWorld;
+    private final FluxMesh mesh;
     private final WanEngine wan;
 
     /**
@@ -78,7 +80,9 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
         this.ops = ops;
         this.ownsOps = ownsOps;
         this.resolver = new FluxModelResolver(hub == null ? HfHub.fromEnvironment() : hub, modelsDir, null);
-        this.wan = new WanEngine(ops, activation(), modelsDir, hub, this::cpu);
+        this.meshWorld = new MeshWorld(ops);       // one set of ranks for the Flux and the Wan mesh
+        this.mesh = new FluxMesh(this, meshWorld);
+        this.wan = new WanEngine(ops, activation(), modelsDir, hub, this::cpu, meshWorld);
         if (ops.device().isCpu()) cpu = ops;
         long total = -1;
         if (ops instanceof CudaBackend cuda) {
@@ -313,8 +317,12 @@ public final class FluxEngine implements ModelProvider, Sampling, AutoCloseable 
     /** The multi-GPU mesh (built on the first prompt with num_gpus > 1, rebuilt when the layout changes). */
     FluxMesh mesh() { return mesh; }
 
+    /** The ranks of multi-GPU sampling shared by the Flux and the Wan mesh. */
+    public MeshWorld meshWorld() { return meshWorld; }
+
     @Override public void close() {
         mesh.close();
+        wan.close();
         if (cpu != null && cpu != ops && cpu instanceof AutoCloseable c) closeQuietly(c);
         if (ownsOps && ops instanceof AutoCloseable c) closeQuietly(c);
     }

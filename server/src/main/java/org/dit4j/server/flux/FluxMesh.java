@@ -16,9 +16,7 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
-import org.dit4j.cuda.CudaDriver;
 import org.dit4j.cuda.CudaGraph;
-import org.dit4j.cuda.NcclCommunicator;
 import org.dit4j.engine.cache.StepCache;
 import org.dit4j.engine.flux.FluxCachedTransformer;
 import org.dit4j.engine.flux.ParallelFluxPipeline;
@@ -32,7 +30,7 @@ import org.dit4j.models.flux.FluxEmbeddings;
 import org.dit4j.models.flux.FluxTransformer;
 import org.dit4j.models.flux.FluxWeights;
 import org.dit4j.models.flux.lora.LoraSpec;
-import org.dit4j.server.engine.InterruptedRun;
+import org.dit4j.server.engine.MeshWorld;
 import org.dit4j.server.engine.ModelRef;
 import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.StepObserver;
@@ -53,42 +51,38 @@ import org.dit4j.server.sampling.KSamplers;
  * over NCCL when it runs on cuda:0; they load their own copy of the weights (LoRAs merged), kept while model and LoRA
  * set stay the same.
  *
- * <p>The mesh is built when a prompt first asks for it and rebuilt when a prompt asks for another layout (GPU count
- * or degrees), so changing them between prompts needs no restart; a failed or interrupted run discards it (its
- * communicators were aborted). Steps run eagerly (no CUDA graph). Step caches (TeaCache/ParallelTeaCache/MagCache) run on
- * sequence-parallel layouts, every rank deciding from the whole sequence's signal sums; with cfg or dp degrees &gt; 1
- * they are refused, as is pipefusion_degree &gt; 1, with the setting to change.
+ * <p>The mesh ({@link MeshWorld}, shared with the Wan mesh of the same engine: one set of NCCL communicators per server)
+ * is built when a prompt first asks for it and rebuilt when a prompt asks for another layout (GPU count or degrees), so
+ * changing them between prompts needs no restart; a failed or interrupted run discards it (its communicators were
+ * aborted) and with it the ranks' weights. On GPUs the steps run as CUDA graphs per rank and branch after an eager
+ * first call (unless the MODEL carries a compile setting without CUDA graphs). Step caches
+ * (TeaCache/ParallelTeaCache/MagCache) run on sequence-parallel layouts, every rank deciding from the whole sequence's
+ * signal sums; with cfg or dp degrees &gt; 1 they are refused, as is pipefusion_degree &gt; 1, with the setting to
+ * change.
  */
 final class FluxMesh implements AutoCloseable {
 
     private final FluxEngine engine;
-    private ParallelConfig config;
-    private List<Ops> rankOps = List.of();
-    private List<? extends Communicator> worlds = List.of();
-    private List<MeshComms> meshComms = List.of();
-    private final List<AutoCloseable> owned = new ArrayList<>();
+    private final MeshWorld world;
     private FluxWeights[] rankWeights = new FluxWeights[0];
     private FluxModel weightsModel;
     private List<LoraSpec> weightsLoras = List.of();
 
-    FluxMesh(FluxEngine engine) { this.engine = engine; }
-
-    /** The mesh degrees for a ParallelUNETLoader setting; the message names the node input to change. */
-    static ParallelConfig layout(ModelRef.ParallelSetting p) {
-        if (p.pipefusion() != 1)
-            throw new UnsupportedOperationException("pipefusion_degree " + p.pipefusion() + ": dit4j has no pipeline-parallel Flux "
-                    + "transformer; set pipefusion_degree to 1 and use ulysses_degree / ring_degree");
-        int seqCfg = p.ulysses() * p.ring() * p.cfg();
-        if (p.gpus() % seqCfg != 0)
-            throw new IllegalArgumentException("num_gpus " + p.gpus() + " is not a multiple of ulysses × ring × cfg = " + seqCfg);
-        return new ParallelConfig(p.gpus() / seqCfg, p.cfg(), p.ring(), p.ulysses());
+    /** @param world the engine's ranks, shared with the Wan mesh (one set of NCCL communicators per server) */
+    FluxMesh(FluxEngine engine, MeshWorld world) {
+        this.engine = engine;
+        this.world = world;
+        world.onDiscard(this::releaseWeights);
     }
 
-    /** The layout now built (null before the first multi-GPU prompt). */
-    synchronized ParallelConfig config() { return config; }
+    /** The mesh degrees for a ParallelUNETLoader setting; the message names the node input to change. */
+    static ParallelConfig layout(ModelRef.ParallelSetting p) { return MeshWorld.layout(p, "Flux"); }
 
-    synchronized KSamplers.Result sample(FluxSampler sampler, FluxModel model, SampleJob job, FluxSampler.Geometry g, float[] x,
-                                         StepObserver observer) {
+    /** The layout now built (null before the first multi-GPU prompt). */
+    ParallelConfig config() { return world.config(); }
+
+    KSamplers.Result sample(FluxSampler sampler, FluxModel model, SampleJob job, FluxSampler.Geometry g, float[] x,
+                            StepObserver observer) {
         ModelRef ref = job.model();
         ParallelConfig want = layout(ref.parallel());
         boolean cached = FluxSampler.stepCache(ref.cache()) != null;
@@ -105,27 +99,19 @@ final class FluxMesh implements AutoCloseable {
             throw new IllegalArgumentException("num_gpus " + ref.parallel().gpus() + " leaves a data-parallel degree of " + want.dp()
                     + ", which needs a batch that is a multiple of it; got batch_size " + g.b() + ": raise ulysses/ring/cfg degrees or the batch size");
         want.checkSequence("the image token sequence (" + g.tokens() + " tokens)", g.tokens());
-        ensure(want);
+        world.ensure(want);
+        List<Ops> rankOps = world.rankOps();
         List<LoraSpec> loras = FluxSampler.loraSpecs(ref);
-        ensureWeights(model, loras);
+        ensureWeights(model, loras, rankOps);
         FluxWeights rank0 = model.weights(loras);
-        try {
-            List<KSamplers.Result> out = MeshRunner.run(meshComms, comms -> {
-                int rank = comms.rank();
-                Ops o = rankOps.get(rank);
-                FluxWeights w = rank == 0 ? rank0 : rankWeights[rank];
-                StepObserver obs = rank == 0 ? observer : StepObserver.NONE;
-                return cached ? cachedRankRun(sampler, o, comms, w, model, job, g, x, cfgPass, obs, rank)
-                        : rankRun(sampler, o, comms, w, model, job, g, x, cfgPass, obs);
-            });
-            return out.getFirst();
-        } catch (RuntimeException e) {
-            discard();
-            Throwable c = e;
-            while (c != null && !(c instanceof InterruptedRun)) c = c.getCause();
-            if (c instanceof InterruptedRun ir) throw ir;
-            throw e;
-        }
+        return world.run(comms -> {
+            int rank = comms.rank();
+            Ops o = rankOps.get(rank);
+            FluxWeights w = rank == 0 ? rank0 : rankWeights[rank];
+            StepObserver obs = rank == 0 ? observer : StepObserver.NONE;
+            return cached ? cachedRankRun(sampler, o, comms, w, model, job, g, x, cfgPass, obs, rank, want)
+                    : rankRun(sampler, o, comms, w, model, job, g, x, cfgPass, obs);
+        });
     }
 
     private KSamplers.Result rankRun(FluxSampler sampler, Ops o, org.dit4j.engine.parallel.MeshComms comms, FluxWeights w, FluxModel model,
@@ -220,7 +206,7 @@ final class FluxMesh implements AutoCloseable {
      */
     private KSamplers.Result cachedRankRun(FluxSampler sampler, Ops o, org.dit4j.engine.parallel.MeshComms comms, FluxWeights w,
                                            FluxModel model, SampleJob job, FluxSampler.Geometry g, float[] x, boolean cfgPass,
-                                           StepObserver observer, int rank) {
+                                           StepObserver observer, int rank, ParallelConfig config) {
         DType act = engine.activation();
         StepCache policy = FluxSampler.stepCache(job.model().cache());         // one per rank: policies keep request state
         FluxTransformer tr = FluxSequenceParallel.model(o, comms, w);
@@ -274,57 +260,12 @@ final class FluxMesh implements AutoCloseable {
         }
     }
 
-    /** Builds the mesh for {@code want} unless it is the one already built. */
-    private void ensure(ParallelConfig want) {
-        if (want.equals(config)) return;
-        discard();
-        int n = want.worldSize();
-        Ops main = engine.ops();
-        List<Ops> ops = new ArrayList<>();
-        ops.add(main);
-        try {
-            if (main instanceof CudaBackend cuda) {
-                if (cuda.device().index() != 0)
-                    throw new IllegalArgumentException("multi-GPU sampling needs the server on cuda:0, but it runs on " + main.name()
-                            + "; start dit4j serve with --backend cuda");
-                int have = CudaDriver.get().deviceCount();
-                if (n > have)
-                    throw new IllegalArgumentException("num_gpus " + n + " but this machine has " + have + " GPU(s); set num_gpus to at most " + have);
-                List<CudaBackend> gpus = new ArrayList<>();
-                gpus.add(cuda);
-                for (int r = 1; r < n; r++) {
-                    CudaBackend b = new CudaBackend(r);
-                    owned.add(b);
-                    gpus.add(b);
-                    ops.add(b);
-                }
-                List<Communicator> comms = NcclCommunicator.initAll(gpus);
-                for (Communicator c : comms) owned.addFirst(c);
-                worlds = comms;
-            } else {
-                int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / n);
-                for (int r = 1; r < n; r++) {
-                    CpuBackend b = new CpuBackend(threads);
-                    owned.add(b);
-                    ops.add(b);
-                }
-                worlds = LocalCommunicator.group(n);
-            }
-            // the axis groups once per mesh (each split is an NCCL communicator creation), closed before the worlds
-            meshComms = MeshRunner.open(want, worlds);
-            for (MeshComms c : meshComms) owned.addFirst(c);
-        } catch (RuntimeException e) {
-            discard();
-            throw e;
-        }
-        rankOps = List.copyOf(ops);
-        rankWeights = new FluxWeights[n];
-        config = want;
-        System.out.println("dit4j server: multi-GPU mesh " + want + " on " + n + " rank(s) (" + main.name() + (n > 1 ? " …" : "") + ")");
-    }
-
     /** Loads ranks 1..'s weights for this model and LoRA set unless they are already loaded. */
-    private void ensureWeights(FluxModel model, List<LoraSpec> loras) {
+    private synchronized void ensureWeights(FluxModel model, List<LoraSpec> loras, List<Ops> rankOps) {
+        if (rankWeights.length != rankOps.size()) {
+            releaseWeights();
+            rankWeights = new FluxWeights[rankOps.size()];
+        }
         boolean same = model == weightsModel && loras.equals(weightsLoras);
         for (int r = 1; r < rankWeights.length && same; r++) same = rankWeights[r] != null;
         if (same) return;
@@ -334,7 +275,7 @@ final class FluxMesh implements AutoCloseable {
         weightsLoras = List.copyOf(loras);
     }
 
-    private void releaseWeights() {
+    private synchronized void releaseWeights() {
         for (int r = 0; r < rankWeights.length; r++) {
             if (rankWeights[r] != null) rankWeights[r].close();
             rankWeights[r] = null;
@@ -343,26 +284,9 @@ final class FluxMesh implements AutoCloseable {
         weightsLoras = List.of();
     }
 
-    /** Drops the mesh: ranks' weights, extra backends and communicators. */
-    private void discard() {
-        releaseWeights();
-        for (AutoCloseable c : owned) {
-            try {
-                c.close();
-            } catch (Exception e) {
-                System.err.println("dit4j server: closing " + c + " failed: " + e);
-            }
-        }
-        owned.clear();
-        rankOps = List.of();
-        worlds = List.of();
-        meshComms = List.of();
-        rankWeights = new FluxWeights[0];
-        config = null;
-    }
-
     /** Releases the ranks' weights (POST /free); the mesh itself is kept. */
     synchronized void free() { releaseWeights(); }
 
-    @Override public synchronized void close() { discard(); }
+    /** Drops the ranks (shared with the Wan mesh) and with them these weights. */
+    @Override public void close() { world.discard(); }
 }

@@ -15,6 +15,7 @@ import org.dit4j.models.vae.wan.WanVaeWeights;
 import org.dit4j.models.wan.WanConfig;
 import org.dit4j.models.wan.WanWeights;
 import org.dit4j.server.engine.DiffusionModel;
+import org.dit4j.server.engine.MeshWorld;
 import org.dit4j.server.engine.SampleJob;
 import org.dit4j.server.engine.SampleResult;
 import org.dit4j.server.engine.StepObserver;
@@ -33,12 +34,13 @@ import java.util.function.Supplier;
  * or fp16; tokenizer from {@code models/tokenizers/umt5-xxl/}, the file's {@code spiece_model} or the Hugging Face cache), the
  * VAE ({@code wan_2.1_vae.safetensors}). Precision as the Flux engine's: BF16 on GPUs (umT5 included), F32 on the CPU.
  */
-public final class WanEngine {
+public final class WanEngine implements AutoCloseable {
 
     private final Ops ops;
     private final DType act;
     private final WanModelResolver resolver;
     private final Supplier<Ops> cpu;
+    private final WanMesh mesh;
 
     /**
      * @param ops       the device models load onto
@@ -46,12 +48,14 @@ public final class WanEngine {
      * @param modelsDir the models folder, searched for {@code tokenizers/umt5-xxl/}
      * @param hub       Hugging Face cache for the tokenizer when it is not found locally
      * @param cpu       the CPU backend (CLIPLoader device cpu)
+     * @param meshWorld the ranks of multi-GPU sampling (num_gpus &gt; 1), shared with the Flux engine's mesh
      */
-    public WanEngine(Ops ops, DType act, Path modelsDir, HfHub hub, Supplier<Ops> cpu) {
+    public WanEngine(Ops ops, DType act, Path modelsDir, HfHub hub, Supplier<Ops> cpu, MeshWorld meshWorld) {
         this.ops = ops;
         this.act = act;
         this.resolver = new WanModelResolver(hub == null ? HfHub.fromEnvironment() : hub, modelsDir, null);
         this.cpu = cpu;
+        this.mesh = new WanMesh(act, meshWorld);
     }
 
     /** Whether {@code w} holds a Wan transformer (original, ComfyUI or diffusers names). */
@@ -81,8 +85,9 @@ public final class WanEngine {
             throw new CheckpointException(file.getFileName() + " is a Wan model with " + cfg.inChannels() + " input channels (image-to-video "
                     + "or another variant); dit4j's server runs Wan2.1 text-to-video (wan2.1_t2v_1.3B / 14B)");
         DType vectors = weightDtype == DType.F8_E4M3 || weightDtype == DType.F8_E5M2 ? act : weightDtype;
-        WanWeights weights = WanWeights.load(ops, w, WanWeights.detectPrefix(w), cfg, weightDtype, vectors);
-        return new WanModel(file.getFileName().toString(), ops, cfg, weights);
+        String prefix = WanWeights.detectPrefix(w);
+        WanWeights weights = WanWeights.load(ops, w, prefix, cfg, weightDtype, vectors);
+        return new WanModel(file.getFileName().toString(), ops, cfg, weights, file, prefix, weightDtype, vectors);
     }
 
     /** CLIPLoader type wan: umT5-XXL and its tokenizer. */
@@ -120,6 +125,12 @@ public final class WanEngine {
     public static boolean owns(SampleJob job) { return job.model().base() instanceof WanModel; }
 
     public SampleResult sample(SampleJob job, StepObserver observer) {
-        return new WanSampler(ops, act).sample(job, observer);
+        return new WanSampler(ops, act, mesh).sample(job, observer);
     }
+
+    /** The multi-GPU mesh of Wan models (ParallelUNETLoader num_gpus &gt; 1); its ranks are shared with the Flux mesh. */
+    WanMesh mesh() { return mesh; }
+
+    /** Releases the Wan ranks' weights (the shared ranks themselves are closed by their owner). */
+    @Override public void close() { mesh.close(); }
 }

@@ -1,11 +1,17 @@
 package org.dit4j.server.wan;
 
+import org.dit4j.core.io.WeightSource;
 import org.dit4j.core.ops.Ops;
+import org.dit4j.core.tensor.DType;
 import org.dit4j.models.wan.WanConfig;
 import org.dit4j.models.wan.WanTransformer;
 import org.dit4j.models.wan.WanWeights;
 import org.dit4j.server.engine.DiffusionModel;
 import org.dit4j.server.sampling.ModelSampling;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * A loaded Wan2.1 text-to-video transformer (ComfyUI's WAN21 MODEL before patches). Its sampling is ComfyUI's default
@@ -21,13 +27,25 @@ final class WanModel implements DiffusionModel {
 
     private final String name;
     private final WanConfig config;
+    private final Path file;
+    private final String prefix;
+    private final DType weightDtype, vectorDtype;
     private WanWeights weights;
     private WanTransformer transformer;
 
-    WanModel(String name, Ops ops, WanConfig config, WanWeights weights) {
+    /**
+     * @param file        the checkpoint the weights came from (ranks of a multi-GPU mesh load their copy from it)
+     * @param prefix      the checkpoint's tensor-name prefix
+     * @param weightDtype matrix weight dtype; {@code vectorDtype} biases and norms
+     */
+    WanModel(String name, Ops ops, WanConfig config, WanWeights weights, Path file, String prefix, DType weightDtype, DType vectorDtype) {
         this.name = name;
         this.config = config;
         this.weights = weights;
+        this.file = file;
+        this.prefix = prefix;
+        this.weightDtype = weightDtype;
+        this.vectorDtype = vectorDtype;
         this.transformer = new WanTransformer(ops, weights);
     }
 
@@ -49,6 +67,50 @@ final class WanModel implements DiffusionModel {
     synchronized WanTransformer transformer() {
         if (transformer == null) throw new IllegalStateException("model " + name + " was released; queue the prompt again to reload it");
         return transformer;
+    }
+
+    /** The weights on this model's device (rank 0 of a mesh); fails when the model was released. */
+    synchronized WanWeights weights() {
+        transformer();
+        return weights;
+    }
+
+    /**
+     * A separate copy of the weights on each of {@code targets} (multi-GPU ranks), from one opening of the file, uploaded
+     * in parallel (one thread per target); owned by the caller. On a failure nothing stays loaded.
+     */
+    List<WanWeights> loadOnto(List<Ops> targets) {
+        synchronized (this) {
+            if (weights == null) throw new IllegalStateException("model " + name + " was released; queue the prompt again to reload it");
+        }
+        WanWeights[] out = new WanWeights[targets.size()];
+        try (WeightSource w = WeightSource.open(file)) {
+            Throwable[] failure = new Throwable[1];
+            Thread[] threads = new Thread[out.length];
+            for (int i = 0; i < out.length; i++) {
+                int t = i;
+                threads[i] = Thread.ofPlatform().name("dit4j-serve-load-" + i).start(() -> {
+                    try {
+                        out[t] = WanWeights.load(targets.get(t), w, prefix, config, weightDtype, vectorDtype);
+                        targets.get(t).synchronize();
+                    } catch (Throwable e) {
+                        synchronized (failure) { if (failure[0] == null) failure[0] = e; }
+                    }
+                });
+            }
+            for (Thread t : threads) t.join();
+            if (failure[0] instanceof RuntimeException re) throw re;
+            if (failure[0] instanceof Error er) throw er;
+            if (failure[0] != null) throw new IllegalStateException("loading " + file.getFileName() + " onto the ranks failed", failure[0]);
+            return Arrays.asList(out);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            for (WanWeights x : out) if (x != null) x.close();
+            throw new IllegalStateException("interrupted while loading " + file.getFileName() + " onto " + targets.size() + " rank(s)", e);
+        } catch (RuntimeException | Error e) {
+            for (WanWeights x : out) if (x != null) x.close();
+            throw e;
+        }
     }
 
     @Override public synchronized void close() {

@@ -43,7 +43,9 @@ import java.util.List;
  * </ol>
  * On a CUDA backend the step's transformer calls are captured in a CUDA graph after the first (eager) step and replayed
  * with the new latent and time embedding copied into the same tensors (unless the MODEL carries a compile setting
- * without CUDA graphs). Not supported for Wan (refused with a message): LoRAs, step caches, num_gpus &gt; 1, noise
+ * without CUDA graphs). With ParallelUNETLoader's num_gpus &gt; 1 the transformer runs on the engine's mesh
+ * ({@link WanMesh}: Ulysses/ring over token rows, CFG branches on two GPUs, data parallel over the batch) with the same
+ * host-side sampler loop on every rank. Not supported for Wan (refused with a message): LoRAs, step caches, noise
  * masks, combined conditioning.
  */
 final class WanSampler {
@@ -52,10 +54,12 @@ final class WanSampler {
 
     private final Ops ops;
     private final DType act;
+    private final WanMesh mesh;
 
-    WanSampler(Ops ops, DType act) {
+    WanSampler(Ops ops, DType act, WanMesh mesh) {
         this.ops = ops;
         this.act = act;
+        this.mesh = mesh;
     }
 
     SampleResult sample(SampleJob job, StepObserver observer) {
@@ -94,9 +98,13 @@ final class WanSampler {
 
         boolean graphs = ops instanceof CudaBackend && (ref.compile() == null || ref.compile().cudaGraphs());
         KSamplers.Result r;
-        try (Steps stepper = new Steps(model.transformer(), cfg, job, shape, cfgPass, graphs)) {
-            r = KSamplers.sample(job.sampler(), (xi, i, sigma) -> stepper.denoise(xi, i, sigma, sampling), x, sigmas,
-                    (i, n, d) -> observer.stepDone(i, n, LatentFormat.WAN21, d, shape));
+        if (ref.parallel().gpus() > 1) {
+            r = mesh.sample(model, job, shape, x, cfgPass, graphs, observer);
+        } else {
+            try (Steps stepper = new Steps(model.transformer(), cfg, job, shape, cfgPass, graphs)) {
+                r = KSamplers.sample(job.sampler(), (xi, i, sigma) -> stepper.denoise(xi, i, sigma, sampling), x, sigmas,
+                        (i, n, d) -> observer.stepDone(i, n, LatentFormat.WAN21, d, shape));
+            }
         }
         float[] out = r.x();
         float last = r.finalSigma();
@@ -113,11 +121,32 @@ final class WanSampler {
                     + model.name());
         CacheSpec spec = ref.cache().spec();
         if (spec.kind() != CacheSpec.Kind.NONE && spec.threshold().orElse(Double.NaN) != 0)
-            throw new UnsupportedOperationException(spec.kind().word() + " is not supported for Wan models by dit4j's server yet; remove it "
-                    + "or set its threshold to 0");
-        if (ref.parallel().gpus() > 1)
-            throw new UnsupportedOperationException("num_gpus " + ref.parallel().gpus() + " is not supported for Wan models by dit4j's server "
-                    + "yet; use num_gpus 1");
+            throw new UnsupportedOperationException(spec.kind().word() + " is not supported for Wan models by dit4j's server yet"
+                    + (ref.parallel().gpus() > 1 ? " (with num_gpus " + ref.parallel().gpus() + " as on one GPU)" : "")
+                    + "; remove it or set its threshold to 0");
+    }
+
+    /**
+     * text_embedding(umT5 states) of a conditioning, repeated to a batch of {@code b}, in the compute dtype (owned by
+     * the caller, outside any scope when none is open).
+     */
+    static Tensor embedText(Ops ops, DType act, WanTransformer transformer, WanConfig cfg, Conditioning c, int b) {
+        if (c.entries().size() != 1)
+            throw new UnsupportedOperationException("conditioning with " + c.entries().size() + " entries (combined or area conditioning) "
+                    + "is not supported by dit4j's Wan engine yet");
+        if (!(c.entries().getFirst().embedding() instanceof WanTextEmbedding e))
+            throw new IllegalArgumentException("conditioning " + c.entries().getFirst().embedding() + " was not made by dit4j's Wan text "
+                    + "encoder (CLIPLoader type wan with umT5-XXL)");
+        if (e.width() != cfg.textDim())
+            throw new IllegalArgumentException("the text encoder gives umT5 states of width " + e.width() + ", but the Wan model takes "
+                    + cfg.textDim() + ": text encoder and model do not belong together");
+        float[] all = new float[b * e.states().length];
+        for (int n = 0; n < b; n++) System.arraycopy(e.states(), 0, all, n * e.states().length, e.states().length);
+        try (Scope s = Scope.open()) {
+            Tensor t = ops.upload(Tensor.of(all, b, e.tokens(), e.width()));
+            if (act != DType.F32) t = ops.cast(t, act);
+            return s.keep(transformer.embedText(t));
+        }
     }
 
     static boolean isClose(double a, double b) { return Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b)); }
@@ -197,25 +226,7 @@ final class WanSampler {
             return a;
         }
 
-        /** text_embedding(umT5 states) of a conditioning, repeated to the batch, in the compute dtype. */
-        private Tensor embed(Conditioning c) {
-            if (c.entries().size() != 1)
-                throw new UnsupportedOperationException("conditioning with " + c.entries().size() + " entries (combined or area conditioning) "
-                        + "is not supported by dit4j's Wan engine yet");
-            if (!(c.entries().getFirst().embedding() instanceof WanTextEmbedding e))
-                throw new IllegalArgumentException("conditioning " + c.entries().getFirst().embedding() + " was not made by dit4j's Wan text "
-                        + "encoder (CLIPLoader type wan with umT5-XXL)");
-            if (e.width() != cfg.textDim())
-                throw new IllegalArgumentException("the text encoder gives umT5 states of width " + e.width() + ", but the Wan model takes "
-                        + cfg.textDim() + ": text encoder and model do not belong together");
-            float[] all = new float[b * e.states().length];
-            for (int n = 0; n < b; n++) System.arraycopy(e.states(), 0, all, n * e.states().length, e.states().length);
-            try (Scope s = Scope.open()) {
-                Tensor t = ops.upload(Tensor.of(all, b, e.tokens(), e.width()));
-                if (act != DType.F32) t = ops.cast(t, act);
-                return s.keep(transformer.embedText(t));
-            }
-        }
+        private Tensor embed(Conditioning c) { return embedText(ops, act, transformer, cfg, c, b); }
 
         float[] denoise(float[] x, int i, float sigma, ModelSampling sampling) {
             float t = sampling.timestep(sigma);
