@@ -50,8 +50,13 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
             + "(default: the folders above the checkpoint files, as ComfyUI's models/)")
     Path modelsDir;
 
-    @Option(names = {"-p", "--prompt"}, required = true, description = "what to draw (or, with --image, how to edit it)")
+    @Option(names = {"-p", "--prompt"}, description = "what to draw (or, with --image, how to edit it); required unless --prompts")
     String prompt;
+
+    @Option(names = "--prompts", paramLabel = "FILE", description = {"Flux: a text file with one prompt per line (empty lines "
+            + "skipped): one image per prompt in one batch, image i from the i-th noise of --seed; with --dp D the images "
+            + "spread over the D data-parallel groups of GPUs"})
+    Path promptsFile;
 
     @Option(names = "--negative-prompt", description = "negative prompt for true CFG (used when --true-cfg > 1)")
     String negativePrompt;
@@ -191,8 +196,30 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
     @Option(names = "--sampler", defaultValue = "unipc", description = "Wan: unipc (default) or euler")
     String sampler;
 
+    /** The prompts of --prompts (null without it), after checking that exactly one of --prompt / --prompts is given. */
+    List<String> prompts() {
+        if ((prompt == null) == (promptsFile == null))
+            throw new IllegalArgumentException(prompt == null ? "give what to draw with --prompt TEXT (or --prompts FILE, one prompt per line)"
+                    : "give either --prompt or --prompts, not both");
+        if (promptsFile == null) return null;
+        List<String> lines;
+        try {
+            lines = java.nio.file.Files.readAllLines(promptsFile).stream().map(String::strip).filter(l -> !l.isEmpty()).toList();
+        } catch (java.io.IOException e) {
+            throw new IllegalArgumentException("--prompts " + promptsFile + ": cannot read it (" + e.getMessage() + ")", e);
+        }
+        if (lines.isEmpty()) throw new IllegalArgumentException("--prompts " + promptsFile + " has no prompt (one per line, empty lines skipped)");
+        if (batch != 1)
+            throw new IllegalArgumentException("--batch " + batch + " draws several images of one prompt; with --prompts every line is one "
+                    + "image (" + lines.size() + " here): leave --batch out");
+        return lines;
+    }
+
     @Override public void run() {
         if (org.dit4j.engine.wan.WanModelResolver.isWan(model, HfHub.fromEnvironment())) {
+            if (promptsFile != null)
+                throw new IllegalArgumentException("--prompts (a batch of prompts) is for Flux models; for Wan give one --prompt");
+            if (prompt == null) throw new IllegalArgumentException("give what to draw with --prompt TEXT");
             if (nnodes != null && nnodes > 1)
                 throw new IllegalArgumentException("--nnodes runs a Flux mesh over several nodes; Wan models run in one process");
             new WanGenerate(this).run();
@@ -235,8 +262,10 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                 if (mesh != null && !(caching.policy() instanceof NoCache) && (mesh.cfg() > 1 || mesh.dp() > 1))
                     throw new IllegalArgumentException("--cache on several GPUs needs sequence parallelism only (--ulysses/--ring), got "
                             + mesh + "; use --cfg-parallel 1 --dp 1 with --cache, or leave --cache out");
-                FluxRequest req = new FluxRequest(prompt, negativePrompt, trueCfg, width, height, steps, guidance, seedValue, batch,
-                        reference, t5Length);
+                List<String> many = prompts();
+                FluxRequest req = new FluxRequest(many == null ? prompt : many.getFirst(), negativePrompt, trueCfg, width, height, steps,
+                        guidance, seedValue, batch, reference, t5Length);
+                if (many != null) req = req.withPrompts(many);
                 FluxRequest full = pipe.withDefaults(req);
                 err.printf(Locale.ROOT, "flux %s%s: %d×%d, %d steps%s, seed %d%s%n", pipe.kind(), reference != null ? " (Kontext)" : "",
                         full.width(), full.height(), full.steps(), pipe.transformerConfig().guidanceEmbed() ? ", guidance " + full.guidance() : "",
@@ -306,7 +335,16 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
                 }
                 for (int i = 0; i < result.images().size(); i++) {
                     Path p = result.images().size() == 1 ? out : numbered(out, i + 1);
-                    Png.write(p, result.images().get(i), text);
+                    Map<String, String> chunks = text;
+                    if (result.request().prompts() != null) {      // a batch of prompts: each image names its own
+                        FluxPipeline.Result one = new FluxPipeline.Result(result.images(), result.request().withPrompt(result.request().promptOf(i)),
+                                result.schedule(), result.stageSeconds(), result.peakDeviceBytes(), result.usedCudaGraph(), result.latents(), result.cache());
+                        chunks = GenerationMetadata.chunks(files, one, modelName(), image == null ? null : image.getFileName().toString(),
+                                pipe.transformerConfig().guidanceEmbed());
+                        if (!loras.isEmpty()) chunks.put("parameters", chunks.get("parameters") + ", LoRAs: " + String.join(", ",
+                                loras.stream().map(l -> l.file().getFileName() + ":" + l.strength()).toList()));
+                    }
+                    Png.write(p, result.images().get(i), chunks);
                     written.add(p);
                 }
                 double writeS = (System.nanoTime() - w0) / 1e9;
@@ -415,7 +453,7 @@ final class GenerateCommand implements Runnable, picocli.CommandLine.IExitCodeGe
         f.put("model", modelName().replaceAll(".*/", ""));
         f.put("weights", s.weightDtype() + "/" + s.activation());
         f.put("lora", loras.stream().map(l -> l.file().getFileName() + ":" + l.strength()).toList());
-        f.put("prompt", digest(full.prompt()));
+        f.put("prompt", digest(full.prompts() == null ? full.prompt() : String.join("\n", full.prompts())));
         f.put("negative-prompt", full.negativePrompt() == null ? "-" : digest(full.negativePrompt()));
         f.put("true-cfg", full.trueCfgScale());
         f.put("size", full.width() + "x" + full.height());

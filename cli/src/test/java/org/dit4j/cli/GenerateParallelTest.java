@@ -73,6 +73,29 @@ class GenerateParallelTest {
         assertTrue(!Files.exists(out), "--verify-parallel writes no image");
     }
 
+    /** --prompts FILE: one image per line, spread over --dp groups, each PNG naming its own prompt; wrong combinations refused. */
+    @Test void aPromptsFileDrawsOneImagePerLineOverTheDataParallelGroups() throws Exception {
+        Path model = TinyFluxAccess.writeDiffusers(tmp.resolve("tiny"));
+        Path list = Files.writeString(tmp.resolve("prompts.txt"), "a photo of a cat\n\n  a lighthouse at dawn  \n");
+        Path out = tmp.resolve("many.png");
+        int code = new CommandLine(new GenerateCommand()).execute("--model", model.toString(), "--prompts", list.toString(), "-W", "96",
+                "-H", "64", "--steps", "1", "--t5-length", "32", "--seed", "7", "--backend", "cpu", "--dp", "2", "-o", out.toString());
+        assertEquals(0, code);
+        String first = Files.readString(tmp.resolve("many-1.png"), StandardCharsets.ISO_8859_1);
+        String second = Files.readString(tmp.resolve("many-2.png"), StandardCharsets.ISO_8859_1);
+        assertTrue(first.contains("a photo of a cat") && !first.contains("lighthouse"), "image 1 names its prompt");
+        assertTrue(second.contains("a lighthouse at dawn") && !second.contains("a photo of a cat"), "image 2 names its prompt");
+        CommandLine cl = new CommandLine(new GenerateCommand());
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        cl.setErr(new java.io.PrintWriter(err, true, StandardCharsets.UTF_8));
+        cl.setExecutionExceptionHandler((e, c, p) -> { c.getErr().println(e.getMessage()); return 2; });
+        assertEquals(2, cl.execute("--model", model.toString(), "--prompts", list.toString(), "-p", "a cat", "--backend", "cpu"));
+        assertEquals(2, cl.execute("--model", model.toString(), "--prompts", list.toString(), "--batch", "2", "--backend", "cpu"));
+        assertEquals(2, cl.execute("--model", model.toString(), "--backend", "cpu"));
+        String msgs = err.toString(StandardCharsets.UTF_8);
+        assertTrue(msgs.contains("either --prompt or --prompts") && msgs.contains("leave --batch out") && msgs.contains("--prompt TEXT"), msgs);
+    }
+
     @Test void verifyParallelNeedsAMesh() throws Exception {
         Path model = TinyFluxAccess.writeDiffusers(tmp.resolve("tiny"));
         CommandLine cl = new CommandLine(new GenerateCommand())

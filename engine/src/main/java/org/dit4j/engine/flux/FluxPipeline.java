@@ -243,7 +243,7 @@ public final class FluxPipeline implements AutoCloseable {
         if (r.trueCfgScale() < 1f && r.negativePrompt() != null)
             throw new IllegalArgumentException("true CFG scale must be ≥ 1 (1 = off), got " + r.trueCfgScale());
         return new FluxRequest(r.prompt() == null ? "" : r.prompt(), r.negativePrompt(), r.trueCfgScale(), w, h, steps, g, r.seed(),
-                r.batch(), r.reference(), t5);
+                r.batch(), r.reference(), t5, r.prompts());
     }
 
     // ------------------------------------------------------------------------------------------------ generate
@@ -389,9 +389,34 @@ public final class FluxPipeline implements AutoCloseable {
             long t0 = System.nanoTime();
             progress.stage("encode text");
             TextConditioning text = new TextConditioning(t5Tokenizer, t5, clipTokenizer, clip, r.t5Length(), false);
-            try (TextConditioning.Result pos = text.encode(r.prompt())) {
-                txt = repeat(toActivation(pos.txt()), b);
-                y = repeat(toActivation(pos.y()), b);
+            if (r.prompts() == null) {
+                try (TextConditioning.Result pos = text.encode(r.prompt())) {
+                    txt = repeat(toActivation(pos.txt()), b);
+                    y = repeat(toActivation(pos.y()), b);
+                }
+            } else {
+                // one prompt per image: each encoded once (same T5 length), stacked along the batch
+                Tensor[] ts = new Tensor[b], ys = new Tensor[b];
+                java.util.Map<String, Integer> first = new java.util.HashMap<>();
+                try {
+                    for (int i = 0; i < b; i++) {
+                        Integer j = first.putIfAbsent(r.promptOf(i), i);
+                        if (j != null) {
+                            ts[i] = ops.copy(ts[j]);
+                            ys[i] = ops.copy(ys[j]);
+                            continue;
+                        }
+                        try (TextConditioning.Result pos = text.encode(r.promptOf(i))) {
+                            ts[i] = toActivation(pos.txt());
+                            ys[i] = toActivation(pos.y());
+                        }
+                    }
+                    txt = ops.concat(0, ts);
+                    y = ops.concat(0, ys);
+                } finally {
+                    for (Tensor t : ts) if (t != null) t.close();
+                    for (Tensor t : ys) if (t != null) t.close();
+                }
             }
             if (r.trueCfg()) {
                 try (TextConditioning.Result neg = text.encode(r.negativePrompt())) {

@@ -121,6 +121,31 @@ class FluxPipelineTest {
         }
     }
 
+    /** A batch of prompts: image i is image i of a batch of prompt i (same noise position, its own text). */
+    @Test void aBatchOfPromptsGivesEachImageItsPrompt() {
+        try (FluxPipeline p = pipeline(FluxModelResolver.fromDiffusersFolder(dev))) {
+            FluxRequest base = request();
+            List<String> ps = List.of("a photo of a cat", "a watercolor of a lighthouse", "a photo of a cat");
+            FluxPipeline.Result many = p.generate(base.withPrompts(ps), FluxProgress.NONE);
+            assertEquals(3, many.images().size());
+            assertEquals(ps, many.request().prompts());
+            int per = many.latents().length / 3;
+            for (int i = 0; i < 3; i++) {
+                float[] want = p.generate(base.withPrompt(ps.get(i)).withBatch(3), FluxProgress.NONE).latents();
+                float[] a = java.util.Arrays.copyOfRange(many.latents(), i * per, (i + 1) * per);
+                float[] b = java.util.Arrays.copyOfRange(want, i * per, (i + 1) * per);
+                assertTrue(relDiff(a, b) <= 1e-6, "image " + i + " vs image " + i + " of a batch of its prompt: " + relDiff(a, b));
+            }
+            float[] cat = java.util.Arrays.copyOfRange(many.latents(), 0, per), sea = java.util.Arrays.copyOfRange(many.latents(), per, 2 * per);
+            assertTrue(relDiff(cat, sea) > 1e-2, "different prompts give different images");
+            var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> base.withPrompts(ps).withBatch(2).withPrompts(List.of()));
+            assertTrue(e.getMessage().contains("at least one prompt"), e.getMessage());
+            var b2 = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> new FluxRequest("a", null, 1f, 0, 0, 0, Float.NaN, 1, 2, null, 0, List.of("a", "b", "c")));
+            assertTrue(b2.getMessage().contains("batch is 3"), b2.getMessage());
+        }
+    }
+
     @Test void trueCfgRunsTheNegativeBranch() {
         try (FluxPipeline p = pipeline(FluxModelResolver.fromDiffusersFolder(dev))) {
             FluxPipeline.Result plain = p.generate(request(), FluxProgress.NONE);

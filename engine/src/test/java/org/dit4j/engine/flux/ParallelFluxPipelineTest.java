@@ -69,6 +69,22 @@ class ParallelFluxPipelineTest {
         }
     }
 
+    /** Data parallelism over a batch of prompts: each group draws its own prompts' images; equal to one device. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"dp=2", "dp=2,ulysses=2"})
+    void aBatchOfPromptsSpreadsOverTheDataParallelGroups(String spec) {
+        ParallelConfig c = ParallelConfig.parse(spec);
+        FluxRequest r = FluxRequest.of("a photo of a cat", 42).withSize(96, 64).withSteps(3).withT5Length(32)
+                .withPrompts(java.util.List.of("a photo of a cat", "a lighthouse at dawn", "a red fox", "a bowl of fruit"));
+        float[] want = pipe.generate(r, FluxProgress.NONE).latents();
+        try (ParallelFluxPipeline par = ParallelFluxPipeline.local(pipe, c)) {
+            FluxPipeline.Result got = par.generate(r, FluxProgress.NONE);
+            assertEquals(4, got.images().size());
+            double e = ParallelVerification.compare(spec, want, got.latents()).relL2();
+            assertTrue(e <= 1e-5, spec + ": latent rel-L2 " + e + " vs one device > 1e-5");
+        }
+    }
+
     /** TACO's ParallelTeaCache: every rank decides from the whole sequence's sums, so the mesh skips as one device does. */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"ulysses=2", "ring=2", "ring=2,ulysses=2"})
