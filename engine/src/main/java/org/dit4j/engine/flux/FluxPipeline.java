@@ -308,38 +308,10 @@ public final class FluxPipeline implements AutoCloseable {
      * already loaded are closed and the first error is thrown.
      */
     List<FluxWeights> loadTransformerWeights(List<? extends Ops> targets) {
-        FluxWeights[] out = new FluxWeights[targets.size()];
         try (WeightSource w = WeightSource.open(files.transformer());
              FluxLoras l = loras.isEmpty() ? null : FluxLoras.open(loras, config, loraIgnoreUnknown)) {
-            if (l != null || targets.size() == 1) {
-                for (int i = 0; i < out.length; i++) out[i] = FluxWeights.load(targets.get(i), w, config, settings.weightDtype(), l);
-            } else {
-                Throwable[] failure = new Throwable[1];
-                Thread[] threads = new Thread[out.length];
-                for (int i = 0; i < out.length; i++) {
-                    int t = i;
-                    threads[i] = Thread.ofPlatform().name("dit4j-load-" + i).start(() -> {
-                        try {
-                            out[t] = FluxWeights.load(targets.get(t), w, config, settings.weightDtype(), null);
-                            targets.get(t).synchronize();
-                        } catch (Throwable e) {
-                            synchronized (failure) { if (failure[0] == null) failure[0] = e; }
-                        }
-                    });
-                }
-                for (Thread t : threads) t.join();
-                if (failure[0] instanceof RuntimeException re) throw re;
-                if (failure[0] instanceof Error er) throw er;
-                if (failure[0] != null) throw new IllegalStateException(failure[0]);
-            }
-            return java.util.Arrays.asList(out);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            for (FluxWeights f : out) if (f != null) f.close();
-            throw new IllegalStateException("interrupted while loading the transformer onto " + targets.size() + " device(s)", e);
-        } catch (RuntimeException | Error e) {
-            for (FluxWeights f : out) if (f != null) f.close();
-            throw e;
+            return org.dit4j.engine.parallel.PerDevice.make(targets, "loading " + files.transformer().getFileName(), l == null,
+                    on -> FluxWeights.load(on, w, config, settings.weightDtype(), l));
         }
     }
 

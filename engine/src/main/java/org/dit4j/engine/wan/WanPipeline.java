@@ -633,33 +633,9 @@ public final class WanPipeline implements AutoCloseable {
      * is thrown.
      */
     List<WanWeights> loadTransformerWeights(List<? extends Ops> targets) {
-        WanWeights[] out = new WanWeights[targets.size()];
         try (WeightSource w = WeightSource.open(files.transformer())) {
-            Throwable[] failure = new Throwable[1];
-            Thread[] threads = new Thread[out.length];
-            for (int i = 0; i < out.length; i++) {
-                int t = i;
-                threads[i] = Thread.ofPlatform().name("dit4j-load-" + i).start(() -> {
-                    try {
-                        out[t] = WanWeights.load(targets.get(t), w, config, settings.weightDtype());
-                        targets.get(t).synchronize();
-                    } catch (Throwable e) {
-                        synchronized (failure) { if (failure[0] == null) failure[0] = e; }
-                    }
-                });
-            }
-            for (Thread t : threads) t.join();
-            if (failure[0] instanceof RuntimeException re) throw re;
-            if (failure[0] instanceof Error er) throw er;
-            if (failure[0] != null) throw new IllegalStateException(failure[0]);
-            return java.util.Arrays.asList(out);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            for (WanWeights x : out) if (x != null) x.close();
-            throw new IllegalStateException("interrupted while loading the transformer onto " + targets.size() + " device(s)", e);
-        } catch (RuntimeException | Error e) {
-            for (WanWeights x : out) if (x != null) x.close();
-            throw e;
+            return org.dit4j.engine.parallel.PerDevice.make(targets, "loading " + files.transformer().getFileName(), true,
+                    on -> WanWeights.load(on, w, config, settings.weightDtype()));
         }
     }
 

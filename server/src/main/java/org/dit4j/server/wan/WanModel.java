@@ -10,7 +10,6 @@ import org.dit4j.server.engine.DiffusionModel;
 import org.dit4j.server.sampling.ModelSampling;
 
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -83,33 +82,9 @@ final class WanModel implements DiffusionModel {
         synchronized (this) {
             if (weights == null) throw new IllegalStateException("model " + name + " was released; queue the prompt again to reload it");
         }
-        WanWeights[] out = new WanWeights[targets.size()];
         try (WeightSource w = WeightSource.open(file)) {
-            Throwable[] failure = new Throwable[1];
-            Thread[] threads = new Thread[out.length];
-            for (int i = 0; i < out.length; i++) {
-                int t = i;
-                threads[i] = Thread.ofPlatform().name("dit4j-serve-load-" + i).start(() -> {
-                    try {
-                        out[t] = WanWeights.load(targets.get(t), w, prefix, config, weightDtype, vectorDtype);
-                        targets.get(t).synchronize();
-                    } catch (Throwable e) {
-                        synchronized (failure) { if (failure[0] == null) failure[0] = e; }
-                    }
-                });
-            }
-            for (Thread t : threads) t.join();
-            if (failure[0] instanceof RuntimeException re) throw re;
-            if (failure[0] instanceof Error er) throw er;
-            if (failure[0] != null) throw new IllegalStateException("loading " + file.getFileName() + " onto the ranks failed", failure[0]);
-            return Arrays.asList(out);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            for (WanWeights x : out) if (x != null) x.close();
-            throw new IllegalStateException("interrupted while loading " + file.getFileName() + " onto " + targets.size() + " rank(s)", e);
-        } catch (RuntimeException | Error e) {
-            for (WanWeights x : out) if (x != null) x.close();
-            throw e;
+            return org.dit4j.engine.parallel.PerDevice.make(targets, "loading " + file.getFileName(), true,
+                    on -> WanWeights.load(on, w, prefix, config, weightDtype, vectorDtype));
         }
     }
 
