@@ -28,6 +28,7 @@ import org.dit4j.engine.cache.StepCache;
 import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.DataParallel;
 import org.dit4j.engine.parallel.FluxSequenceParallel;
+import org.dit4j.engine.parallel.MeshBackends;
 import org.dit4j.engine.parallel.MeshRunner;
 import org.dit4j.engine.parallel.ParallelConfig;
 import org.dit4j.engine.parallel.ParallelVerification;
@@ -123,16 +124,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         if (!pipeline.ops().device().isCpu())
             throw new IllegalArgumentException("ParallelFluxPipeline.local runs on the CPU, but the pipeline's backend is "
                     + pipeline.ops().name() + "; use ParallelFluxPipeline.cuda for GPUs");
-        int n = config.worldSize(), threads = Math.max(1, Runtime.getRuntime().availableProcessors() / n);
-        List<Ops> ops = new ArrayList<>();
-        List<AutoCloseable> owned = new ArrayList<>();
-        ops.add(pipeline.ops());
-        for (int r = 1; r < n; r++) {
-            CpuBackend b = new CpuBackend(threads);
-            ops.add(b);
-            owned.add(b);
-        }
-        return new ParallelFluxPipeline(pipeline, config, ops, List.copyOf(LocalCommunicator.group(n)), owned);
+        return of(pipeline, config, MeshBackends.cpu(pipeline.ops(), config.worldSize()));
     }
 
     /**
@@ -140,24 +132,14 @@ public final class ParallelFluxPipeline implements AutoCloseable {
      * environment): rank 0 is the pipeline's backend, which must be cuda:0.
      */
     public static ParallelFluxPipeline cuda(FluxPipeline pipeline, ParallelConfig config) {
-        if (!(pipeline.ops() instanceof CudaBackend first) || first.device().index() != 0)
-            throw new IllegalArgumentException("a multi-GPU Flux pipeline needs rank 0 on cuda:0, but the pipeline runs on "
-                    + pipeline.ops().name() + "; open it with --backend cuda:0 (or cuda)");
-        int n = config.worldSize();
-        List<CudaBackend> gpus = new ArrayList<>();
-        List<AutoCloseable> owned = new ArrayList<>();
-        gpus.add(first);
+        return of(pipeline, config, MeshBackends.cuda(pipeline.ops(), config.worldSize(), "Flux pipeline"));
+    }
+
+    private static ParallelFluxPipeline of(FluxPipeline pipeline, ParallelConfig config, MeshBackends m) {
         try {
-            for (int r = 1; r < n; r++) {
-                CudaBackend b = new CudaBackend(r);
-                gpus.add(b);
-                owned.add(b);
-            }
-            List<Communicator> worlds = List.copyOf(NcclCommunicator.initAll(gpus));
-            owned.addAll(0, worlds);
-            return new ParallelFluxPipeline(pipeline, config, List.copyOf(gpus), worlds, owned);
+            return new ParallelFluxPipeline(pipeline, config, m.ops(), m.worlds(), m.owned());
         } catch (RuntimeException e) {
-            closeAll(owned);
+            m.close();
             throw e;
         }
     }

@@ -16,12 +16,12 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
-import org.dit4j.cuda.NcclCommunicator;
 import org.dit4j.engine.cache.NoCache;
 import org.dit4j.engine.cache.StepCache;
 import org.dit4j.engine.flux.FluxProgress;
 import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.DataParallel;
+import org.dit4j.engine.parallel.MeshBackends;
 import org.dit4j.engine.parallel.MeshComms;
 import org.dit4j.engine.parallel.MeshRunner;
 import org.dit4j.engine.parallel.ParallelConfig;
@@ -103,21 +103,7 @@ public final class ParallelWanPipeline implements AutoCloseable {
         if (!pipeline.ops().device().isCpu())
             throw new IllegalArgumentException("ParallelWanPipeline.local runs on the CPU, but the pipeline's backend is "
                     + pipeline.ops().name() + "; use ParallelWanPipeline.cuda for GPUs");
-        int n = config.worldSize(), threads = Math.max(1, Runtime.getRuntime().availableProcessors() / n);
-        List<Ops> ops = new ArrayList<>();
-        List<AutoCloseable> owned = new ArrayList<>();
-        ops.add(pipeline.ops());
-        for (int r = 1; r < n; r++) {
-            CpuBackend b = new CpuBackend(threads);
-            ops.add(b);
-            owned.add(b);
-        }
-        try {
-            return new ParallelWanPipeline(pipeline, config, ops, List.copyOf(LocalCommunicator.group(n)), owned);
-        } catch (RuntimeException e) {
-            closeAll(owned);
-            throw e;
-        }
+        return of(pipeline, config, MeshBackends.cpu(pipeline.ops(), config.worldSize()));
     }
 
     /**
@@ -125,25 +111,15 @@ public final class ParallelWanPipeline implements AutoCloseable {
      * environment): rank 0 is the pipeline's backend, which must be cuda:0.
      */
     public static ParallelWanPipeline cuda(WanPipeline pipeline, ParallelConfig config) {
-        if (!(pipeline.ops() instanceof CudaBackend first) || first.device().index() != 0)
-            throw new IllegalArgumentException("a multi-GPU Wan pipeline needs rank 0 on cuda:0, but the pipeline runs on "
-                    + pipeline.ops().name() + "; open it with --backend cuda:0 (or cuda)");
         config.checkHeads("the Wan2.1 transformer " + pipeline.files().description(), pipeline.transformerConfig().numHeads());
-        int n = config.worldSize();
-        List<CudaBackend> gpus = new ArrayList<>();
-        List<AutoCloseable> owned = new ArrayList<>();
-        gpus.add(first);
+        return of(pipeline, config, MeshBackends.cuda(pipeline.ops(), config.worldSize(), "Wan pipeline"));
+    }
+
+    private static ParallelWanPipeline of(WanPipeline pipeline, ParallelConfig config, MeshBackends m) {
         try {
-            for (int r = 1; r < n; r++) {
-                CudaBackend b = new CudaBackend(r);
-                gpus.add(b);
-                owned.add(b);
-            }
-            List<Communicator> worlds = List.copyOf(NcclCommunicator.initAll(gpus));
-            owned.addAll(0, worlds);
-            return new ParallelWanPipeline(pipeline, config, List.copyOf(gpus), worlds, owned);
+            return new ParallelWanPipeline(pipeline, config, m.ops(), m.worlds(), m.owned());
         } catch (RuntimeException e) {
-            closeAll(owned);
+            m.close();
             throw e;
         }
     }
