@@ -9,7 +9,7 @@ import org.dit4j.core.parallel.Communicator;
 import org.dit4j.core.parallel.LocalCommunicator;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaDriver;
-import org.dit4j.cuda.NcclCommunicator;
+import org.dit4j.engine.parallel.MeshBackends;
 import org.dit4j.engine.parallel.MeshComms;
 import org.dit4j.engine.parallel.MeshRunner;
 import org.dit4j.engine.parallel.ParallelConfig;
@@ -69,10 +69,9 @@ public final class MeshWorld implements AutoCloseable {
         if (want.equals(config)) return;
         discard();
         int n = want.worldSize();
-        List<Ops> ops = new ArrayList<>();
-        ops.add(main);
+        List<Ops> ops;
         try {
-            List<? extends Communicator> worlds;
+            MeshBackends m;
             if (main instanceof CudaBackend cuda) {
                 if (cuda.device().index() != 0)
                     throw new IllegalArgumentException("multi-GPU sampling needs the server on cuda:0, but it runs on " + main.name()
@@ -80,26 +79,13 @@ public final class MeshWorld implements AutoCloseable {
                 int have = CudaDriver.get().deviceCount();
                 if (n > have)
                     throw new IllegalArgumentException("num_gpus " + n + " but this machine has " + have + " GPU(s); set num_gpus to at most " + have);
-                List<CudaBackend> gpus = new ArrayList<>();
-                gpus.add(cuda);
-                for (int r = 1; r < n; r++) {
-                    CudaBackend b = new CudaBackend(r);
-                    owned.add(b);
-                    gpus.add(b);
-                    ops.add(b);
-                }
-                List<Communicator> nccl = NcclCommunicator.initAll(gpus);
-                for (Communicator c : nccl) owned.addFirst(c);
-                worlds = nccl;
+                m = MeshBackends.cuda(main, n, "sampler");
             } else {
-                int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / n);
-                for (int r = 1; r < n; r++) {
-                    CpuBackend b = new CpuBackend(threads);
-                    owned.add(b);
-                    ops.add(b);
-                }
-                worlds = LocalCommunicator.group(n);
+                m = MeshBackends.cpu(main, n);
             }
+            owned.addAll(m.owned());         // communicators first, then backends
+            ops = m.ops();
+            List<? extends Communicator> worlds = m.worlds();
             // the axis groups once per mesh (each split is an NCCL communicator creation), closed before the worlds
             comms = MeshRunner.open(want, worlds);
             for (MeshComms c : comms) owned.addFirst(c);
