@@ -38,10 +38,11 @@ class ParallelWanPipelineTest {
     @TempDir static Path tmp;
     static Ops ops;
     static WanPipeline pipe;
+    static Path dir;
 
     @BeforeAll static void setUp() throws Exception {
         ops = new CpuBackend();
-        Path dir = TinyWan.writeDiffusers(tmp.resolve("tiny-wan-4h"), 31, TinyWan.TRANSFORMER_4_HEADS);
+        dir = TinyWan.writeDiffusers(tmp.resolve("tiny-wan-4h"), 31, TinyWan.TRANSFORMER_4_HEADS);
         pipe = new WanPipeline(ops, WanModelResolver.fromDiffusersFolder(dir), WanPipeline.Settings.defaults(ops));
     }
 
@@ -162,6 +163,24 @@ class ParallelWanPipelineTest {
             assertEquals(0, fb.openRequests(), "the given policy holds no request state");
             WanPipeline.Result none = par.generate(request(c), FluxProgress.NONE, NoCache.INSTANCE);
             assertNull(none.cache(), "NoCache runs the uncached mesh loop");
+        }
+    }
+
+    /** --cache-on-host on the mesh: each rank keeps its residual rows in host memory; the same latent bit for bit. */
+    @Test void residualsOnHostOnTheMeshGiveTheSameLatent() throws Exception {
+        ParallelConfig c = ParallelConfig.parse("ring=2");
+        Supplier<StepCache> mag = () -> WanPipelineCacheTest.mag(MAG_MESH_THRESHOLD);
+        WanPipeline.Result device;
+        try (ParallelWanPipeline par = ParallelWanPipeline.local(pipe, c)) {
+            device = par.generate(cacheRequest(), FluxProgress.NONE, mag);
+        }
+        try (WanPipeline hostPipe = new WanPipeline(ops, WanModelResolver.fromDiffusersFolder(dir),
+                WanPipeline.Settings.defaults(ops).withCacheOnHost(true));
+             ParallelWanPipeline par = ParallelWanPipeline.local(hostPipe, c)) {
+            WanPipeline.Result host = par.generate(cacheRequest(), FluxProgress.NONE, mag);
+            assertTrue(host.cache().summary().skipped(Branch.COND) > 0, host.cache().summary().toString());
+            assertEquals(device.cache().summary().pattern(Branch.COND), host.cache().summary().pattern(Branch.COND));
+            assertArrayEquals(device.latents(), host.latents(), 0f, "residuals in host memory: the same latent bit for bit");
         }
     }
 
