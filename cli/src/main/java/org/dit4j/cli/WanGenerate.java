@@ -62,9 +62,13 @@ final class WanGenerate {
                 if (c.verifyParallel && mesh == null)
                     throw new IllegalArgumentException("--verify-parallel compares one device with a mesh: give the mesh with --gpus N "
                             + "(and --ulysses/--ring/--cfg-parallel/--dp)");
-                if (mesh != null && (caching.calibrate() || !(caching.policy() instanceof NoCache)))
-                    throw new IllegalArgumentException("--cache runs on one device for Wan2.1; leave out --cache, or leave out "
+                if (mesh != null && caching.calibrate())
+                    throw new IllegalArgumentException("--cache magcache-calibrate runs on one device; leave out "
                             + "--gpus/--ulysses/--ring/--cfg-parallel/--dp");
+                boolean cached = !(caching.policy() instanceof NoCache);
+                if (mesh != null && cached && (mesh.cfg() > 1 || mesh.dp() > 1))
+                    throw new IllegalArgumentException("--cache on several GPUs needs sequence parallelism only (--ulysses/--ring), got "
+                            + mesh + "; use --cfg-parallel 1 --dp 1 with --cache, or leave --cache out");
                 WanRequest req = new WanRequest(c.prompt, c.negativePrompt, c.width, c.height, c.frames, c.steps, c.guidance, c.shift,
                         c.sampler, seedValue, c.batch);
                 WanRequest full = pipe.withDefaults(req);
@@ -100,7 +104,9 @@ final class WanGenerate {
                 try (ParallelWanPipeline p = par) {
                     for (int run = 1; run <= c.runs; run++) {
                         long r0 = System.nanoTime();
-                        result = p != null ? p.generate(req, new GenerateCommand.Bar(err))
+                        result = p != null ? (cached ? p.generate(req, new GenerateCommand.Bar(err),
+                                        () -> CacheOption.parse(c.cache, c.magRatios, pipe.cacheModel()).policy())
+                                        : p.generate(req, new GenerateCommand.Bar(err)))
                                 : pipe.generate(req, new GenerateCommand.Bar(err), caching.policy(), run == 1 ? calibration : null);
                         if (c.runs > 1) {
                             err.printf(Locale.ROOT, "run %d of %d:%n", run, c.runs);

@@ -68,11 +68,35 @@ class GenerateWanParallelTest {
         assertTrue(Files.size(out) > 1000, "a video in " + out);
     }
 
+    /** --cache with --ulysses/--ring: the mesh runs the step cache (TACO's ParallelTeaCache), prints its pattern, writes the video. */
+    @Test void aStepCacheRunsOnASequenceMeshAndPrintsItsPattern() throws Exception {
+        Path out = tmp.resolve("cached.mp4");
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream old = System.err;
+        int code;
+        System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+        try {
+            code = new CommandLine(new GenerateCommand()).execute("--model", model.toString(), "-p", "a red fox", "-W", "64", "-H", "64",
+                    "--frames", "9", "--steps", "8", "--seed", "3", "--backend", "cpu", "--ring", "2", "--ulysses", "2",
+                    "--cache", "fbcache:0.3", "-o", out.toString());
+        } finally {
+            System.setErr(old);
+        }
+        String text = err.toString(StandardCharsets.UTF_8);
+        assertEquals(0, code, text);
+        assertTrue(text.contains("mesh:    dp1×cfg1×ring2×ulysses2"), text);
+        assertTrue(text.contains("cache:   fbcache"), text);
+        assertTrue(Pattern.compile("cond\\s+[#.]{8} computed \\d/8, skipped [1-9]").matcher(text).find(), "no cache pattern with skips in:\n" + text);
+        assertTrue(Files.size(out) > 1000, "a video in " + out);
+    }
+
     @Test void meshOptionsThatDoNotFitAreRefusedWithTheFix() {
         assertRefused("the Wan2.1 dim 128, 2 layers transformer has 4 attention heads", "-W", "64", "-H", "64", "--ulysses", "8");
         assertRefused("27 tokens", "-W", "48", "-H", "48", "--ring", "2");
         assertRefused("--guidance > 1", "-W", "64", "-H", "64", "--cfg-parallel", "2", "--guidance", "1");
-        assertRefused("--cache runs on one device for Wan2.1", "-W", "64", "-H", "64", "--ring", "2", "--cache", "teacache");
+        assertRefused("--cfg-parallel 1 --dp 1 with --cache", "-W", "64", "-H", "64", "--cfg-parallel", "2", "--cache", "teacache");
+        assertRefused("--cfg-parallel 1 --dp 1 with --cache", "-W", "64", "-H", "64", "--dp", "2", "--batch", "2", "--cache", "fbcache:0.1");
+        assertRefused("--cache magcache-calibrate runs on one device", "-W", "64", "-H", "64", "--ring", "2", "--cache", "magcache-calibrate");
         assertRefused("--verify-parallel compares one device with a mesh", "-W", "64", "-H", "64", "--verify-parallel");
     }
 

@@ -6,6 +6,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
+import java.util.function.Supplier;
 
 import org.dit4j.core.cpu.CpuBackend;
 import org.dit4j.core.ops.Ops;
@@ -16,9 +17,15 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CachePrograms;
+import org.dit4j.engine.cache.FirstBlockCache;
+import org.dit4j.engine.cache.MagCache;
 import org.dit4j.engine.cache.NoCache;
 import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.cache.TeaCache;
 import org.dit4j.engine.flux.FluxProgress;
+import org.dit4j.engine.flux.ParallelFluxPipeline;
 import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.DataParallel;
 import org.dit4j.engine.parallel.MeshBackends;
@@ -51,7 +58,16 @@ import org.dit4j.models.wan.WanWeights;
  * rank then captures its transformer call per CFG branch (the Ulysses all-to-alls and ring passes inside, captured by
  * all ranks of a group at the same step) and replays it; the gathers, the guidance and the sampler step stay eager.
  * With a mesh of one rank this is the plain pipeline's arithmetic; the one-device {@link WanPipeline#generate} path is
- * untouched. Step caches are not supported on a mesh (refused); neither are meshes over several nodes.
+ * untouched. Meshes over several nodes are not supported.
+ *
+ * <p><b>Step caches on a sequence-parallel mesh</b> ({@link #generate(WanRequest, FluxProgress, Supplier)}, TACO's
+ * ParallelTeaCache): every rank runs its own policy over a {@link WanCachedTransformer} on its token rows, whose
+ * velocity is the rows' head output, gathered over the sequence group and unpatchified here. TeaCache's signals (the
+ * time embedding e or projection e0) are the same on every rank; First-Block Cache's relative-L1 sums are gathered over
+ * the sequence group and added in rank order ({@link ParallelFluxPipeline#reduceRelL1}); MagCache measures nothing. So
+ * every rank takes the same decisions and runs the same programs; with CUDA graphs on, each program (collectives
+ * inside) is captured by all ranks at the same call. Meshes with cfg or dp degrees &gt; 1 are refused with a cache
+ * (their branches/requests would need one decision per group).
  */
 public final class ParallelWanPipeline implements AutoCloseable {
     private final WanPipeline pipeline;
@@ -62,6 +78,7 @@ public final class ParallelWanPipeline implements AutoCloseable {
     private final WanWeights[] weights;
     private volatile List<float[]> lastRankLatents = List.of();
     private volatile boolean lastUsedGraphs;
+    private volatile WanPipeline.CacheReport lastCacheReport;
     private List<MeshComms> comms;
 
     /**
@@ -169,14 +186,47 @@ public final class ParallelWanPipeline implements AutoCloseable {
     }
 
     /**
-     * Step caches are not supported on a Wan mesh: refused with the option to change unless {@code cache} is
-     * {@link NoCache} (then this is {@link #generate(WanRequest, FluxProgress)}).
+     * Like {@link #generate(WanRequest, FluxProgress)} with a step cache: {@code cache} makes one fresh policy per rank
+     * (each rank decides on its own, from the same numbers). Needs a sequence-parallel mesh (cfg = dp = 1). The
+     * result's {@link WanPipeline.Result#cache()} is rank 0's report (every rank decided the same).
+     */
+    public WanPipeline.Result generate(WanRequest request, FluxProgress progress, Supplier<? extends StepCache> cache) {
+        if (cache == null) return generate(request, progress);
+        if (config.cfg() > 1 || config.dp() > 1)
+            throw new IllegalArgumentException("a step cache on a Wan mesh needs sequence parallelism only (ring/ulysses), got " + config
+                    + "; use --cfg-parallel 1 --dp 1 with --cache, or leave --cache out");
+        WanCachedTransformer.Signal.of(cache.get());       // fails early on a policy the Wan transformer has no signal for
+        check(request);
+        lastUsedGraphs = false;
+        lastCacheReport = null;
+        WanPipeline.Result res = pipeline.generate(request, progress, (r, schedule, latent, txt, txtNeg, p) ->
+                denoise(r, schedule, latent, txt, txtNeg, p, cache));
+        WanPipeline.CacheReport report = lastCacheReport;
+        return new WanPipeline.Result(res.videos(), res.request(), res.schedule(), res.stageSeconds(), res.peakDeviceBytes(),
+                res.usedCudaGraph() || lastUsedGraphs, res.latents(), report != null ? report : res.cache());
+    }
+
+    /**
+     * {@link #generate(WanRequest, FluxProgress, Supplier)} with a copy of {@code cache}'s configuration per rank
+     * (TeaCache, MagCache, First-Block Cache; the given policy's own state is not used); {@link NoCache} (or null) runs
+     * {@link #generate(WanRequest, FluxProgress)}.
      */
     public WanPipeline.Result generate(WanRequest request, FluxProgress progress, StepCache cache) {
-        if (cache != null && !(cache instanceof NoCache))
-            throw new IllegalArgumentException("step caches (" + cache.describe() + ") run on one device for Wan2.1; leave out --cache, or "
-                    + "leave out --gpus/--ulysses/--ring/--cfg-parallel/--dp");
-        return generate(request, progress);
+        if (cache == null || cache instanceof NoCache) return generate(request, progress);
+        WanCachedTransformer.Signal.of(cache);
+        return generate(request, progress, () -> freshCopy(cache));
+    }
+
+    /** A new policy with the configuration of {@code p} (one per rank). */
+    static StepCache freshCopy(StepCache p) {
+        return switch (p) {
+            case TeaCache t -> new TeaCache(t.config());
+            case MagCache m -> new MagCache(m.config());
+            case FirstBlockCache f -> new FirstBlockCache(f.config());
+            case NoCache n -> n;
+            default -> throw new IllegalArgumentException("the Wan mesh supports TeaCache, MagCache, FirstBlockCache and NoCache, got "
+                    + p.getClass().getName() + " (" + p.describe() + "); pass a Supplier of fresh policies");
+        };
     }
 
     /**
@@ -201,6 +251,11 @@ public final class ParallelWanPipeline implements AutoCloseable {
     private record HostInputs(Tensor latent, Tensor txt, Tensor txtNeg) {}
 
     private Tensor denoise(WanRequest r, FlowShiftSchedule schedule, Tensor latent, Tensor txt, Tensor txtNeg, FluxProgress progress) {
+        return denoise(r, schedule, latent, txt, txtNeg, progress, null);
+    }
+
+    private Tensor denoise(WanRequest r, FlowShiftSchedule schedule, Tensor latent, Tensor txt, Tensor txtNeg, FluxProgress progress,
+                           Supplier<? extends StepCache> cache) {
         Ops main = pipeline.ops();
         List<Tensor> hosts = new ArrayList<>();
         Function<Tensor, Tensor> host = t -> {
@@ -214,7 +269,8 @@ public final class ParallelWanPipeline implements AutoCloseable {
             loadMissingWeights();
             List<float[]> out;
             try {
-                out = MeshRunner.run(meshComms(), c -> rankLoop(c.rank(), c, r, schedule, in, progress));
+                out = MeshRunner.run(meshComms(), c -> cache == null ? rankLoop(c.rank(), c, r, schedule, in, progress)
+                        : cachedRankLoop(c.rank(), c, r, schedule, in, progress, cache.get()));
             } catch (RuntimeException | Error e) {
                 dropMeshComms();
                 throw e;
@@ -351,6 +407,85 @@ public final class ParallelWanPipeline implements AutoCloseable {
             sampler.reset();
             for (CudaGraph g : graphs.values()) g.close();
             for (Tensor t : graphOut.values()) t.close();
+            for (Tensor t : new Tensor[] {x, ctx, ctxNeg, xIn}) if (t != null) t.close();
+            if (cond != null) cond.close();
+            if (!settings.keepLoaded()) {
+                weights[rank].close();
+                weights[rank] = null;
+            }
+        }
+    }
+
+    /**
+     * One rank's denoising loop under a step cache (sequence-parallel mesh: cfg = dp = 1): the cached transformer on the
+     * rank's token rows, its velocity rows gathered over the sequence group and unpatchified, the sampler step on the
+     * whole latent. Returns the rank's final latent on the host.
+     */
+    private float[] cachedRankLoop(int rank, MeshComms comms, WanRequest r, FlowShiftSchedule schedule, HostInputs in,
+                                   FluxProgress progress, StepCache policy) {
+        Ops ops = rankOps.get(rank);
+        WanPipeline.Settings settings = pipeline.settings();
+        WanConfig wc = pipeline.transformerConfig();
+        DType act = settings.activation();
+        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);   // normally loaded by loadMissingWeights
+        WanTransformer model = WanSequenceParallel.model(ops, comms, weights[rank]);
+        WanSequenceParallel sp = WanSequenceParallel.of(comms);
+        DataParallel dp = DataParallel.of(comms);
+        boolean cfg = in.txtNeg() != null;
+        int steps = schedule.steps();
+        FlowSampler<Tensor> sampler = WanPipeline.sampler(r, schedule, ops);
+        Tensor x = null, ctx = null, ctxNeg = null, xIn = null;
+        WanTransformer.Conditioning cond = null;
+        WanCachedTransformer ct = null;
+        try {
+            x = batchShard(ops, dp, in.latent());                                   // F32 [B, 16, F, h, w], rank-owned (dp = 1)
+            ctx = embed(ops, model, dp, in.txt());
+            if (cfg) ctxNeg = embed(ops, model, dp, in.txtNeg());
+            int b = Math.toIntExact(x.dim(0));
+            long[] grid = grid(pipeline, r);
+            cond = sp.prepare(model, WanPipeline.times(b, schedule.timestep(0)), grid[0], grid[1], grid[2]);
+            xIn = ops.empty(act, x.shape());
+            Map<Branch, Tensor> texts = new EnumMap<>(Branch.class);
+            texts.put(Branch.COND, ctx);
+            if (cfg) texts.put(Branch.UNCOND, ctxNeg);
+            org.dit4j.core.parallel.Communicator group = comms.sequence();
+            WanCachedTransformer.Options options = WanCachedTransformer.Options.eager()
+                    .withCudaGraphs(settings.cudaGraphs() && CachePrograms.cudaOf(ops) != null)
+                    .withResidualsOnHost(settings.cacheOnHost())
+                    .withReduce(rel -> ParallelFluxPipeline.reduceRelL1(ops, group, rel));
+            ct = new WanCachedTransformer(ops, model, policy, "wan-mesh-" + rank, steps, xIn, cond, texts, options);
+            long start = System.nanoTime();
+            for (int i = 0; i < steps; i++) {
+                Tensor v;
+                try (Scope st = Scope.open()) {
+                    Tensor tSin = WanPipeline.timeEmbedding(ops, wc, WanPipeline.times(b, schedule.timestep(i)));
+                    Tensor xa = x.dtype() == act ? x : ops.cast(x, act);
+                    CachePrograms.copyInto(ops, cond.timeSin(), tSin);
+                    CachePrograms.copyInto(ops, xIn, xa);
+                    Tensor vv = sp.velocity(model, ct.velocity(i, Branch.COND), cond);   // [B, 16, F, h, w], scope-owned
+                    if (cfg) vv = WanPipeline.guided(ops, vv, sp.velocity(model, ct.velocity(i, Branch.UNCOND), cond), r.guidance());
+                    v = st.keep(vv.dtype() != DType.F32 ? ops.cast(vv, DType.F32) : vv);
+                }
+                Tensor next;
+                try {
+                    next = sampler.step(v, i, x);
+                } finally {
+                    v.close();
+                }
+                x.close();
+                x = next;
+                ops.synchronize();
+                if (rank == 0) progress.step(i + 1, steps, (System.nanoTime() - start) / 1e9);
+            }
+            if (rank == 0) {
+                lastCacheReport = new WanPipeline.CacheReport(policy.describe(), ct.summary(), ct.trace(), null);
+                lastUsedGraphs = ct.usedGraphs();
+            }
+            if (ops.device().isCpu()) return x.toFloatArray();
+            try (Tensor h = ops.toHost(x)) { return h.toFloatArray(); }
+        } finally {
+            sampler.reset();
+            if (ct != null) ct.close();
             for (Tensor t : new Tensor[] {x, ctx, ctxNeg, xIn}) if (t != null) t.close();
             if (cond != null) cond.close();
             if (!settings.keepLoaded()) {

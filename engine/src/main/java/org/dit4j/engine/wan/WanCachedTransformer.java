@@ -57,6 +57,15 @@ import org.dit4j.models.wan.WanTransformer;
  * overwrites before each step, and per-branch buffers — so on a CUDA backend each program runs eagerly once and is then
  * captured as a CUDA graph and replayed: one graph per branch and program. Without graphs (CPU, {@code --no-compile})
  * the same programs run eagerly, so the CPU tests exercise the data flow of the graph path.
+ * <p>
+ * <b>On a sequence-parallel shard</b> (a conditioning of some token rows, {@link WanTransformer#prepareRows}; the model's
+ * self-attention over the group, {@code WanSequenceParallel.model}) every program works on the rank's rows only, and the
+ * velocity is the head's output for those rows before unpatchify ({@link WanTransformer#headTokens}): the caller gathers
+ * it over the sequence group in row order and unpatchifies ({@code WanSequenceParallel.velocity}). Every rank of the
+ * group runs its own policy; TeaCache's signals are time-only (the same on every rank), First-Block Cache's relative-L1
+ * sums are reduced by {@link Options#reduce}, so all ranks take the same decisions and run the same programs at the
+ * same calls (the graphs, with the collectives inside, are captured by all ranks at the same call). MagCache
+ * calibration needs the whole residual and runs on one device only.
  */
 public final class WanCachedTransformer implements AutoCloseable {
 
@@ -164,6 +173,9 @@ public final class WanCachedTransformer implements AutoCloseable {
         this.cuda = options.cudaGraphs() ? CachePrograms.cudaOf(ops) : null;
         if (options.cudaGraphs() && cuda == null)
             throw new IllegalArgumentException("CUDA graphs need a CUDA backend, got " + ops.name() + "; use cudaGraphs = false");
+        if (cal != null && cond.isShard())
+            throw new IllegalArgumentException("MagCache calibration needs the whole residual; run it on one device, not on a sequence-parallel "
+                    + "shard (token rows [" + cond.rowStart() + ", " + cond.rowEnd() + ") of " + cond.gridTokens() + ")");
         if (signal == Signal.FIRST_BLOCK_RESIDUAL && model.depth() < 1)
             throw new IllegalArgumentException("First-Block Cache needs a block; this Wan model has none");
         this.run = policy.begin(requestId, totalSteps);
@@ -181,9 +193,10 @@ public final class WanCachedTransformer implements AutoCloseable {
 
     /**
      * The velocity [B, outChannels, F, H, W] of one branch at one step, computed or from the cached residual as the
-     * policy decides. Call it after writing the step's inputs into the latent and the conditioning's time input; steps
-     * in increasing order per branch. The result is this object's buffer: valid until the branch's next call, never
-     * closed by the caller.
+     * policy decides — on a sequence-parallel shard the head's output for the rank's token rows, [B, rows, pt·ph·pw·C]
+     * before unpatchify (see the class comment). Call it after writing the step's inputs into the latent and the
+     * conditioning's time input; steps in increasing order per branch. The result is this object's buffer: valid until
+     * the branch's next call, never closed by the caller.
      */
     public Tensor velocity(int step, Branch branch) {
         if (closed) throw new IllegalStateException("this cached transformer is closed");
@@ -300,7 +313,8 @@ public final class WanCachedTransformer implements AutoCloseable {
                 residual = ops.empty(act, tokens);
                 hostResidual = null;
             }
-            velocity = ops.empty(act, Shape.of(b, model.config().outChannels(), latent.dim(2), latent.dim(3), latent.dim(4)));
+            velocity = cond.isShard() ? ops.empty(act, Shape.of(b, cond.tokens(), model.config().patchFeaturesOut()))
+                    : ops.empty(act, Shape.of(b, model.config().outChannels(), latent.dim(2), latent.dim(3), latent.dim(4)));
             String name = branch.label();
             head = new CachePrograms.Program("head " + name + " program of the Wan step cache", this::head, cuda);
             tail = new CachePrograms.Program("tail " + name + " program of the Wan step cache", this::tail, cuda);
@@ -344,14 +358,15 @@ public final class WanCachedTransformer implements AutoCloseable {
                 Tensor out = model.blocks(base, text, e, cond, from, model.depth());
                 CachePrograms.copyInto(ops, residual, ops.sub(out, base));
                 if (hostResidual != null) CachePrograms.copyBetween(ops, hostResidual, residual);
-                CachePrograms.copyInto(ops, velocity, model.head(out, e, cond));
+                CachePrograms.copyInto(ops, velocity, cond.isShard() ? model.headTokens(out, e) : model.head(out, e, cond));
             }
         }
 
         private void apply() {
             try (Scope s = Scope.open()) {
                 if (hostResidual != null) CachePrograms.copyBetween(ops, residual, hostResidual);
-                CachePrograms.copyInto(ops, velocity, model.applyResidual(base, residual, embedded(), cond));
+                CachePrograms.copyInto(ops, velocity, cond.isShard() ? model.headTokens(ops.add(base, residual), embedded())
+                        : model.applyResidual(base, residual, embedded(), cond));
             }
         }
 
