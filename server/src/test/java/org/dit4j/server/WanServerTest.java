@@ -4,6 +4,11 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.dit4j.core.cpu.CpuBackend;
 import org.dit4j.core.ops.Ops;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.engine.cache.MagCache;
+import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.cache.TeaCache;
 import org.dit4j.engine.hub.HfHub;
 import org.dit4j.engine.image.RgbImage;
 import org.dit4j.engine.wan.TinyWanAccess;
@@ -39,6 +44,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalDouble;
+import java.util.OptionalInt;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -152,6 +159,129 @@ class WanServerTest {
             WanRequest r = WanRequest.of(POSITIVE, seed).withNegative(NEGATIVE).withSize(48, 32).withFrames(9).withGuidance(6f)
                     .withSampler("euler");
             return p.generate(r, FlowShiftSchedule.custom(EULER_SIGMAS, EULER_TIMESTEPS, 1.0), null);
+        }
+    }
+
+    /** {@link #pipelineReference} under a step cache. */
+    static WanPipeline.Result pipelineReference(long seed, StepCache policy) {
+        WanModelFiles files = new WanModelResolver(hub(), models, null).fromFiles(List.of(models.resolve("diffusion_models/" + UNET),
+                models.resolve("vae/" + VAE), models.resolve("text_encoders/" + CLIP)));
+        try (WanPipeline p = new WanPipeline(ops, files, WanPipeline.Settings.defaults(ops))) {
+            WanRequest r = WanRequest.of(POSITIVE, seed).withNegative(NEGATIVE).withSize(48, 32).withFrames(9).withGuidance(6f)
+                    .withSampler("euler");
+            return p.generate(r, FlowShiftSchedule.custom(EULER_SIGMAS, EULER_TIMESTEPS, 1.0), null, policy);
+        }
+    }
+
+    /** The server's final latent in model space (z = (x − mean)/std) for the Euler/σ = 1, ¾, ½, ¼ job with a cache setting. */
+    static float[] serverLatent(DiffusionModel m, TextEncoder te, long seed, ModelRef.CacheSetting cache) {
+        ModelRef ref = ModelRef.of(m, ModelRef.ParallelSetting.SINGLE).withSampling(ModelSampling.flow(1.0, 1000)).withCache(cache);
+        SampleJob job = new SampleJob(ref, Conditioning.of(te.encode(POSITIVE)), Conditioning.of(te.encode(NEGATIVE)), 6.0, "euler",
+                EULER_SIGMAS, seed, true, Latent.zeros(1, 16, 3, 4, 6));
+        float[] raw = engine.sample(job, StepObserver.NONE).output().samples();
+        int plane = 3 * 4 * 6;
+        float[] z = new float[raw.length];
+        for (int i = 0; i < z.length; i++) {
+            int c = i / plane;
+            z[i] = (raw[i] - WanVaeConfig.WAN21_LATENTS_MEAN[c]) / WanVaeConfig.WAN21_LATENTS_STD[c];
+        }
+        return z;
+    }
+
+    static ModelRef.CacheSetting teaCache(double threshold, String type) {
+        return new ModelRef.CacheSetting(new CacheSpec(type.endsWith("_ret_mode") ? CacheSpec.Kind.TEACACHE_RET : CacheSpec.Kind.TEACACHE,
+                OptionalDouble.of(threshold), OptionalInt.empty(), OptionalDouble.empty()), 0, 1, type, "cuda");
+    }
+
+    static ModelRef.CacheSetting magCache(double threshold, double retention, int k) {
+        return new ModelRef.CacheSetting(new CacheSpec(CacheSpec.Kind.MAGCACHE, OptionalDouble.of(threshold), OptionalInt.of(k),
+                OptionalDouble.of(retention)), 0, 1, "wan2.1_t2v_1.3B", "cuda");
+    }
+
+    static float maxDiff(float[] a, float[] b) {
+        assertEquals(a.length, b.length);
+        float m = 0;
+        for (int i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+        return m;
+    }
+
+    static float maxAbs(float[] a) {
+        float m = 0;
+        for (float v : a) m = Math.max(m, Math.abs(v));
+        return m;
+    }
+
+    /**
+     * TeaCache and MagCache nodes on the one-GPU Wan path: the server runs the staged transformer with the policy the
+     * node describes, and its latent equals the engine's {@link WanPipeline} under the same policy (same decisions: the
+     * signals depend on the timestep only) within 2e-5; where steps are skipped the latent differs from the uncached one.
+     * On the tiny model the ret-mode TeaCache (e0) skips every call after a branch's first at 0.01, so its end_percent
+     * 0.5 leaves steps 0 and 3 computed; MagCache 0.05 (retention 0.2, K 4) computes 2 of 4; TeaCache on e skips
+     * nothing there (its 1.3B polynomial on the tiny model's embedding changes), which checks that the staged path
+     * reproduces the uncached arithmetic.
+     */
+    @Test void cacheNodesRunTheCachedTransformerLikeWanPipeline() throws Exception {
+        long seed = 42;
+        DiffusionModel m = engine.loadDiffusionModel(models.resolve("diffusion_models/" + UNET), "default");
+        TextEncoder te = engine.loadTextEncoder(List.of(models.resolve("text_encoders/" + CLIP)), "wan", "default");
+        try (m; te) {
+            float[] plain = serverLatent(m, te, seed, ModelRef.CacheSetting.NONE);
+            float scale = Math.max(1f, maxAbs(plain));
+            assertTrue(maxAbs(plain) > 0.1f, "a latent that is not ~0");
+
+            record Case(String name, ModelRef.CacheSetting node, StepCache policy, int computed) {}
+            ModelRef.CacheSetting ret = new ModelRef.CacheSetting(teaCache(0.01, "wan2.1_t2v_1.3B_ret_mode").spec(), 0, 0.5,
+                    "wan2.1_t2v_1.3B_ret_mode", "cuda");
+            List<Case> cases = List.of(
+                    new Case("TeaCache ret mode 0.01, end 0.5", ret,
+                            new TeaCache(TeaCache.Config.comfyUi(TeaCache.WAN21_T2V_1_3B_RET, 0.01, 0, 0.5)), 2),
+                    new Case("MagCache 0.05", magCache(0.05, 0.2, 4),
+                            new MagCache(MagCache.Config.comfyUi(MagCache.WAN21_T2V_1_3B.table(), false, 0.05, 0.2, 4, 0, -1)), 2),
+                    new Case("TeaCache 0.4", teaCache(0.4, "wan2.1_t2v_1.3B"),
+                            new TeaCache(TeaCache.Config.comfyUi(TeaCache.WAN21_T2V_1_3B, 0.4, 0, 1)), 4));
+            for (Case c : cases) {
+                WanPipeline.Result ref = pipelineReference(seed, c.policy());
+                assertEquals(c.computed(), ref.cache().summary().computed(Branch.COND), c.name() + ": " + ref.cache().trace());
+                assertEquals(c.computed(), ref.cache().summary().computed(Branch.UNCOND), c.name() + ": " + ref.cache().trace());
+                float[] mine = serverLatent(m, te, seed, c.node());
+                float vsPipeline = maxDiff(mine, ref.latents()), vsPlain = maxDiff(mine, plain);
+                assertTrue(vsPipeline <= 2e-5f * scale, c.name() + ": server vs WanPipeline with the same policy, max |Δ| " + vsPipeline);
+                if (c.computed() < 4)
+                    assertTrue(vsPlain > 1e-3f && vsPlain < scale, c.name() + ": skipped steps change the latent, but not beyond its "
+                            + "scale: max |Δ| vs uncached " + vsPlain + " (max |z| " + scale + ")");
+                else
+                    assertTrue(vsPlain <= 2e-5f * scale, c.name() + ": nothing skipped, the staged path vs uncached: max |Δ| " + vsPlain);
+            }
+        }
+    }
+
+    /** Cache nodes at threshold 0 change nothing: the uncached path, bit for bit (whatever their model_type). */
+    @Test void cacheNodesAtThresholdZeroAreUncachedBitForBit() throws Exception {
+        long seed = 7;
+        DiffusionModel m = engine.loadDiffusionModel(models.resolve("diffusion_models/" + UNET), "default");
+        TextEncoder te = engine.loadTextEncoder(List.of(models.resolve("text_encoders/" + CLIP)), "wan", "default");
+        try (m; te) {
+            float[] plain = serverLatent(m, te, seed, ModelRef.CacheSetting.NONE);
+            assertArrayEquals(plain, serverLatent(m, te, seed, teaCache(0, "wan2.1_t2v_1.3B")), 0f, "TeaCache at 0");
+            assertArrayEquals(plain, serverLatent(m, te, seed, teaCache(0, "flux")), 0f, "TeaCache at 0 with another model_type");
+            assertArrayEquals(plain, serverLatent(m, te, seed, magCache(0, 0.2, 4)), 0f, "MagCache at 0");
+        }
+    }
+
+    /** A cache node naming another model is refused with the model types to use; num_gpus > 1 with a cache is refused. */
+    @Test void cacheNodesForOtherModelsOrMeshesAreRefused() throws Exception {
+        DiffusionModel m = engine.loadDiffusionModel(models.resolve("diffusion_models/" + UNET), "default");
+        TextEncoder te = engine.loadTextEncoder(List.of(models.resolve("text_encoders/" + CLIP)), "wan", "default");
+        try (m; te) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> serverLatent(m, te, 1, teaCache(0.4, "flux")));
+            assertTrue(e.getMessage().contains("'flux'") && e.getMessage().contains("wan2.1_t2v_1.3B"), e.getMessage());
+            ModelRef ref = ModelRef.of(m, new ModelRef.ParallelSetting(2, 2, 1, 1, 1)).withCache(magCache(0.05, 0.2, 4));
+            SampleJob job = new SampleJob(ref, Conditioning.of(te.encode(POSITIVE)), null, 1.0, "euler", EULER_SIGMAS, 1, true,
+                    Latent.zeros(1, 16, 3, 4, 6));
+            UnsupportedOperationException u = org.junit.jupiter.api.Assertions.assertThrows(UnsupportedOperationException.class,
+                    () -> engine.sample(job, StepObserver.NONE));
+            assertTrue(u.getMessage().contains("num_gpus 2") && u.getMessage().contains("magcache"), u.getMessage());
         }
     }
 

@@ -273,6 +273,14 @@ public final class WanPipeline implements AutoCloseable {
         return generate(request, given, progress, NoCache.INSTANCE, null);
     }
 
+    /**
+     * Runs one request over a given σ schedule ({@code null}: {@link #schedule}) with a step cache; its step count
+     * replaces the request's.
+     */
+    public Result generate(WanRequest request, FlowShiftSchedule given, FluxProgress progress, StepCache cache) {
+        return generate(request, given, progress, cache, null);
+    }
+
     /** The denoising loop run elsewhere (e.g. on a mesh, {@link ParallelWanPipeline}); text and VAE stay here. */
     interface Denoiser {
         /**

@@ -7,7 +7,15 @@ import org.dit4j.core.tensor.Scope;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CacheModel;
 import org.dit4j.engine.cache.CacheSpec;
+import org.dit4j.engine.cache.MagCache;
+import org.dit4j.engine.cache.RunSummary;
+import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.cache.TeaCache;
+import org.dit4j.engine.flux.FluxCachedTransformer;
+import org.dit4j.engine.wan.WanCachedTransformer;
 import org.dit4j.models.nn.Timesteps;
 import org.dit4j.models.vae.wan.WanVaeConfig;
 import org.dit4j.models.wan.WanConfig;
@@ -24,7 +32,11 @@ import org.dit4j.server.sampling.ModelSampling;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * One sampler run with ComfyUI's semantics for Wan2.1 text-to-video ({@code comfy.samplers}, {@code comfy.model_sampling.CONST},
@@ -43,10 +55,20 @@ import java.util.List;
  * </ol>
  * On a CUDA backend the step's transformer calls are captured in a CUDA graph after the first (eager) step and replayed
  * with the new latent and time embedding copied into the same tensors (unless the MODEL carries a compile setting
- * without CUDA graphs). With ParallelUNETLoader's num_gpus &gt; 1 the transformer runs on the engine's mesh
- * ({@link WanMesh}: Ulysses/ring over token rows, CFG branches on two GPUs, data parallel over the batch) with the same
- * host-side sampler loop on every rank. Not supported for Wan (refused with a message): LoRAs, step caches, noise
- * masks, combined conditioning.
+ * without CUDA graphs).
+ * <p>
+ * A step cache on the MODEL (TeaCache, ParallelTeaCache, MagCache nodes with a threshold other than 0, see
+ * {@link #stepCache}) runs the transformer in stages ({@link WanCachedTransformer}): the latent and the sinusoidal time
+ * input are written into fixed tensors before every model call, and each branch's velocity comes from
+ * {@code velocity(step, branch)} — the blocks, or the branch's cached residual where the policy skips — with one CUDA
+ * graph per branch and stage on a CUDA backend. Sigmas, sampler and CFG combine are the same as without a cache; at
+ * threshold 0 the uncached path runs unchanged. The engine's {@code WanPipeline} with the same policy and schedule
+ * takes the same decisions (the signals depend on the timestep only).
+ * <p>
+ * With ParallelUNETLoader's num_gpus &gt; 1 the transformer runs on the engine's mesh ({@link WanMesh}: Ulysses/ring
+ * over token rows, CFG branches on two GPUs, data parallel over the batch) with the same host-side sampler loop on
+ * every rank. Not supported for Wan (refused with a message): LoRAs, step caches with num_gpus &gt; 1, noise masks,
+ * combined conditioning.
  */
 final class WanSampler {
 
@@ -101,9 +123,15 @@ final class WanSampler {
         if (ref.parallel().gpus() > 1) {
             r = mesh.sample(model, job, shape, x, cfgPass, graphs, observer);
         } else {
-            try (Steps stepper = new Steps(model.transformer(), cfg, job, shape, cfgPass, graphs)) {
+            StepCache policy = stepCache(ref.cache(), cfg);
+            try (Steps stepper = new Steps(model.transformer(), cfg, job, shape, cfgPass, graphs, policy, sigmas.length - 1)) {
                 r = KSamplers.sample(job.sampler(), (xi, i, sigma) -> stepper.denoise(xi, i, sigma, sampling), x, sigmas,
                         (i, n, d) -> observer.stepDone(i, n, LatentFormat.WAN21, d, shape));
+                if (stepper.cached != null) {
+                    RunSummary summary = stepper.cached.summary();
+                    lastCacheSummary = summary;
+                    System.out.println("dit4j server: " + policy.describe() + ": " + summary(summary));
+                }
             }
         }
         float[] out = r.x();
@@ -119,11 +147,75 @@ final class WanSampler {
         if (!ref.loras().isEmpty())
             throw new UnsupportedOperationException("LoRAs on Wan models are not supported by dit4j yet; remove the LoRA loader before "
                     + model.name());
+        stepCache(ref.cache(), model.config());                  // an unknown or mismatched model_type fails before any work
         CacheSpec spec = ref.cache().spec();
-        if (spec.kind() != CacheSpec.Kind.NONE && spec.threshold().orElse(Double.NaN) != 0)
-            throw new UnsupportedOperationException(spec.kind().word() + " is not supported for Wan models by dit4j's server yet"
-                    + (ref.parallel().gpus() > 1 ? " (with num_gpus " + ref.parallel().gpus() + " as on one GPU)" : "")
-                    + "; remove it or set its threshold to 0");
+        if (ref.parallel().gpus() > 1 && spec.kind() != CacheSpec.Kind.NONE && spec.threshold().orElse(Double.NaN) != 0)
+            throw new UnsupportedOperationException(spec.kind().word() + " on a Wan model with num_gpus " + ref.parallel().gpus()
+                    + " is not supported by dit4j's server yet (it runs on one GPU); set num_gpus to 1, remove the cache node or set its "
+                    + "threshold to 0");
+    }
+
+    /** The summary of the last cached run on one GPU (computed and skipped steps per branch), or null; for tests and logs. */
+    static volatile RunSummary lastCacheSummary;
+
+    private static final AtomicLong REQUESTS = new AtomicLong();
+
+    /**
+     * The step cache of the MODEL as the ComfyUI nodes configure it for Wan2.1 text-to-video, or null when there is none
+     * or its threshold is 0 (ComfyUI's nodes then change nothing). The node's {@code model_type} picks the published
+     * constants: {@code wan2.1_t2v_1.3B} / {@code wan2.1_t2v_14B} (TeaCache's time-embedding coefficients, MagCache's
+     * 50-step γ table of that model), {@code …_ret_mode} (TeaCache's time-projection coefficients). TeaCache: the
+     * ComfyUI-TeaCache evaluation (term-by-term polynomial, no forced steps besides each branch's first call, the
+     * start/end window); MagCache: the ComfyUI-MagCache Wan forward (≤, float32, γ table truncated to the run's steps,
+     * the node's threshold, K and retention ratio). A model_type for another model (flux, cogvideox, image-to-video), or
+     * one whose size contradicts the loaded model (a 14B preset on the 1.3B width 1536 or the reverse), is refused.
+     */
+    static StepCache stepCache(ModelRef.CacheSetting c, WanConfig config) {
+        CacheSpec spec = c.spec();
+        if (spec.kind() == CacheSpec.Kind.NONE) return null;
+        double threshold = spec.threshold().orElse(Double.NaN);
+        if (threshold == 0) return null;
+        CacheModel m = cacheModel(spec.kind().word(), c.modelType(), config);
+        return switch (spec.kind()) {
+            case TEACACHE, TEACACHE_RET -> {
+                boolean ret = spec.kind() == CacheSpec.Kind.TEACACHE_RET;
+                TeaCache.Preset p = ret ? m.teaCacheRet() : m.teaCache();
+                yield new TeaCache(TeaCache.Config.comfyUi(p, Double.isNaN(threshold) ? p.recommendedThreshold() : threshold,
+                        c.startPercent(), c.endPercent()));
+            }
+            case MAGCACHE -> {
+                MagCache.Preset p = m.magCache();
+                yield new MagCache(MagCache.Config.comfyUi(p.table(), false, Double.isNaN(threshold) ? p.threshold() : threshold,
+                        spec.retention().orElse(p.retentionRatio()), spec.k().orElse(p.k()), 0, -1));
+            }
+            default -> spec.build(m);
+        };
+    }
+
+    /**
+     * The published Wan2.1 constants a node's model_type names: {@code wan2.1_t2v_1.3B…} or {@code wan2.1_t2v_14B…}
+     * (case-insensitive); the model's width must agree where it is one of the published sizes (1536: 1.3B, 5120: 14B;
+     * other widths, as the tiny test models, take either).
+     */
+    static CacheModel cacheModel(String node, String modelType, WanConfig config) {
+        String t = modelType.toLowerCase(Locale.ROOT);
+        CacheModel m = t.startsWith("wan2.1_t2v_1.3b") ? CacheModel.WAN21_T2V_1_3B : t.startsWith("wan2.1_t2v_14b") ? CacheModel.WAN21_T2V_14B : null;
+        if (m == null)
+            throw new IllegalArgumentException(node + " model_type '" + modelType + "' has no constants for this engine, which runs Wan2.1 "
+                    + "text-to-video: use model_type wan2.1_t2v_1.3B or wan2.1_t2v_14B" + (node.startsWith("teacache") ? " (or their _ret_mode)" : ""));
+        CacheModel loaded = config.dim() == 5120 ? CacheModel.WAN21_T2V_14B : config.dim() == 1536 ? CacheModel.WAN21_T2V_1_3B : null;
+        if (loaded != null && loaded != m)
+            throw new IllegalArgumentException(node + " model_type '" + modelType + "' is for " + m.id() + ", but the loaded model is "
+                    + loaded.id() + " (width " + config.dim() + "): choose the model_type of the loaded model");
+        return m;
+    }
+
+    private static String summary(RunSummary s) {
+        StringBuilder sb = new StringBuilder();
+        for (Branch b : s.branches())
+            sb.append(sb.isEmpty() ? "" : ", ").append(b.label()).append(' ').append(s.computed(b)).append('/').append(s.totalSteps())
+                    .append(" steps computed");
+        return sb.toString();
     }
 
     /**
@@ -196,11 +288,13 @@ final class WanSampler {
         final List<Tensor> texts = new ArrayList<>();
         WanTransformer.Conditioning cond;
         Tensor xIn;
+        WanCachedTransformer cached;
         CudaGraph graph;
         Tensor[] graphOut;
         boolean captureFailed;
 
-        Steps(WanTransformer transformer, WanConfig cfg, SampleJob job, long[] shape, boolean cfgPass, boolean graphs) {
+        Steps(WanTransformer transformer, WanConfig cfg, SampleJob job, long[] shape, boolean cfgPass, boolean graphs, StepCache policy,
+              int steps) {
             this.transformer = transformer;
             this.cfg = cfg;
             this.shape = shape;
@@ -213,7 +307,14 @@ final class WanSampler {
                 int[] p = cfg.patch();
                 cond = transformer.prepare(times(job.model().sampling().timestep(job.sigmas()[0])), shape[2] / p[0], shape[3] / p[1],
                         shape[4] / p[2]);
-                if (graphs) xIn = ops.empty(act, org.dit4j.core.tensor.Shape.of(shape));
+                if (graphs || policy != null) xIn = ops.empty(act, org.dit4j.core.tensor.Shape.of(shape));
+                if (policy != null) {
+                    Map<Branch, Tensor> byBranch = new EnumMap<>(Branch.class);
+                    byBranch.put(Branch.COND, texts.get(0));
+                    if (cfgPass) byBranch.put(Branch.UNCOND, texts.get(1));
+                    cached = new WanCachedTransformer(ops, transformer, policy, "serve-wan-" + REQUESTS.incrementAndGet(), steps, xIn, cond,
+                            byBranch, WanCachedTransformer.Options.eager().withCudaGraphs(graphs));
+                }
             } catch (RuntimeException e) {
                 close();
                 throw e;
@@ -237,7 +338,12 @@ final class WanSampler {
                 Tensor xs = ops.upload(Tensor.of(x, shape));
                 Tensor xa = act == DType.F32 ? xs : ops.cast(xs, act);
                 Tensor[] v = new Tensor[texts.size()];
-                if (graphs) {
+                if (cached != null) {
+                    FluxCachedTransformer.copyInto(ops, cond.timeSin(), tSin);
+                    FluxCachedTransformer.copyInto(ops, xIn, xa);
+                    v[0] = cached.velocity(i, Branch.COND);                         // per-branch buffers of the cached
+                    if (v.length == 2) v[1] = cached.velocity(i, Branch.UNCOND);   // transformer, valid until the next step
+                } else if (graphs) {
                     CudaBackend cuda = (CudaBackend) ops;
                     cuda.copyInto(cond.timeSin(), tSin);
                     cuda.copyInto(xIn, xa);
@@ -277,6 +383,7 @@ final class WanSampler {
         }
 
         @Override public void close() {
+            if (cached != null) cached.close();
             if (graph != null) graph.close();
             if (graphOut != null) for (Tensor t : graphOut) if (t != null) t.close();
             for (Tensor t : texts) t.close();
