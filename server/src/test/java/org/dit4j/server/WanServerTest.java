@@ -268,20 +268,17 @@ class WanServerTest {
         }
     }
 
-    /** A cache node naming another model is refused with the model types to use; num_gpus > 1 with a cache is refused. */
-    @Test void cacheNodesForOtherModelsOrMeshesAreRefused() throws Exception {
+    /** A cache node naming another model is refused with the model types to use. */
+    @Test void cacheNodesForOtherModelsAreRefused() throws Exception {
         DiffusionModel m = engine.loadDiffusionModel(models.resolve("diffusion_models/" + UNET), "default");
         TextEncoder te = engine.loadTextEncoder(List.of(models.resolve("text_encoders/" + CLIP)), "wan", "default");
         try (m; te) {
-            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                    () -> serverLatent(m, te, 1, teaCache(0.4, "flux")));
-            assertTrue(e.getMessage().contains("'flux'") && e.getMessage().contains("wan2.1_t2v_1.3B"), e.getMessage());
-            ModelRef ref = ModelRef.of(m, new ModelRef.ParallelSetting(2, 2, 1, 1, 1)).withCache(magCache(0.05, 0.2, 4));
-            SampleJob job = new SampleJob(ref, Conditioning.of(te.encode(POSITIVE)), null, 1.0, "euler", EULER_SIGMAS, 1, true,
-                    Latent.zeros(1, 16, 3, 4, 6));
-            UnsupportedOperationException u = org.junit.jupiter.api.Assertions.assertThrows(UnsupportedOperationException.class,
-                    () -> engine.sample(job, StepObserver.NONE));
-            assertTrue(u.getMessage().contains("num_gpus 2") && u.getMessage().contains("magcache"), u.getMessage());
+            for (ModelRef.CacheSetting c : List.of(teaCache(0.4, "flux"), teaCache(0.4, "cogvideox"),
+                    new ModelRef.CacheSetting(magCache(0.1, 0.2, 4).spec(), 0, 1, "flux_kontext", "cuda"))) {
+                IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                        () -> serverLatent(m, te, 1, c));
+                assertTrue(e.getMessage().contains("'" + c.modelType() + "'") && e.getMessage().contains("wan2.1_t2v_1.3B"), e.getMessage());
+            }
         }
     }
 

@@ -14,6 +14,11 @@ import org.dit4j.core.tensor.Shape;
 import org.dit4j.core.tensor.Tensor;
 import org.dit4j.cuda.CudaBackend;
 import org.dit4j.cuda.CudaGraph;
+import org.dit4j.engine.cache.Branch;
+import org.dit4j.engine.cache.CachePrograms;
+import org.dit4j.engine.cache.StepCache;
+import org.dit4j.engine.flux.ParallelFluxPipeline;
+import org.dit4j.engine.wan.WanCachedTransformer;
 import org.dit4j.engine.parallel.CfgParallel;
 import org.dit4j.engine.parallel.DataParallel;
 import org.dit4j.engine.parallel.MeshComms;
@@ -47,8 +52,15 @@ import org.dit4j.server.sampling.ModelSampling;
  * ranks at the same call) and replays it with the latent shard and time embedding written in place. Refused with the
  * setting to change:
  * pipefusion_degree &gt; 1, cfg_degree 2 without a negative branch, Ulysses degrees that do not divide the heads,
- * patch grids the sequence degree does not divide, batches dp does not divide; step caches are refused for Wan
- * before this runs ({@link WanSampler}).
+ * patch grids the sequence degree does not divide, batches dp does not divide.
+ *
+ * <p>A step cache (TeaCache, ParallelTeaCache, MagCache nodes with a threshold other than 0; the policy as on one GPU,
+ * {@link WanSampler#stepCache}) runs on sequence-parallel layouts only (ulysses × ring = num_gpus; cfg_degree 2 or a
+ * data-parallel degree are refused naming the node input): every rank runs its own copy of the policy over a
+ * {@link WanCachedTransformer} on its token rows, as the engine's {@code ParallelWanPipeline} does — TeaCache's
+ * signals depend on the timestep only and MagCache measures nothing, so all ranks take the same decisions and run the
+ * same programs (CUDA graphs with the collectives inside, captured by all ranks at the same call); each branch's
+ * velocity rows are gathered over the sequence group and unpatchified, the CFG combine and the sampler run on the host.
  */
 final class WanMesh implements AutoCloseable {
 
@@ -104,6 +116,11 @@ final class WanMesh implements AutoCloseable {
      */
     KSamplers.Result sample(WanModel model, SampleJob job, long[] shape, float[] x, boolean cfgPass, boolean graphs, StepObserver observer) {
         ParallelConfig want = layout(job.model().parallel());
+        boolean cached = WanSampler.stepCache(job.model().cache(), model.config()) != null;
+        if (cached && (want.cfg() > 1 || want.dp() > 1))
+            throw new UnsupportedOperationException(job.model().cache().spec().kind().word() + " with num_gpus " + job.model().parallel().gpus()
+                    + " needs sequence parallelism only (ulysses_degree × ring_degree = num_gpus), got " + want
+                    + ": set cfg_degree 1 and the ulysses/ring degrees to num_gpus, or remove the cache node");
         check(want, model, job, shape, cfgPass);
         world.ensure(want);
         List<Ops> rankOps = world.rankOps();
@@ -113,9 +130,75 @@ final class WanMesh implements AutoCloseable {
         return world.run(comms -> {
             int rank = comms.rank();
             WanWeights w = rank == 0 ? rank0 : ws[rank];
-            return rankRun(rankOps.get(rank), comms, w, model.config(), job, shape, x, cfgPass, graphs,
-                    rank == 0 ? observer : StepObserver.NONE);
+            StepObserver obs = rank == 0 ? observer : StepObserver.NONE;
+            return cached ? cachedRankRun(rankOps.get(rank), comms, w, model.config(), job, shape, x, cfgPass, graphs, obs, want)
+                    : rankRun(rankOps.get(rank), comms, w, model.config(), job, shape, x, cfgPass, graphs, obs);
         });
+    }
+
+    /**
+     * One rank's sampler run under a step cache (sequence-parallel layout: cfg = dp = 1): its own policy over the cached
+     * transformer on the rank's token rows; per model call the latent and time input written into the fixed tensors,
+     * each branch's velocity rows from {@code velocity(step, branch)} gathered over the sequence group and unpatchified.
+     */
+    private KSamplers.Result cachedRankRun(Ops o, MeshComms comms, WanWeights w, WanConfig cfg, SampleJob job, long[] shape, float[] x,
+                                           boolean cfgPass, boolean graphs, StepObserver observer, ParallelConfig layout) {
+        StepCache policy = WanSampler.stepCache(job.model().cache(), cfg);      // one per rank: policies keep request state
+        WanTransformer tr = WanSequenceParallel.model(o, comms, w);
+        WanSequenceParallel sp = WanSequenceParallel.of(comms);
+        ModelSampling sampling = job.model().sampling();
+        int b = (int) shape[0];
+        Map<Branch, Tensor> texts = new EnumMap<>(Branch.class);
+        WanTransformer.Conditioning cond = null;
+        Tensor xIn = null;
+        WanCachedTransformer ct = null;
+        try {
+            texts.put(Branch.COND, WanSampler.embedText(o, act, tr, cfg, job.positive(), b));
+            if (cfgPass) texts.put(Branch.UNCOND, WanSampler.embedText(o, act, tr, cfg, job.negative(), b));
+            int[] p = cfg.patch();
+            cond = sp.prepare(tr, times(b, sampling.timestep(job.sigmas()[0])), shape[2] / p[0], shape[3] / p[1], shape[4] / p[2]);
+            xIn = o.empty(act, Shape.of(shape));
+            org.dit4j.core.parallel.Communicator group = comms.sequence();
+            WanCachedTransformer.Options options = WanCachedTransformer.Options.eager()
+                    .withCudaGraphs(graphs && CachePrograms.cudaOf(o) != null)
+                    .withReduce(rel -> ParallelFluxPipeline.reduceRelL1(o, group, rel));
+            ct = new WanCachedTransformer(o, tr, policy, "serve-wan-mesh-" + comms.rank(), job.sigmas().length - 1, xIn, cond, texts, options);
+            WanCachedTransformer cache = ct;
+            WanTransformer.Conditioning c0 = cond;
+            Tensor in0 = xIn;
+            float cfgScale = (float) job.cfg();
+            KSamplers.Denoiser denoiser = (xi, i, sigma) -> {
+                float t = sampling.timestep(sigma);
+                float[][] vel = new float[cfgPass ? 2 : 1][];
+                try (Scope s = Scope.open()) {
+                    Tensor host = Timesteps.embedding(times(b, t), cfg.freqDim(), 1f);
+                    Tensor tSin = o.device().isCpu() ? host : o.upload(host);
+                    Tensor xs = o.upload(Tensor.of(xi, shape));
+                    CachePrograms.copyInto(o, c0.timeSin(), tSin);
+                    CachePrograms.copyInto(o, in0, act == DType.F32 ? xs : o.cast(xs, act));
+                    for (int k = 0; k < vel.length; k++) {
+                        Tensor v = sp.velocity(tr, cache.velocity(i, k == 0 ? Branch.COND : Branch.UNCOND), c0);   // [B, C, F, h, w]
+                        Tensor f = v.dtype() == DType.F32 ? v : o.cast(v, DType.F32);
+                        Tensor h = f.device().isCpu() ? f : o.toHost(f);
+                        vel[k] = h.toFloatArray();
+                    }
+                }
+                return WanSampler.guided(xi, sigma, vel, cfgScale);
+            };
+            KSamplers.Result r = KSamplers.sample(job.sampler(), denoiser, x, job.sigmas(),
+                    (i, n, d) -> observer.stepDone(i, n, LatentFormat.WAN21, d, shape));
+            if (comms.rank() == 0) {
+                WanSampler.lastCacheSummary = ct.summary();
+                System.out.println("dit4j server: " + policy.describe() + " on " + layout + ": cond " + ct.summary().computed(Branch.COND)
+                        + "/" + ct.summary().totalSteps() + " steps computed");
+            }
+            return r;
+        } finally {
+            if (ct != null) ct.close();
+            for (Tensor t : texts.values()) t.close();
+            if (xIn != null) xIn.close();
+            if (cond != null) cond.close();
+        }
     }
 
     /** One rank's sampler run: the velocity of its rows and branch per model call, gathered; the sampler on the host. */

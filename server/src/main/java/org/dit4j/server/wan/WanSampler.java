@@ -67,8 +67,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>
  * With ParallelUNETLoader's num_gpus &gt; 1 the transformer runs on the engine's mesh ({@link WanMesh}: Ulysses/ring
  * over token rows, CFG branches on two GPUs, data parallel over the batch) with the same host-side sampler loop on
- * every rank. Not supported for Wan (refused with a message): LoRAs, step caches with num_gpus &gt; 1, noise masks,
- * combined conditioning.
+ * every rank; a step cache there needs a sequence-parallel layout (ulysses/ring; cfg_degree 2 and data parallelism are
+ * refused naming the input). Not supported for Wan (refused with a message): LoRAs, noise masks, combined conditioning.
  */
 final class WanSampler {
 
@@ -148,14 +148,9 @@ final class WanSampler {
             throw new UnsupportedOperationException("LoRAs on Wan models are not supported by dit4j yet; remove the LoRA loader before "
                     + model.name());
         stepCache(ref.cache(), model.config());                  // an unknown or mismatched model_type fails before any work
-        CacheSpec spec = ref.cache().spec();
-        if (ref.parallel().gpus() > 1 && spec.kind() != CacheSpec.Kind.NONE && spec.threshold().orElse(Double.NaN) != 0)
-            throw new UnsupportedOperationException(spec.kind().word() + " on a Wan model with num_gpus " + ref.parallel().gpus()
-                    + " is not supported by dit4j's server yet (it runs on one GPU); set num_gpus to 1, remove the cache node or set its "
-                    + "threshold to 0");
     }
 
-    /** The summary of the last cached run on one GPU (computed and skipped steps per branch), or null; for tests and logs. */
+    /** The summary of the last cached run (on a mesh: rank 0's), computed and skipped steps per branch, or null; for tests. */
     static volatile RunSummary lastCacheSummary;
 
     private static final AtomicLong REQUESTS = new AtomicLong();

@@ -142,11 +142,61 @@ class WanMeshTest {
         assertTrue(e4.getMessage().contains("18 tokens") && e4.getMessage().contains("width, height or length"), e4.getMessage());
         var e5 = assertThrows(IllegalArgumentException.class, () -> run(gpus(2, 1, 1, 1), "euler", 3, 5.0, StepObserver.NONE));
         assertTrue(e5.getMessage().contains("batch_size 3"), e5.getMessage());
-        SampleJob base = job(model4, gpus(2, 2, 1, 1), "euler", 1, 5.0, true);
-        SampleJob cached = new SampleJob(base.model().withCache(new ModelRef.CacheSetting(CacheSpec.parse("teacache:0.2"), 0, 1, "wan2.1", "cuda")),
-                base.positive(), base.negative(), base.cfg(), base.sampler(), base.sigmas(), 7, true, base.latent());
-        var e6 = assertThrows(UnsupportedOperationException.class, () -> engine.sample(cached, StepObserver.NONE));
-        assertTrue(e6.getMessage().contains("num_gpus 2") && e6.getMessage().contains("threshold to 0"), e6.getMessage());
+        for (ModelRef.ParallelSetting p : List.of(gpus(2, 1, 1, 2), gpus(2, 1, 1, 1))) {   // cfg_degree 2; data parallel
+            SampleJob cached = cachedJob(p, "euler", 5.0, new ModelRef.CacheSetting(CacheSpec.parse("teacache:0.2"), 0, 1, "wan2.1_t2v_1.3B", "cuda"));
+            var e6 = assertThrows(UnsupportedOperationException.class, () -> engine.sample(cached, StepObserver.NONE));
+            assertTrue(e6.getMessage().contains("num_gpus 2") && e6.getMessage().contains("cfg_degree 1")
+                    && e6.getMessage().contains("ulysses/ring"), e6.getMessage());
+        }
+        SampleJob other = cachedJob(gpus(2, 2, 1, 1), "euler", 5.0, new ModelRef.CacheSetting(CacheSpec.parse("teacache:0.2"), 0, 1, "wan2.1", "cuda"));
+        var e7 = assertThrows(IllegalArgumentException.class, () -> engine.sample(other, StepObserver.NONE));
+        assertTrue(e7.getMessage().contains("'wan2.1'") && e7.getMessage().contains("wan2.1_t2v_14B"), e7.getMessage());
+    }
+
+    /** {@link #job} on the 4-head model with a cache node's setting. */
+    static SampleJob cachedJob(ModelRef.ParallelSetting p, String sampler, double cfg, ModelRef.CacheSetting cache) {
+        SampleJob base = job(model4, p, sampler, 1, cfg, true);
+        return new SampleJob(base.model().withCache(cache), base.positive(), base.negative(), base.cfg(), base.sampler(), base.sigmas(),
+                7, true, base.latent());
+    }
+
+    /**
+     * TeaCache and MagCache nodes on Ulysses 2 and ring 2: every rank runs the policy over its token rows and the latent
+     * equals one device's with the same cache within 1e-5 (relative), with the same computed steps; the cached run
+     * skips steps and so differs from the uncached one. 3 steps: the ret-mode TeaCache at 0.01 skips every call in its
+     * window [0, 0.5] after a branch's first on the tiny model (step 2 computed again); MagCache 0.05 (retention 0.2,
+     * K 4) skips at least one.
+     */
+    @Test void cacheNodesOnSequenceParallelMeshesGiveTheOneDeviceLatent() {
+        ModelRef.CacheSetting tea = new ModelRef.CacheSetting(CacheSpec.parse("teacache-ret:0.01"), 0, 0.5, "wan2.1_t2v_1.3B_ret_mode", "cuda");
+        ModelRef.CacheSetting mag = new ModelRef.CacheSetting(new CacheSpec(CacheSpec.Kind.MAGCACHE, java.util.OptionalDouble.of(0.05),
+                java.util.OptionalInt.of(4), java.util.OptionalDouble.of(0.2)), 0, 1, "wan2.1_t2v_1.3B", "cuda");
+        record Case(ModelRef.ParallelSetting p, String sampler, double cfg, ModelRef.CacheSetting cache) {}
+        List<Case> cases = List.of(
+                new Case(gpus(2, 2, 1, 1), "euler", 5.0, tea),
+                new Case(gpus(2, 1, 2, 1), "uni_pc", 5.0, tea),
+                new Case(gpus(2, 2, 1, 1), "uni_pc", 1.0, mag),
+                new Case(gpus(2, 1, 2, 1), "euler", 5.0, mag));
+        for (Case c : cases) {
+            SampleResult plain = engine.sample(cachedJob(ModelRef.ParallelSetting.SINGLE, c.sampler, c.cfg, ModelRef.CacheSetting.NONE),
+                    StepObserver.NONE);
+            WanSampler.lastCacheSummary = null;
+            SampleResult one = engine.sample(cachedJob(ModelRef.ParallelSetting.SINGLE, c.sampler, c.cfg, c.cache), StepObserver.NONE);
+            var oneSummary = WanSampler.lastCacheSummary;
+            WanSampler.lastCacheSummary = null;
+            SampleResult mesh = engine.sample(cachedJob(c.p, c.sampler, c.cfg, c.cache), StepObserver.NONE);
+            var meshSummary = WanSampler.lastCacheSummary;
+            String what = c.p + " " + c.sampler + " cfg " + c.cfg + " " + c.cache.spec().kind().word();
+            assertTrue(oneSummary != null && meshSummary != null, what + ": both runs cached");
+            var cond = org.dit4j.engine.cache.Branch.COND;
+            assertTrue(oneSummary.computed(cond) < 3, what + ": steps skipped on one device: " + java.util.Arrays.toString(oneSummary.computedSteps(cond)));
+            assertEquals(java.util.Arrays.toString(oneSummary.computedSteps(cond)), java.util.Arrays.toString(meshSummary.computedSteps(cond)),
+                    what + ": the mesh computes the same steps");
+            double d = relDiff(mesh.output().samples(), one.output().samples());
+            assertTrue(d < 1e-5, what + ": cached latent on the mesh vs one device rel. diff " + d);
+            double vsPlain = relDiff(one.output().samples(), plain.output().samples());
+            assertTrue(vsPlain > 1e-4, what + ": skipping changes the latent (rel. diff vs uncached " + vsPlain + ")");
+        }
     }
 
     static SampleResult runFlux(ModelRef.ParallelSetting p, double cfg) {
