@@ -315,12 +315,6 @@ public final class FluxPipeline implements AutoCloseable {
         }
     }
 
-    FluxWeights loadTransformerWeights(Ops on) {
-        try (WeightSource w = WeightSource.open(files.transformer());
-             FluxLoras l = loras.isEmpty() ? null : FluxLoras.open(loras, config, loraIgnoreUnknown)) {
-            return FluxWeights.load(on, w, config, settings.weightDtype(), l);
-        }
-    }
 
     private Result generate(FluxRequest request, FluxProgress progress, StepCache cache, MagCacheCalibration calibration,
                             Denoiser denoiser) {

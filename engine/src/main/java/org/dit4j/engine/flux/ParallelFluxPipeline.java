@@ -176,7 +176,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
             owned.addAll(0, worlds);
             return new ParallelFluxPipeline(pipeline, config, List.copyOf(gpus), worlds, owned).watching(node.link());
         } catch (RuntimeException e) {
-            closeAll(owned);
+            MeshBackends.closeAll(owned);
             throw e;
         }
     }
@@ -447,7 +447,6 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         Ops ops = rankOps.get(rank);
         FluxPipeline.Settings settings = pipeline.settings();
         DType act = settings.activation();
-        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);
         try (Scope s = Scope.open()) {
             FluxTransformer model = FluxSequenceParallel.model(ops, comms, weights[rank]);
             FluxSequenceParallel sp = FluxSequenceParallel.of(comms);
@@ -504,7 +503,7 @@ public final class ParallelFluxPipeline implements AutoCloseable {
                                 CudaGraph g = graphs.get(branch);
                                 if (g == null) {
                                     // every rank of a sequence group captures at the same step (collectives inside)
-                                    g = CudaGraph.capture(cuda, () -> graphOut.put(branch, untracked(model.forward(img, t, yy, c))));
+                                    g = CudaGraph.capture(cuda, () -> graphOut.put(branch, Scope.detach(model.forward(img, t, yy, c))));
                                     graphs.put(branch, g);
                                 }
                                 g.replay();
@@ -549,7 +548,6 @@ public final class ParallelFluxPipeline implements AutoCloseable {
                                    HostInputs in, long nImg, FluxProgress progress, StepCache policy) {
         Ops ops = rankOps.get(rank);
         DType act = pipeline.settings().activation();
-        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);
         try (Scope s = Scope.open()) {
             FluxTransformer model = FluxSequenceParallel.model(ops, comms, weights[rank]);
             FluxSequenceParallel sp = FluxSequenceParallel.of(comms);
@@ -639,10 +637,6 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         }
     }
 
-    /** A tensor made inside a capture, taken out of the enclosing scope (it belongs to the graph until closed). */
-    private static Tensor untracked(Tensor t) {
-        return Scope.detach(t);   // out of every open scope (CfgParallel.both opens one around the branch's forward)
-    }
 
     private static Tensor dev(Ops ops, Tensor host) { return ops.device().isCpu() ? host : ops.upload(host); }
 
@@ -652,15 +646,6 @@ public final class ParallelFluxPipeline implements AutoCloseable {
         return a;
     }
 
-    private static void closeAll(List<AutoCloseable> list) {
-        for (AutoCloseable c : list) {
-            try {
-                c.close();
-            } catch (Exception ignored) {
-                // closing what we opened after a failure: the first failure is the one reported
-            }
-        }
-    }
 
     /** Releases the ranks' weights and what this object opened (extra backends, NCCL communicators); not the pipeline. */
     @Override public void close() {
@@ -670,6 +655,6 @@ public final class ParallelFluxPipeline implements AutoCloseable {
             if (weights[r] != null) weights[r].close();
             weights[r] = null;
         }
-        closeAll(owned);
+        MeshBackends.closeAll(owned);
     }
 }

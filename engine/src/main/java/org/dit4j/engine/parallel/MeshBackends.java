@@ -67,8 +67,10 @@ public record MeshBackends(List<Ops> ops, List<Communicator> worlds, List<AutoCl
     /** Closes what was made here (communicators, then backends); the first failure to close is dropped silently. */
     public void close() { closeAll(owned); }
 
-    static void closeAll(List<AutoCloseable> list) {
+    /** Closes every non-null element, dropping failures to close (the first failure elsewhere is the one reported). */
+    public static void closeAll(List<? extends AutoCloseable> list) {
         for (AutoCloseable c : list) {
+            if (c == null) continue;
             try {
                 c.close();
             } catch (Exception ignored) {

@@ -51,22 +51,12 @@ public final class PerDevice {
             return out;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            closeAll(out);
+            MeshBackends.closeAll(out);
             throw new IllegalStateException("interrupted while " + what + " onto " + n + " device(s)", e);
         } catch (RuntimeException | Error e) {
-            closeAll(out);
+            MeshBackends.closeAll(out);
             throw e;
         }
     }
 
-    private static void closeAll(List<? extends AutoCloseable> made) {
-        for (AutoCloseable c : made) {
-            if (c == null) continue;
-            try {
-                c.close();
-            } catch (Exception ignored) {
-                // cleaning up after the first failure, which is the one reported
-            }
-        }
-    }
 }

@@ -319,7 +319,6 @@ public final class ParallelWanPipeline implements AutoCloseable {
         WanPipeline.Settings settings = pipeline.settings();
         WanConfig wc = pipeline.transformerConfig();
         DType act = settings.activation();
-        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);   // normally loaded by loadMissingWeights
         WanTransformer model = WanSequenceParallel.model(ops, comms, weights[rank]);
         WanSequenceParallel sp = WanSequenceParallel.of(comms);
         DataParallel dp = DataParallel.of(comms);
@@ -427,7 +426,6 @@ public final class ParallelWanPipeline implements AutoCloseable {
         WanPipeline.Settings settings = pipeline.settings();
         WanConfig wc = pipeline.transformerConfig();
         DType act = settings.activation();
-        if (weights[rank] == null) weights[rank] = pipeline.loadTransformerWeights(ops);   // normally loaded by loadMissingWeights
         WanTransformer model = WanSequenceParallel.model(ops, comms, weights[rank]);
         WanSequenceParallel sp = WanSequenceParallel.of(comms);
         DataParallel dp = DataParallel.of(comms);
@@ -509,15 +507,6 @@ public final class ParallelWanPipeline implements AutoCloseable {
         }
     }
 
-    private static void closeAll(List<AutoCloseable> list) {
-        for (AutoCloseable c : list) {
-            try {
-                c.close();
-            } catch (Exception ignored) {
-                // closing what we opened after a failure: the first failure is the one reported
-            }
-        }
-    }
 
     /** Releases the ranks' weights and what this object opened (extra backends, NCCL communicators); not the pipeline. */
     @Override public void close() {
@@ -526,6 +515,6 @@ public final class ParallelWanPipeline implements AutoCloseable {
             if (weights[r] != null) weights[r].close();
             weights[r] = null;
         }
-        closeAll(owned);
+        MeshBackends.closeAll(owned);
     }
 }

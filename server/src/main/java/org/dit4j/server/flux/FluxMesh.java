@@ -154,7 +154,7 @@ final class FluxMesh implements AutoCloseable {
                                     br.cond.nTxt(), br.cond.nImg());
                             v = tr.forward(shard, br.txt, br.y, c);
                         } else {
-                            if (br.imgIn == null) br.imgIn = untracked(o.empty(shard.dtype(), shard.shape()));
+                            if (br.imgIn == null) br.imgIn = Scope.detach(o.empty(shard.dtype(), shard.shape()));
                             cuda.copyInto(br.cond.timeSin(), tSin);
                             cuda.copyInto(br.imgIn, shard);
                             if (call == 0) {
@@ -162,7 +162,7 @@ final class FluxMesh implements AutoCloseable {
                             } else {
                                 CudaGraph gr = graphs.get(which);
                                 if (gr == null) {
-                                    gr = CudaGraph.capture(cuda, () -> graphOut.put(which, untracked(tr.forward(br.imgIn, br.txt, br.y, br.cond))));
+                                    gr = CudaGraph.capture(cuda, () -> graphOut.put(which, Scope.detach(tr.forward(br.imgIn, br.txt, br.y, br.cond))));
                                     graphs.put(which, gr);
                                 }
                                 gr.replay();
@@ -194,10 +194,6 @@ final class FluxMesh implements AutoCloseable {
         }
     }
 
-    /** A tensor that outlives the step's scope (closed with its branch or graph). */
-    private static Tensor untracked(Tensor t) {
-        return Scope.detach(t);   // out of every open scope (CfgParallel.both opens one around the branch's forward)
-    }
 
     /**
      * One rank's sampler run under a step cache on a sequence-parallel mesh (TACO's ParallelTeaCache): a cached
